@@ -1,0 +1,237 @@
+"""The registry of named collections: where each one lives under the data directory, how to load it, where to get it.
+
+A collection named ``NAME`` lives in ``DATA_DIR/NAME``. ``DATA_DIR`` is the argument given, else the environment
+variable ``NEURANK_DATA``, else ``./data``. Loaders are named as ``"module:function"`` and imported on first use,
+so listing collections imports no reader.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import shutil
+import tarfile
+import tempfile
+import urllib.request
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from neurank.collections.collection import Collection
+
+DATA_ENV_VAR = "NEURANK_DATA"
+
+
+class UnknownCollectionError(KeyError, ValueError):
+    """No collection of that name is registered."""
+
+    def __str__(self) -> str:  # KeyError would show the message in quotes
+        return str(self.args[0])
+
+
+@dataclass(frozen=True)
+class CollectionInfo:
+    """One registered collection.
+
+    Attributes:
+        loader: ``"module:function"``; the function takes the collection folder and keyword options.
+        files: files that must exist in the collection folder for the loader's default options.
+        layouts: sub-folders of the collection folder that the loader also accepts as the place of `files`.
+        url: the publisher's download (an archive), if the publisher offers one.
+    """
+
+    name: str
+    description: str
+    loader: str
+    files: tuple[str, ...]
+    url: str | None = None
+    layouts: tuple[str, ...] = ("",)
+
+    def missing_files(self, folder: str | Path) -> list[str]:
+        """The required files absent from `folder` (empty when some accepted layout has them all)."""
+        folder = Path(folder)
+        for layout in self.layouts:
+            if all((folder / layout / name).is_file() for name in self.files):
+                return []
+        return [name for name in self.files if not (folder / name).is_file()]
+
+    def load(self, folder: str | Path, **options) -> Collection:
+        """Import the loader and call it on `folder` with `options`."""
+        module_name, function_name = self.loader.split(":")
+        return getattr(importlib.import_module(module_name), function_name)(folder, **options)
+
+
+REGISTRY: dict[str, CollectionInfo] = {
+    info.name: info
+    for info in (
+        CollectionInfo(
+            name="wikiqa",
+            description="WikiQA answer-sentence selection (Yang et al. 2015): 3,047 Bing questions, 29,258 sentences",
+            loader="neurank.collections.wikiqa:load_wikiqa",
+            files=("WikiQA-train.tsv", "WikiQA-dev.tsv", "WikiQA-test.tsv"),
+            url="https://download.microsoft.com/download/E/5/F/E5FCFCEE-7005-4814-853D-DAA7C66507E0/WikiQACorpus.zip",
+            layouts=("", "WikiQACorpus"),
+        ),
+        CollectionInfo(
+            name="nfcorpus",
+            description="NFCorpus medical ad-hoc retrieval (Boteva et al. 2016): NutritionFacts queries, PubMed docs",
+            loader="neurank.collections.nfcorpus:load_nfcorpus",
+            files=(
+                "dev.docs", "test.docs",
+                "train.titles.queries", "dev.titles.queries", "test.titles.queries",
+                "train.2-1-0.qrel", "dev.2-1-0.qrel", "test.2-1-0.qrel",
+            ),  # fmt: skip
+            url="https://www.cl.uni-heidelberg.de/statnlpgroup/nfcorpus/nfcorpus.tar.gz",
+        ),
+        CollectionInfo(
+            name="cranfield",
+            description="Cranfield 1400 aeronautics abstracts, 225 queries, graded judgements (k-fold splits)",
+            loader="neurank.collections.smart:load_cranfield",
+            files=("cran.all.1400", "cran.qry", "cranqrel"),
+            url="http://ir.dcs.gla.ac.uk/resources/test_collections/cran/cran.tar.gz",
+        ),
+        CollectionInfo(
+            name="cisi",
+            description="CISI library-science abstracts, 1,460 docs, 112 queries, binary judgements (k-fold splits)",
+            loader="neurank.collections.smart:load_cisi",
+            files=("CISI.ALL", "CISI.QRY", "CISI.REL"),
+            url="http://ir.dcs.gla.ac.uk/resources/test_collections/cisi/cisi.tar.gz",
+        ),
+    )
+}
+
+
+def collection_info(name: str) -> CollectionInfo:
+    """The registry entry for `name`; `UnknownCollectionError` lists the known names."""
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise UnknownCollectionError(
+            f"unknown collection {name!r}; known collections: {', '.join(sorted(REGISTRY))}"
+        ) from None
+
+
+def resolve_data_dir(data_dir: str | Path | None = None, *, must_exist: bool = True) -> Path:
+    """The data directory: `data_dir`, else ``$NEURANK_DATA``, else ``./data``.
+
+    Raises:
+        FileNotFoundError: `must_exist` and the directory does not exist (the message says where the path came from).
+    """
+    if data_dir is not None:
+        path, origin = Path(data_dir), "the data_dir argument"
+    elif os.environ.get(DATA_ENV_VAR):
+        path, origin = Path(os.environ[DATA_ENV_VAR]), f"${DATA_ENV_VAR}"
+    else:
+        path, origin = Path("data"), f"the default, since ${DATA_ENV_VAR} is not set"
+    if must_exist and not path.is_dir():
+        raise FileNotFoundError(
+            f"data directory {path} ({origin}) does not exist; pass a data directory, set {DATA_ENV_VAR}, "
+            "or fetch a collection with `neurank download NAME`"
+        )
+    return path
+
+
+def list_collections(data_dir: str | Path | None = None) -> list[dict]:
+    """One entry per registered collection: name, description, path, found, missing (files), url."""
+    root = resolve_data_dir(data_dir, must_exist=False)
+    listing = []
+    for info in REGISTRY.values():
+        missing = info.missing_files(root / info.name)
+        listing.append(
+            {
+                "name": info.name,
+                "description": info.description,
+                "path": str(root / info.name),
+                "found": not missing,
+                "missing": missing,
+                "url": info.url,
+            }
+        )
+    return listing
+
+
+def load_collection(name: str, data_dir: str | Path | None = None, **options) -> Collection:
+    """Load the collection `name` from ``DATA_DIR/name``, passing `options` to its loader.
+
+    Raises:
+        UnknownCollectionError: `name` is not registered.
+        FileNotFoundError: required files are missing (the message names them and how to get them).
+    """
+    info = collection_info(name)
+    folder = resolve_data_dir(data_dir) / name
+    missing = info.missing_files(folder)
+    if missing:
+        raise FileNotFoundError(
+            f"collection {name!r}: {', '.join(missing)} not found in {folder}; run `neurank download {name}`, "
+            f"or set {DATA_ENV_VAR} to a directory that holds {name}/"
+        )
+    return info.load(folder, **options)
+
+
+def download(name: str, data_dir: str | Path | None = None, *, url: str | None = None) -> Path:
+    """Fetch the publisher's archive for `name` and unpack it into ``DATA_DIR/name``.
+
+    The archive (zip or tar, compressed or not) is downloaded and unpacked inside a temporary folder in the data
+    directory; a single top-level folder in the archive is unwrapped. The result is moved into place only when it
+    holds the collection's required files, so a failed download leaves nothing behind. An existing
+    ``DATA_DIR/name`` is never overwritten.
+
+    Args:
+        url: download from here instead of the registered URL (a mirror, or a ``file://`` URL).
+
+    Returns:
+        The collection folder.
+    """
+    info = collection_info(name)
+    url = url or info.url
+    if url is None:
+        raise ValueError(f"collection {name!r} has no download URL; place its files in DATA_DIR/{name} by hand")
+    root = resolve_data_dir(data_dir, must_exist=False)
+    target = root / name
+    if target.exists():
+        raise FileExistsError(f"{target} already exists; remove it to download {name!r} again")
+    root.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f".{name}.download.", dir=root) as tmp:
+        archive = Path(tmp) / "archive"
+        try:
+            with urllib.request.urlopen(url) as response, open(archive, "wb") as out:
+                shutil.copyfileobj(response, out)
+        except OSError as err:  # urllib.error.URLError is an OSError
+            raise ConnectionError(f"could not download {name!r} from {url}: {err}") from err
+        unpacked = Path(tmp) / "unpacked"
+        _extract(archive, unpacked, url)
+        folder = _unwrap_single_folder(unpacked)
+        missing = info.missing_files(folder)
+        if missing:
+            raise ValueError(f"the archive from {url} lacks {', '.join(missing)}; nothing was written")
+        os.replace(folder, target)
+    return target
+
+
+def _extract(archive: Path, dest: Path, url: str) -> None:
+    dest.mkdir()
+    if zipfile.is_zipfile(archive):
+        with zipfile.ZipFile(archive) as zipped:
+            zipped.extractall(dest)  # zipfile drops absolute paths and ".." itself
+        return
+    try:
+        # "r:*" detects the compression; some ".tar.gz" files (CISI's) are plain tar.
+        tar = tarfile.open(archive, "r:*")
+    except tarfile.TarError as err:
+        raise ValueError(f"the file at {url} is neither a zip nor a tar archive") from err
+    with tar:
+        for member in tar.getmembers():
+            parts = PurePosixPath(member.name).parts
+            if member.name.startswith("/") or ".." in parts or member.issym() or member.islnk():
+                raise ValueError(f"the archive from {url} has an unsafe member {member.name!r}")
+        if hasattr(tarfile, "data_filter"):
+            tar.extractall(dest, filter="data")
+        else:  # Python < 3.11.4; members were checked above
+            tar.extractall(dest)
+
+
+def _unwrap_single_folder(folder: Path) -> Path:
+    entries = [entry for entry in folder.iterdir() if entry.name != "__MACOSX"]
+    if len(entries) == 1 and entries[0].is_dir():
+        return entries[0]
+    return folder

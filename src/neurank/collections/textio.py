@@ -1,0 +1,75 @@
+"""Reading text files the way real collections arrive: with BOMs, CRLF line endings and stray non-UTF-8 bytes.
+
+Every reader goes through `read_lines`, so these quirks are handled (and reported) in one place.
+Writers go through `atomic_write`, so a crash never leaves a half-written file where the user's file was.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+
+from neurank.collections.errors import warn_data
+
+
+def require_file(path: str | Path, what: str = "file") -> Path:
+    """Return `path` as a Path, or raise FileNotFoundError that says which file was expected and where."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: {what} not found" + (" (it is a directory)" if path.is_dir() else ""))
+    return path
+
+
+def read_lines(path: str | Path, what: str = "file") -> Iterator[tuple[int, str]]:
+    """Yield `(line_number, line)` for each line of a text file, 1-based, without the line ending.
+
+    A UTF-8 byte-order mark is dropped, `\\r\\n` and lone `\\r` line endings are accepted, and lines that are
+    not valid UTF-8 are decoded as cp1252 (latin-1 for the bytes cp1252 lacks). Repaired lines are reported
+    once per file in a `DataWarning` with their count and the first line number.
+    """
+    path = require_file(path, what)
+    bad_lines = 0
+    first_bad = None
+    with open(path, "rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                raw = raw[3:]
+            raw = raw.rstrip(b"\n").rstrip(b"\r")
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                bad_lines += 1
+                first_bad = first_bad or number
+                try:
+                    line = raw.decode("cp1252")
+                except UnicodeDecodeError:
+                    line = raw.decode("latin-1")
+            yield number, line
+    if bad_lines:
+        warn_data(
+            f"{path}: {bad_lines} line(s) were not valid UTF-8 (first at line {first_bad}); "
+            "decoded them as cp1252/latin-1"
+        )
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | Path, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[IO]:
+    """Open a temporary file beside `path` and rename it over `path` only when the block ends without error."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    binary = "b" in mode
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, mode, encoding=None if binary else encoding, newline=None if binary else "\n") as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp_name)
+        raise
