@@ -1,0 +1,15 @@
+"""Evaluation: trec_eval-compatible metrics through ir_measures, paired significance tests, and result tables."""
+
+from neurank.evaluation.measures import evaluate, evaluate_per_query, parse_measures
+from neurank.evaluation.report import format_comparison, format_table
+from neurank.evaluation.significance import Comparison, compare
+
+__all__ = [
+    "Comparison",
+    "compare",
+    "evaluate",
+    "evaluate_per_query",
+    "format_comparison",
+    "format_table",
+    "parse_measures",
+]
