@@ -1,0 +1,54 @@
+"""Rankers that score (query, document) id tensors, the layers they share, and the registry that builds them by name.
+
+Every ranker: `model(query_ids, doc_ids, query_mask=None, doc_mask=None, first_stage_score=None) -> Tensor[B]` logits.
+"""
+
+from neurank.models.layers import (
+    INTERACTIONS,
+    KernelPooling,
+    cosine_matrix,
+    derive_mask,
+    dot_matrix,
+    dynamic_max_pool,
+    exact_match_matrix,
+    interaction_matrices,
+    kernel_mus_sigmas,
+    kernel_pooling,
+    pair_mask,
+)
+from neurank.models.match_pyramid import CNNInteractionBasedModel, MatchPyramid, MatchPyramidConfig
+from neurank.models.registry import (
+    ConfigError,
+    UnknownModelError,
+    build_model,
+    config_from_dict,
+    model_classes,
+    model_config_to_dict,
+    model_names,
+    register,
+)
+
+__all__ = [
+    "CNNInteractionBasedModel",
+    "ConfigError",
+    "INTERACTIONS",
+    "KernelPooling",
+    "MatchPyramid",
+    "MatchPyramidConfig",
+    "UnknownModelError",
+    "build_model",
+    "config_from_dict",
+    "cosine_matrix",
+    "derive_mask",
+    "dot_matrix",
+    "dynamic_max_pool",
+    "exact_match_matrix",
+    "interaction_matrices",
+    "kernel_mus_sigmas",
+    "kernel_pooling",
+    "model_classes",
+    "model_config_to_dict",
+    "model_names",
+    "pair_mask",
+    "register",
+]

@@ -1,0 +1,191 @@
+"""Shared pieces of the interaction-based rankers: masks, masked interaction matrices, dynamic max pooling and
+RBF kernel pooling.
+
+Every function here takes right-padded batches (PAD id 0 at the end of each row, as the collate function builds
+them) and is written so that appending PAD tokens never changes a result: padded positions of an interaction matrix
+are 0, and pooling looks only at each pair's true lengths. No Python loop runs over the batch, and no output size
+depends on data, so the models export (ONNX, torch.export) with dynamic batch and sequence lengths.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from neurank.text import PAD_ID, UNK_ID
+
+INTERACTIONS = ("cosine", "dot", "exact")
+
+
+def derive_mask(ids: Tensor) -> Tensor:
+    """The boolean mask of real tokens: True where `ids` is not PAD. (B, L) -> (B, L)."""
+    return ids != PAD_ID
+
+
+def pair_mask(query_mask: Tensor, doc_mask: Tensor) -> Tensor:
+    """True where both the query token and the document token are real. (B, Lq), (B, Ld) -> (B, Lq, Ld)."""
+    return query_mask.bool()[:, :, None] & doc_mask.bool()[:, None, :]
+
+
+def cosine_matrix(query_emb: Tensor, doc_emb: Tensor, query_mask: Tensor, doc_mask: Tensor) -> Tensor:
+    """Cosine similarity of every query token with every document token, 0 at padded positions.
+
+    Args:
+        query_emb: (B, Lq, D); doc_emb: (B, Ld, D); query_mask: (B, Lq); doc_mask: (B, Ld).
+    Returns:
+        (B, Lq, Ld) in [-1, 1]; a zero vector has cosine 0 with everything.
+    """
+    query_unit = F.normalize(query_emb, dim=-1)
+    doc_unit = F.normalize(doc_emb, dim=-1)
+    return dot_matrix(query_unit, doc_unit, query_mask, doc_mask)
+
+
+def dot_matrix(query_emb: Tensor, doc_emb: Tensor, query_mask: Tensor, doc_mask: Tensor) -> Tensor:
+    """Dot product of every query token with every document token, 0 at padded positions. Shapes as `cosine_matrix`."""
+    sim_matrix = torch.bmm(query_emb, doc_emb.transpose(1, 2))  # (B, Lq, Ld)
+    return sim_matrix * pair_mask(query_mask, doc_mask)
+
+
+def exact_match_matrix(query_ids: Tensor, doc_ids: Tensor, query_mask: Tensor, doc_mask: Tensor) -> Tensor:
+    """1.0 where the query token and the document token are the same id, else 0.0.
+
+    PAD never matches, and neither does UNK: two different out-of-vocabulary words both encode to UNK, so an UNK-UNK
+    "match" says nothing about the words themselves.
+
+    Args:
+        query_ids: (B, Lq); doc_ids: (B, Ld); query_mask: (B, Lq); doc_mask: (B, Ld).
+    Returns:
+        (B, Lq, Ld) float.
+    """
+    query_known = query_mask.bool() & (query_ids != UNK_ID)
+    doc_known = doc_mask.bool() & (doc_ids != UNK_ID)
+    same = query_ids[:, :, None] == doc_ids[:, None, :]  # (B, Lq, Ld)
+    return (same & pair_mask(query_known, doc_known)).float()
+
+
+def interaction_matrices(
+    kinds: Sequence[str],
+    query_ids: Tensor,
+    doc_ids: Tensor,
+    query_emb: Tensor | None,
+    doc_emb: Tensor | None,
+    query_mask: Tensor,
+    doc_mask: Tensor,
+) -> Tensor:
+    """Several interaction matrices stacked as channels, in the order of `kinds`.
+
+    Args:
+        kinds: names from `INTERACTIONS` ("cosine", "dot", "exact").
+        query_ids: (B, Lq); doc_ids: (B, Ld).
+        query_emb: (B, Lq, D); doc_emb: (B, Ld, D); may be None when `kinds` is only "exact".
+        query_mask: (B, Lq); doc_mask: (B, Ld).
+    Returns:
+        (B, C, Lq, Ld) with C = len(kinds), 0 at padded positions.
+    """
+    channels = []
+    for kind in kinds:
+        if kind == "cosine":
+            channels.append(cosine_matrix(query_emb, doc_emb, query_mask, doc_mask))
+        elif kind == "dot":
+            channels.append(dot_matrix(query_emb, doc_emb, query_mask, doc_mask))
+        elif kind == "exact":
+            channels.append(exact_match_matrix(query_ids, doc_ids, query_mask, doc_mask))
+        else:
+            raise ValueError(f"unknown interaction {kind!r}; valid interactions: {', '.join(INTERACTIONS)}")
+    return torch.stack(channels, dim=1)  # (B, C, Lq, Ld)
+
+
+def _pool_index(lengths: Tensor, padded_len: int, bins: int) -> Tensor:
+    """For each example and bin, the source positions the bin covers, padded to a fixed width by repeating the last.
+
+    Bin i of a row of true length L covers [floor(i L / bins), ceil((i + 1) L / bins)), the bins of adaptive max
+    pooling; when L < bins the bins overlap, which stretches a short row over the grid (as MatchZoo's dynamic pooling
+    index does). A bin holds at most ceil(L / bins) + 1 positions, so that width, taken from the padded length,
+    fits every example; repeating a position does not change a max. (B,) -> (B, bins * width).
+    """
+    width = (padded_len + bins - 1) // bins + 1
+    bin_ids = torch.arange(bins, device=lengths.device)
+    lengths = lengths.long()[:, None]  # (B, 1)
+    start = bin_ids * lengths // bins  # (B, bins)
+    end = ((bin_ids + 1) * lengths + bins - 1) // bins  # (B, bins)
+    offsets = torch.arange(width, device=lengths.device)
+    index = torch.minimum(start[:, :, None] + offsets, end[:, :, None] - 1)  # (B, bins, width)
+    return index.clamp(min=0).flatten(1)  # (B, bins * width)
+
+
+def dynamic_max_pool(x: Tensor, query_lengths: Tensor, doc_lengths: Tensor, output_size: tuple[int, int]) -> Tensor:
+    """Max-pool each example's true (query_length x doc_length) region to a fixed grid (pq, pd).
+
+    The result depends only on the values inside each example's true region, so appending PAD changes nothing. It is
+    computed by gathering, per example, the positions each bin covers (see `_pool_index`) and taking their max:
+    first along the document axis, then along the query axis. An example with a zero length pools to zeros.
+
+    Args:
+        x: (B, C, Lq, Ld).
+        query_lengths: (B,) true query lengths (<= Lq); doc_lengths: (B,) true document lengths (<= Ld).
+        output_size: (pq, pd).
+    Returns:
+        (B, C, pq, pd).
+    """
+    pq, pd = output_size
+    B, C, Lq, Ld = x.shape
+    doc_index = _pool_index(doc_lengths, Ld, pd)  # (B, pd * Wd)
+    gathered = x.gather(3, doc_index[:, None, None, :].expand(B, C, Lq, -1))  # (B, C, Lq, pd * Wd)
+    pooled = gathered.view(B, C, Lq, pd, -1).amax(dim=4)  # (B, C, Lq, pd)
+    query_index = _pool_index(query_lengths, Lq, pq)  # (B, pq * Wq)
+    gathered = pooled.gather(2, query_index[:, None, :, None].expand(B, C, -1, pd))  # (B, C, pq * Wq, pd)
+    pooled = gathered.view(B, C, pq, -1, pd).amax(dim=3)  # (B, C, pq, pd)
+    nonempty = (query_lengths > 0) & (doc_lengths > 0)  # (B,)
+    return pooled * nonempty[:, None, None, None]
+
+
+def kernel_mus_sigmas(n_kernels: int = 11, sigma: float = 0.1, exact_sigma: float = 1e-3) -> tuple[Tensor, Tensor]:
+    """The K-NRM kernels: one exact-match kernel at 1.0, the rest centred evenly in (-1, 1).
+
+    For 11 kernels the centres are 1.0, 0.9, 0.7, ..., -0.9 (Xiong et al. 2017).
+
+    Returns:
+        mus: (K,), sigmas: (K,).
+    """
+    if n_kernels < 2:
+        raise ValueError(f"n_kernels must be >= 2 (the exact-match kernel and at least one soft one), got {n_kernels}")
+    bin_size = 2.0 / (n_kernels - 1)
+    mus = [1.0] + [1.0 - bin_size / 2 - i * bin_size for i in range(n_kernels - 1)]
+    sigmas = [exact_sigma] + [sigma] * (n_kernels - 1)
+    return torch.tensor(mus), torch.tensor(sigmas)
+
+
+def kernel_pooling(sim_matrix: Tensor, query_mask: Tensor, doc_mask: Tensor, mus: Tensor, sigmas: Tensor) -> Tensor:
+    """RBF kernel pooling (K-NRM, Xiong et al. 2017): soft match counts per kernel, log-summed over query tokens.
+
+    feature_k = sum over real query tokens q of log(sum over real doc tokens d of exp(-(s_qd - mu_k)^2 / 2 sigma_k^2)).
+    The soft count is clamped at 1e-10 before the log, as in the original code; the original's extra factor 0.01 on
+    the features is left to the model.
+
+    Args:
+        sim_matrix: (B, Lq, Ld); query_mask: (B, Lq); doc_mask: (B, Ld); mus, sigmas: (K,).
+    Returns:
+        (B, K).
+    """
+    diffs = sim_matrix[..., None] - mus  # (B, Lq, Ld, K)
+    kernels = torch.exp(-0.5 * (diffs / sigmas) ** 2) * doc_mask[:, None, :, None]  # (B, Lq, Ld, K)
+    soft_tf = kernels.sum(dim=2)  # (B, Lq, K)
+    log_tf = torch.log(soft_tf.clamp(min=1e-10)) * query_mask[:, :, None]  # (B, Lq, K)
+    return log_tf.sum(dim=1)  # (B, K)
+
+
+class KernelPooling(nn.Module):
+    """`kernel_pooling` with the K-NRM kernels held as (non-persistent) buffers, so they follow `.to(device)`."""
+
+    def __init__(self, n_kernels: int = 11, sigma: float = 0.1, exact_sigma: float = 1e-3):
+        super().__init__()
+        mus, sigmas = kernel_mus_sigmas(n_kernels, sigma, exact_sigma)
+        self.register_buffer("mus", mus, persistent=False)
+        self.register_buffer("sigmas", sigmas, persistent=False)
+
+    def forward(self, sim_matrix: Tensor, query_mask: Tensor, doc_mask: Tensor) -> Tensor:
+        """(B, Lq, Ld), (B, Lq), (B, Ld) -> (B, K)."""
+        return kernel_pooling(sim_matrix, query_mask, doc_mask, self.mus, self.sigmas)

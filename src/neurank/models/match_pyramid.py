@@ -1,0 +1,192 @@
+"""MatchPyramid, the CNN interaction-based ranker.
+
+Pang, Lan, Guo, Xu, Wan, Cheng. "Text Matching as Image Recognition". AAAI 2016.
+
+The query and the document are embedded, every query token is compared with every document token to give an
+interaction matrix (an "image", one channel per kind of interaction), a stack of 2-D convolutions reads local
+matching patterns (n-gram and phrase matches) off it, dynamic max pooling brings each pair's true
+(query_length x doc_length) region to a fixed grid, and a linear layer scores the pooled feature maps.
+
+Appending PAD never changes a score: the interaction matrix is 0 at padded positions, convolutions pad with zeros
+('same' padding, so a real cell's neighbours past the end read 0 whether the matrix is padded or not), the
+feature maps are re-masked after every convolution block, and pooling looks only at the true lengths.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import torch
+from torch import Tensor, nn
+
+from neurank.models.layers import INTERACTIONS, derive_mask, dynamic_max_pool, interaction_matrices, pair_mask
+from neurank.text import PAD_ID
+
+ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "gelu": nn.GELU, "leaky_relu": nn.LeakyReLU}
+
+
+@dataclass(frozen=True)
+class MatchPyramidConfig:
+    """MatchPyramid settings.
+
+    Attributes:
+        embedding_dim: word vector size (taken from `embeddings` when the model is initialised from them).
+        interactions: interaction matrices stacked as input channels, any of "cosine", "dot", "exact".
+        conv_channels: output channels of each Conv2d + activation block.
+        kernel_sizes: (query, doc) kernel size of each block; one per entry of `conv_channels`.
+        activation: "relu", "tanh", "gelu" or "leaky_relu".
+        pool_size: (pq, pd), the fixed grid that dynamic pooling brings every pair to. Queries run ~3-10 tokens, so 3
+            query bins cover one to a few terms each; documents run ~30-200 tokens, so 10 doc bins each cover a
+            passage of ~3-20 tokens. (3, 10) is also MatchZoo's default for MatchPyramid.
+        dropout: on the pooled features, before the scoring layer.
+        use_first_stage_score: feed the (already normalised) first-stage score to the scoring layer as one feature.
+        freeze_embeddings: keep the embeddings fixed during training.
+        sparse_embeddings: sparse embedding gradients (for large vocabularies; needs a sparse-aware optimizer).
+        padding_idx: the PAD id, whose embedding stays zero and receives no gradient.
+    """
+
+    embedding_dim: int = 100
+    interactions: tuple[str, ...] = ("cosine",)
+    conv_channels: tuple[int, ...] = (16, 32)
+    kernel_sizes: tuple[tuple[int, int], ...] = ((3, 3), (3, 3))
+    activation: str = "relu"
+    pool_size: tuple[int, int] = (3, 10)
+    dropout: float = 0.1
+    use_first_stage_score: bool = False
+    freeze_embeddings: bool = False
+    sparse_embeddings: bool = False
+    padding_idx: int = PAD_ID
+
+    def __post_init__(self):
+        # Lists (from JSON/YAML) become tuples, so configs stay hashable and compare equal after a round trip.
+        kernel_sizes = tuple((k, k) if isinstance(k, int) else tuple(k) for k in self.kernel_sizes)
+        object.__setattr__(self, "interactions", tuple(self.interactions))
+        object.__setattr__(self, "conv_channels", tuple(self.conv_channels))
+        object.__setattr__(self, "kernel_sizes", kernel_sizes)
+        object.__setattr__(self, "pool_size", tuple(self.pool_size))
+        if not self.interactions or any(kind not in INTERACTIONS for kind in self.interactions):
+            raise ValueError(f"interactions must be a non-empty list of {INTERACTIONS}, got {self.interactions}")
+        if len(self.kernel_sizes) != len(self.conv_channels):
+            raise ValueError(
+                f"kernel_sizes has {len(self.kernel_sizes)} entries but conv_channels has {len(self.conv_channels)}"
+            )
+        if any(len(k) != 2 for k in self.kernel_sizes):
+            raise ValueError(f"kernel_sizes must be (query, doc) pairs, got {self.kernel_sizes}")
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"unknown activation {self.activation!r}; valid: {', '.join(ACTIVATIONS)}")
+        if len(self.pool_size) != 2 or min(self.pool_size) < 1:
+            raise ValueError(f"pool_size must be two positive ints (query bins, doc bins), got {self.pool_size}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+
+
+class MatchPyramid(nn.Module):
+    """The MatchPyramid ranker: `model(query_ids, doc_ids)` gives one logit per query-document pair.
+
+    Args:
+        vocab_size: number of ids, PAD and UNK included.
+        config: a `MatchPyramidConfig`; None for the defaults.
+        embeddings: optional (vocab_size, dim) float tensor to initialise the embeddings from; `dim` then replaces
+            `config.embedding_dim` in `self.config`, so the saved config rebuilds the same shapes.
+    """
+
+    def __init__(self, vocab_size: int, config: MatchPyramidConfig | None = None, embeddings: Tensor | None = None):
+        super().__init__()
+        config = config or MatchPyramidConfig()
+        if embeddings is not None:
+            if embeddings.dim() != 2 or embeddings.shape[0] != vocab_size:
+                raise ValueError(f"embeddings must have shape ({vocab_size}, dim), got {tuple(embeddings.shape)}")
+            config = replace(config, embedding_dim=embeddings.shape[1])
+        self.config = config
+        self.vocab_size = vocab_size
+
+        # Exact match alone reads only ids, so the model then has no embedding layer (and no unused parameters).
+        self.embedding = None
+        if any(kind != "exact" for kind in config.interactions):
+            self.embedding = nn.Embedding(
+                vocab_size, config.embedding_dim, padding_idx=config.padding_idx, sparse=config.sparse_embeddings
+            )
+            if embeddings is not None:
+                with torch.no_grad():
+                    self.embedding.weight.copy_(embeddings)
+            self.embedding.weight.requires_grad_(not config.freeze_embeddings)
+
+        in_channels = len(config.interactions)
+        self.convs = nn.ModuleList()
+        for out_channels, kernel_size in zip(config.conv_channels, config.kernel_sizes):
+            self.convs.append(nn.Conv2d(in_channels, out_channels, kernel_size, padding="same"))
+            in_channels = out_channels
+        self.activation = ACTIVATIONS[config.activation]()
+        self.dropout = nn.Dropout(config.dropout)
+        pq, pd = config.pool_size
+        self.score = nn.Linear(in_channels * pq * pd + int(config.use_first_stage_score), 1)
+
+    def interaction_matrix(
+        self, query_ids: Tensor, doc_ids: Tensor, query_mask: Tensor | None = None, doc_mask: Tensor | None = None
+    ) -> Tensor:
+        """The input "image": one interaction matrix per `config.interactions`, 0 at padded positions.
+
+        Args:
+            query_ids: (B, Lq); doc_ids: (B, Ld); masks (B, Lq), (B, Ld), derived from PAD when None.
+        Returns:
+            (B, C, Lq, Ld).
+        """
+        query_mask = derive_mask(query_ids) if query_mask is None else query_mask.bool()
+        doc_mask = derive_mask(doc_ids) if doc_mask is None else doc_mask.bool()
+        query_emb = doc_emb = None
+        if self.embedding is not None:
+            query_emb = self.embedding(query_ids)  # (B, Lq, D)
+            doc_emb = self.embedding(doc_ids)  # (B, Ld, D)
+        return interaction_matrices(
+            self.config.interactions, query_ids, doc_ids, query_emb, doc_emb, query_mask, doc_mask
+        )
+
+    def forward(
+        self,
+        query_ids: Tensor,
+        doc_ids: Tensor,
+        query_mask: Tensor | None = None,
+        doc_mask: Tensor | None = None,
+        first_stage_score: Tensor | None = None,
+    ) -> Tensor:
+        """Score query-document pairs.
+
+        Args:
+            query_ids: (B, Lq) right-padded ids; doc_ids: (B, Ld).
+            query_mask: (B, Lq), True at real tokens; doc_mask: (B, Ld); both derived from PAD (id 0) when None.
+            first_stage_score: (B,) normalised first-stage scores; required when `config.use_first_stage_score`,
+                ignored otherwise.
+        Returns:
+            (B,) logits; `predict_proba` gives probabilities.
+        """
+        query_mask = derive_mask(query_ids) if query_mask is None else query_mask.bool()
+        doc_mask = derive_mask(doc_ids) if doc_mask is None else doc_mask.bool()
+        x = self.interaction_matrix(query_ids, doc_ids, query_mask, doc_mask)  # (B, C, Lq, Ld)
+        cell_mask = pair_mask(query_mask, doc_mask)[:, None].to(x.dtype)  # (B, 1, Lq, Ld)
+        for conv in self.convs:
+            # Re-masking puts padded cells back to 0 (the bias and activation moved them), so the next conv reads
+            # the same zeros past the end of a pair whether or not the batch was padded further.
+            x = self.activation(conv(x)) * cell_mask  # (B, C_out, Lq, Ld)
+        pooled = dynamic_max_pool(x, query_mask.sum(1), doc_mask.sum(1), self.config.pool_size)  # (B, C, pq, pd)
+        features = self.dropout(pooled.flatten(1))  # (B, C * pq * pd)
+        if self.config.use_first_stage_score:
+            if first_stage_score is None:
+                raise ValueError("this model was configured with use_first_stage_score=True; pass first_stage_score")
+            features = torch.cat([features, first_stage_score.to(features.dtype)[:, None]], dim=1)  # (B, F + 1)
+        return self.score(features).squeeze(1)  # (B,)
+
+    def predict_proba(
+        self,
+        query_ids: Tensor,
+        doc_ids: Tensor,
+        query_mask: Tensor | None = None,
+        doc_mask: Tensor | None = None,
+        first_stage_score: Tensor | None = None,
+    ) -> Tensor:
+        """The sigmoid of `forward`: the probability that each pair is relevant, (B,) in [0, 1]."""
+        return torch.sigmoid(self.forward(query_ids, doc_ids, query_mask, doc_mask, first_stage_score))
+
+
+# The name under which the project specifies its CNN interaction-based ranker: it is MatchPyramid, so
+# `CNNInteractionBasedModel(vocab_size)` builds the default MatchPyramid and `model(query, document)` scores pairs.
+CNNInteractionBasedModel = MatchPyramid

@@ -1,0 +1,115 @@
+"""The registry of rankers: a name maps to (Model class, Config class), and configs convert to and from plain dicts.
+
+A model class is built as `Model(vocab_size, config, embeddings=None)` and its config is a frozen dataclass. The
+built-in models are listed here; other code adds its own with `@register("name", MyConfig)`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from torch import Tensor, nn
+
+from neurank.models.match_pyramid import CNNInteractionBasedModel, MatchPyramid, MatchPyramidConfig
+
+_MODELS: dict[str, tuple[type[nn.Module], type]] = {
+    "match_pyramid": (MatchPyramid, MatchPyramidConfig),
+    "cnn": (CNNInteractionBasedModel, MatchPyramidConfig),
+}
+
+
+class UnknownModelError(KeyError, ValueError):
+    """No model of that name is registered."""
+
+    def __str__(self) -> str:  # KeyError would show the message in quotes
+        return str(self.args[0])
+
+
+class ConfigError(ValueError):
+    """A model config dict names an option the config class does not have."""
+
+
+def register(name: str, config_cls: type) -> Callable[[type[nn.Module]], type[nn.Module]]:
+    """Class decorator that registers a model under `name` with its config dataclass.
+
+    Raises:
+        ValueError: `name` is already taken, or `config_cls` is not a dataclass.
+    """
+    if name in _MODELS:
+        raise ValueError(f"model name {name!r} is already registered (to {_MODELS[name][0].__name__})")
+    if not dataclasses.is_dataclass(config_cls):
+        raise ValueError(f"config class of {name!r} must be a dataclass, got {config_cls!r}")
+
+    def decorator(model_cls: type[nn.Module]) -> type[nn.Module]:
+        _MODELS[name] = (model_cls, config_cls)
+        return model_cls
+
+    return decorator
+
+
+def model_names() -> list[str]:
+    """The registered model names, sorted."""
+    return sorted(_MODELS)
+
+
+def model_classes(name: str) -> tuple[type[nn.Module], type]:
+    """(Model class, Config class) registered under `name`."""
+    if name not in _MODELS:
+        raise UnknownModelError(f"unknown model {name!r}; registered models: {', '.join(model_names())}")
+    return _MODELS[name]
+
+
+def _tuplify(value: Any) -> Any:
+    # JSON and YAML have no tuples: lists come back where the config holds tuples.
+    if isinstance(value, (list, tuple)):
+        return tuple(_tuplify(v) for v in value)
+    return value
+
+
+def _listify(value: Any) -> Any:
+    if isinstance(value, (list, tuple)):
+        return [_listify(v) for v in value]
+    return value
+
+
+def config_from_dict(config_cls: type, values: Mapping[str, Any]) -> Any:
+    """Build a config dataclass from a plain dict (lists become tuples); options left out keep their defaults.
+
+    Raises:
+        ConfigError: a key is not an option of `config_cls`; the message names it and lists the valid ones.
+    """
+    valid = [field.name for field in dataclasses.fields(config_cls)]
+    for key in values:
+        if key not in valid:
+            raise ConfigError(f"unknown option {key!r} for {config_cls.__name__}; valid options: {', '.join(valid)}")
+    return config_cls(**{key: _tuplify(value) for key, value in values.items()})
+
+
+def model_config_to_dict(config: Any) -> dict[str, Any]:
+    """A config dataclass as a plain dict of JSON/YAML-safe values (tuples become lists)."""
+    return {field.name: _listify(getattr(config, field.name)) for field in dataclasses.fields(config)}
+
+
+def build_model(
+    name: str, vocab_size: int, config: Mapping[str, Any] | Any | None = None, embeddings: Tensor | None = None
+) -> nn.Module:
+    """Build the model registered under `name`.
+
+    Args:
+        name: a name from `model_names()`.
+        vocab_size: number of ids, PAD and UNK included.
+        config: the model's config dataclass, a dict of its options (see `config_from_dict`), or None for defaults.
+        embeddings: optional (vocab_size, dim) float tensor to initialise the word embeddings from.
+    Raises:
+        UnknownModelError: no such model. ConfigError: an unknown option. TypeError: a config of another class.
+    """
+    model_cls, config_cls = model_classes(name)
+    if config is None:
+        config = config_cls()
+    elif isinstance(config, Mapping):
+        config = config_from_dict(config_cls, config)
+    elif not isinstance(config, config_cls):
+        raise TypeError(f"model {name!r} takes a {config_cls.__name__} or a dict, got {type(config).__name__}")
+    return model_cls(vocab_size, config, embeddings=embeddings)

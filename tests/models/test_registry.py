@@ -1,0 +1,66 @@
+"""The model registry: names, building from a dict or a config, unknown options, and config round trips."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+import yaml
+
+from neurank.models import (
+    ConfigError,
+    MatchPyramid,
+    MatchPyramidConfig,
+    UnknownModelError,
+    build_model,
+    config_from_dict,
+    model_classes,
+    model_config_to_dict,
+    model_names,
+    register,
+)
+from neurank.models import registry
+
+
+def test_cnn_and_match_pyramid_are_registered():
+    assert {"cnn", "match_pyramid"} <= set(model_names())
+    assert model_classes("cnn") == model_classes("match_pyramid") == (MatchPyramid, MatchPyramidConfig)
+    with pytest.raises(UnknownModelError, match="unknown model 'drmm'; registered models: .*match_pyramid"):
+        build_model("drmm", 10)
+
+
+def test_build_model_takes_a_dict_a_config_or_nothing():
+    from_dict = build_model("match_pyramid", 10, {"embedding_dim": 8, "pool_size": [2, 5]})
+    assert from_dict.config == MatchPyramidConfig(embedding_dim=8, pool_size=(2, 5))
+    assert build_model("cnn", 10, MatchPyramidConfig(embedding_dim=8)).config.embedding_dim == 8
+    assert build_model("cnn", 10).config == MatchPyramidConfig()
+    assert build_model("cnn", 10, embeddings=torch.zeros(10, 4)).config.embedding_dim == 4
+    with pytest.raises(TypeError, match="takes a MatchPyramidConfig or a dict"):
+        build_model("cnn", 10, object())
+
+
+def test_unknown_option_is_named_with_the_valid_ones():
+    with pytest.raises(ConfigError, match=r"unknown option 'kernel_size' for MatchPyramidConfig; valid options: "
+                                          r"embedding_dim, interactions, .*kernel_sizes"):
+        build_model("match_pyramid", 10, {"kernel_size": [3, 3]})
+
+
+@pytest.mark.parametrize("dumps, loads", [(json.dumps, json.loads), (yaml.safe_dump, yaml.safe_load)])
+def test_configs_survive_a_json_and_yaml_round_trip(dumps, loads):
+    config = MatchPyramidConfig(interactions=("cosine", "exact"), kernel_sizes=((1, 3), (3, 5)), pool_size=(2, 8))
+    as_dict = model_config_to_dict(config)
+    assert as_dict["kernel_sizes"] == [[1, 3], [3, 5]]
+    assert config_from_dict(MatchPyramidConfig, loads(dumps(as_dict))) == config
+
+
+def test_register_adds_a_model(monkeypatch):
+    monkeypatch.setattr(registry, "_MODELS", dict(registry._MODELS))
+
+    @register("tiny", MatchPyramidConfig)
+    class Tiny(MatchPyramid):
+        pass
+
+    assert "tiny" in model_names() and isinstance(build_model("tiny", 10), Tiny)
+    with pytest.raises(ValueError, match="already registered"):
+        register("tiny", MatchPyramidConfig)
