@@ -2,11 +2,12 @@
 
 from neurank.evaluation.measures import evaluate, evaluate_per_query, parse_measures
 from neurank.evaluation.report import format_comparison, format_table
-from neurank.evaluation.significance import Comparison, compare
+from neurank.evaluation.significance import Comparison, compare, compare_values
 
 __all__ = [
     "Comparison",
     "compare",
+    "compare_values",
     "evaluate",
     "evaluate_per_query",
     "format_comparison",

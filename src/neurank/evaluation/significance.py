@@ -90,32 +90,50 @@ def compare(
     qrels = QrelsConverter(qrels).as_dict_of_dict()  # read once: both runs are evaluated against it
     values_a = evaluate_per_query(run_a, qrels, measures)
     values_b = evaluate_per_query(run_b, qrels, measures)
-    comparisons = {}
-    for measure, per_query_a in values_a.items():
-        per_query_b = values_b[measure]
-        query_ids = sorted(per_query_a.keys() | per_query_b.keys())
-        a = np.array([per_query_a.get(query_id, 0.0) for query_id in query_ids])
-        b = np.array([per_query_b.get(query_id, 0.0) for query_id in query_ids])
-        t_statistic = p_ttest = p_randomisation = None
-        identical = bool(np.all(a == b))
-        if test in ("both", "ttest"):
-            if identical:
-                t_statistic, p_ttest = 0.0, 1.0
-            elif len(query_ids) < 2:
-                t_statistic, p_ttest = math.nan, math.nan
-            else:
-                result = stats.ttest_rel(b, a)
-                t_statistic, p_ttest = float(result.statistic), float(result.pvalue)
-        if test in ("both", "randomisation"):
-            p_randomisation = 1.0 if identical else _randomisation_p(a, b, permutations, seed)
-        comparisons[measure] = Comparison(
-            measure=measure,
-            n_queries=len(query_ids),
-            mean_a=float(a.mean()),
-            mean_b=float(b.mean()),
-            delta=float(b.mean() - a.mean()),
-            t_statistic=t_statistic,
-            p_ttest=p_ttest,
-            p_randomisation=p_randomisation,
-        )
-    return comparisons
+    return {
+        measure: compare_values(measure, per_query_a, values_b[measure], test=test, permutations=permutations, seed=seed)
+        for measure, per_query_a in values_a.items()
+    }
+
+
+def compare_values(
+    measure: str,
+    per_query_a: dict[str, float],
+    per_query_b: dict[str, float],
+    *,
+    test: str = "both",
+    permutations: int = 10000,
+    seed: int = 0,
+) -> Comparison:
+    """The paired tests of `compare` on per-query values that are already computed.
+
+    Use it for values that are not one run's, e.g. a model's per-query AP averaged over several seeds. A query in
+    only one of the two mappings counts as 0 in the other.
+    """
+    if test not in TESTS:
+        raise ValueError(f"test must be one of {TESTS}, got {test!r}")
+    query_ids = sorted(per_query_a.keys() | per_query_b.keys())
+    a = np.array([per_query_a.get(query_id, 0.0) for query_id in query_ids])
+    b = np.array([per_query_b.get(query_id, 0.0) for query_id in query_ids])
+    t_statistic = p_ttest = p_randomisation = None
+    identical = bool(np.all(a == b))
+    if test in ("both", "ttest"):
+        if identical:
+            t_statistic, p_ttest = 0.0, 1.0
+        elif len(query_ids) < 2:
+            t_statistic, p_ttest = math.nan, math.nan
+        else:
+            result = stats.ttest_rel(b, a)
+            t_statistic, p_ttest = float(result.statistic), float(result.pvalue)
+    if test in ("both", "randomisation"):
+        p_randomisation = 1.0 if identical else _randomisation_p(a, b, permutations, seed)
+    return Comparison(
+        measure=measure,
+        n_queries=len(query_ids),
+        mean_a=float(a.mean()),
+        mean_b=float(b.mean()),
+        delta=float(b.mean() - a.mean()),
+        t_statistic=t_statistic,
+        p_ttest=p_ttest,
+        p_randomisation=p_randomisation,
+    )
