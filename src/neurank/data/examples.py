@@ -1,0 +1,220 @@
+"""Collection split + candidate run -> per-query candidate lists, all as token ids, tokenised once.
+
+`build_examples` is the one step between records and the datasets: each distinct query and document text is
+tokenised, encoded and truncated once (by a `TextEncoder`, which caches by text), so training epochs and re-ranking
+never tokenise again.
+
+Choices:
+- Candidates are the run's documents for the query, best first (`depth` keeps the top ones). For answer selection
+  (WikiQA) the run is `bm25_run`, which scores every given candidate, and the texts come from `Split.candidates`;
+  for ad-hoc collections the run is the BM25 top-k and the texts come from `Collection.docs`. Judged documents the
+  run missed are not added: their first-stage score would be unknown, and a made-up 0 would tell the model "0
+  means relevant".
+- Labels: `relevance` from the qrels (0 when unjudged); `label` is 1.0 when `relevance >= min_relevance`, else 0.0.
+- `score` is the first-stage score divided by the query's largest score, so it lies in [0, 1] and 0 keeps its
+  meaning "no term in common" (a query whose scores are all 0 gets all 0). Runs with negative scores (not BM25)
+  are min-max normalised per query instead.
+- A text with no tokens after tokenisation (empty, or only punctuation or stop words) becomes the single id
+  UNK_ID, with one `DataWarning` giving the count. Dropping it would change the evaluated run (an answer-selection
+  candidate list is the ranking being judged), and an empty id list would reach the model as an all-PAD,
+  all-masked row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+from neurank.collections.collection import ANSWER_SELECTION, Collection
+from neurank.collections.errors import warn_data
+from neurank.collections.records import ScoredDoc
+from neurank.text import UNK_ID, Tokenizer, Vocab
+
+
+class TextEncoder:
+    """Text -> truncated token ids, each distinct text tokenised once and cached.
+
+    Identical texts share one id list (the same list object), so a sentence that is a candidate for several
+    queries costs its memory once. Cached lists must not be modified.
+
+    Args:
+        tokenizer: the neural model's tokenizer (not necessarily BM25's).
+        vocab: maps tokens to ids; unknown tokens become UNK_ID.
+        max_query_len, max_doc_len: keep the first this many ids.
+    """
+
+    def __init__(self, tokenizer: Tokenizer, vocab: Vocab, max_query_len: int = 20, max_doc_len: int = 200):
+        if max_query_len < 1 or max_doc_len < 1:
+            raise ValueError(f"max_query_len and max_doc_len must be >= 1, got {max_query_len}, {max_doc_len}")
+        self.tokenizer = tokenizer
+        self.vocab = vocab
+        self.max_query_len = max_query_len
+        self.max_doc_len = max_doc_len
+        self._queries: dict[str, list[int]] = {}
+        self._docs: dict[str, list[int]] = {}
+
+    def encode_queries(self, texts: Sequence[str]) -> list[list[int]]:
+        """Ids of each query text, at most `max_query_len`, never empty."""
+        return self._encode(texts, self._queries, self.max_query_len, "query")
+
+    def encode_docs(self, texts: Sequence[str]) -> list[list[int]]:
+        """Ids of each document text, at most `max_doc_len`, never empty."""
+        return self._encode(texts, self._docs, self.max_doc_len, "document")
+
+    def _encode(self, texts: Sequence[str], cache: dict[str, list[int]], max_len: int, kind: str) -> list[list[int]]:
+        new = list(dict.fromkeys(text for text in texts if text not in cache))
+        if new:
+            empty = 0
+            for text, tokens in zip(new, self.tokenizer.tokenize_batch(new)):
+                ids = self.vocab.encode(tokens[:max_len])
+                if not ids:
+                    empty += 1
+                    ids = [UNK_ID]
+                cache[text] = ids
+            if empty:
+                warn_data(
+                    f"{empty} of {len(new)} distinct {kind} texts have no tokens after tokenisation; "
+                    "each is kept as the single token UNK"
+                )
+        return [cache[text] for text in texts]
+
+
+@dataclass
+class QueryExample:
+    """One query and its candidates, best first stage score first; the lists are parallel (one entry per candidate).
+
+    Attributes:
+        query_id: the collection's query id.
+        query: token ids of the query (1..max_query_len ids).
+        doc_ids: the candidates' document ids.
+        docs: token ids of each candidate (1..max_doc_len ids each).
+        relevance: qrels relevance of each candidate, 0 when unjudged.
+        labels: 1.0 for a relevant candidate (relevance >= min_relevance), else 0.0.
+        scores: first-stage score divided by the query's largest score, in [0, 1].
+    """
+
+    query_id: str
+    query: list[int]
+    doc_ids: list[str]
+    docs: list[list[int]]
+    relevance: list[int]
+    labels: list[float]
+    scores: list[float]
+
+    @property
+    def num_positives(self) -> int:
+        return sum(1 for label in self.labels if label > 0)
+
+    def __len__(self) -> int:
+        return len(self.doc_ids)
+
+
+def normalise_scores(scores: Sequence[float]) -> list[float]:
+    """One query's first-stage scores mapped to [0, 1]: divided by the largest score, or min-max if any is negative."""
+    if not scores:
+        return []
+    low, high = min(scores), max(scores)
+    if low >= 0:
+        return [score / high if high > 0 else 0.0 for score in scores]
+    return [(score - low) / (high - low) if high > low else 0.0 for score in scores]
+
+
+def build_examples(
+    collection: Collection,
+    split: str,
+    encoder: TextEncoder,
+    run: Iterable[ScoredDoc] | None = None,
+    *,
+    depth: int | None = None,
+    min_relevance: int = 1,
+) -> list[QueryExample]:
+    """Per-query candidate lists of one split, as token ids, ready for the datasets.
+
+    Args:
+        collection: the collection; `split` names one of its splits.
+        encoder: tokenises and caches texts; share one across splits so common documents are tokenised once.
+        run: the first-stage run; None runs `bm25_run(collection, split, k=depth or 1000)`.
+        depth: keep each query's top `depth` candidates by first-stage score (None keeps all).
+        min_relevance: the least qrels relevance that counts as a positive (label 1.0).
+
+    Returns:
+        One `QueryExample` per query of the split that has at least one candidate, in the split's query order.
+        Queries with no candidates (e.g. no BM25 match) are left out; run entries for queries not in the split
+        are ignored with a `DataWarning`. A run entry naming an unknown document raises KeyError.
+    """
+    if depth is not None and depth < 1:
+        raise ValueError(f"depth must be >= 1 or None, got {depth}")
+    part = collection.split(split)
+    if run is None:
+        from neurank.retrieval import bm25_run  # the first stage is only needed when no run is given
+
+        run = bm25_run(collection, split, k=depth or 1000)
+
+    ranked: dict[str, list[ScoredDoc]] = {}
+    foreign = 0
+    for entry in run:
+        if entry.query_id in part.queries:
+            ranked.setdefault(entry.query_id, []).append(entry)
+        else:
+            foreign += 1
+    if foreign:
+        warn_data(f"{collection.name}/{split}: ignored {foreign} run entries for queries not in the split")
+
+    query_ids = [query_id for query_id in part.queries if ranked.get(query_id)]
+    for query_id in query_ids:
+        ranked[query_id].sort(key=lambda entry: -entry.score)  # stable: ties keep the run's order
+        if depth is not None:
+            del ranked[query_id][depth:]
+
+    doc_text = _doc_text_lookup(collection, split)
+    flat_docs = encoder.encode_docs([doc_text(entry) for query_id in query_ids for entry in ranked[query_id]])
+    queries = encoder.encode_queries([part.queries[query_id].text for query_id in query_ids])
+    judged = part.qrels_by_query()
+
+    examples = []
+    start = 0
+    for query_id, query in zip(query_ids, queries):
+        entries = ranked[query_id]
+        relevance = [judged.get(query_id, {}).get(entry.doc_id, 0) for entry in entries]
+        examples.append(
+            QueryExample(
+                query_id=query_id,
+                query=query,
+                doc_ids=[entry.doc_id for entry in entries],
+                docs=flat_docs[start : start + len(entries)],
+                relevance=relevance,
+                labels=[1.0 if rel >= min_relevance else 0.0 for rel in relevance],
+                scores=normalise_scores([entry.score for entry in entries]),
+            )
+        )
+        start += len(entries)
+    return examples
+
+
+def _doc_text_lookup(collection: Collection, split: str) -> Callable[[ScoredDoc], str]:
+    if collection.task != ANSWER_SELECTION:
+
+        def adhoc_text(entry: ScoredDoc) -> str:
+            doc = collection.docs.get(entry.doc_id)
+            if doc is None:
+                raise KeyError(
+                    f"{collection.name}: the run names unknown document {entry.doc_id!r} (query {entry.query_id!r})"
+                )
+            return doc.text
+
+        return adhoc_text
+
+    # Answer-selection doc ids are unique only within a query, so texts are keyed by (query_id, doc_id).
+    candidates = collection.split(split).candidates or {}
+    texts = {(query_id, doc.doc_id): doc.text for query_id, docs in candidates.items() for doc in docs}
+
+    def candidate_text(entry: ScoredDoc) -> str:
+        text = texts.get((entry.query_id, entry.doc_id))
+        if text is None:
+            raise KeyError(
+                f"{collection.name}/{split}: the run names document {entry.doc_id!r} for query {entry.query_id!r}, "
+                "which is not one of its candidates"
+            )
+        return text
+
+    return candidate_text
