@@ -8,6 +8,7 @@ with exit status 2, never as a traceback.
 from __future__ import annotations
 
 import json
+import statistics
 import sys
 import warnings
 from dataclasses import asdict
@@ -219,6 +220,139 @@ def baseline_cmd(
         typer.echo(markdown)
 
 
+@app.command("train", context_settings={"allow_extra_args": False})
+def train_cmd(
+    config: Path = typer.Argument(..., help="Experiment config (YAML), e.g. configs/wikiqa.yaml."),
+    overrides: Optional[list[str]] = typer.Argument(None, help="Dotted key=value overrides, e.g. train.lr=3e-4."),
+    output_dir: Path = typer.Option(..., "--output-dir", help="Writes best.pt, last.pt and metrics.jsonl here."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from OUTPUT_DIR/last.pt."),
+    device: Optional[str] = typer.Option(None, "--device", help="cuda, mps, cpu or auto (default: the config's)."),
+    data_dir: Optional[Path] = DataDir,
+    as_json: bool = JsonFlag,
+) -> None:
+    """Train a ranker; the best dev checkpoint is OUTPUT_DIR/best.pt."""
+    from neurank.config import load_config
+    from neurank.training import train
+
+    experiment = load_config(config, _with_options(overrides, data_dir, device))
+    result = train(experiment, output_dir, resume=resume, progress=not as_json)
+    if as_json:
+        _print_json(result)
+    else:
+        console.print(
+            f"best dev {result['metric']} {result['best_metric']:.4f} at epoch {result['best_epoch']} "
+            f"({result['epochs']} epochs, {result['seconds']:.0f} s); checkpoint {output_dir / 'best.pt'}"
+        )
+
+
+@app.command("experiment")
+def experiment_cmd(
+    config: Path = typer.Argument(..., help="Experiment config (YAML)."),
+    overrides: Optional[list[str]] = typer.Argument(None, help="Dotted key=value overrides."),
+    output_dir: Path = typer.Option(..., "--output-dir", help="One sub-folder per seed, plus results.md/json."),
+    seeds: int = typer.Option(5, "--seeds", min=1, help="Train with seeds 1..N (unless --seed-list)."),
+    seed_list: Optional[str] = typer.Option(None, "--seed-list", help="Comma-separated seeds, e.g. 1,2,3."),
+    device: Optional[str] = typer.Option(None, "--device", help="cuda, mps, cpu or auto."),
+    data_dir: Optional[Path] = DataDir,
+    as_json: bool = JsonFlag,
+) -> None:
+    """Train with several seeds, re-rank the test split, and compare with BM25 (mean ± std, significance)."""
+    from neurank.config import load_config
+    from neurank.experiment import run_experiment
+
+    experiment = load_config(config, _with_options(overrides, data_dir, device))
+    chosen = [int(s) for s in seed_list.split(",")] if seed_list else list(range(1, seeds + 1))
+    result = run_experiment(experiment, output_dir, chosen, progress=not as_json)
+    if as_json:
+        _print_json(vars(result))
+        return
+    typer.echo(f"{result.collection} {result.split} ({result.queries} queries), seeds {result.seeds}:\n")
+    typer.echo(result.markdown())
+    typer.echo(
+        f"training time per seed: {statistics.mean(result.train_seconds):.0f} s "
+        f"(best dev epochs {result.best_epochs}); runs and checkpoints in {output_dir}"
+    )
+
+
+@app.command("rerank")
+def rerank_cmd(
+    checkpoint: Path = typer.Argument(..., help="A best.pt / last.pt written by `neurank train`."),
+    collection: str = typer.Argument(..., help="Collection whose texts are re-ranked."),
+    split: str = typer.Option("test", "--split"),
+    run: Optional[Path] = typer.Option(None, "--run", help="First-stage TREC run (default: BM25 computed now)."),
+    output: Path = typer.Option(..., "--output", help="Re-ranked TREC run to write."),
+    depth: int = typer.Option(100, "--depth", min=1, help="Re-rank each query's top DEPTH (ad-hoc collections)."),
+    device: str = typer.Option("auto", "--device"),
+    data_dir: Optional[Path] = DataDir,
+    fold: int = FoldOpt,
+    folds: int = FoldsOpt,
+    as_json: bool = JsonFlag,
+) -> None:
+    """Re-rank a first-stage run of a collection's split with a trained model."""
+    from neurank.collections.trec import read_run, write_run
+    from neurank.reranker import Reranker
+
+    coll = _load(collection, data_dir, fold, folds)
+    reranker = Reranker.from_checkpoint(checkpoint, device=device)
+    first_stage = read_run(run) if run is not None else None
+    reranked = reranker.rerank_collection(coll, split, first_stage, depth=depth)
+    write_run(reranked, output, tag=f"neurank-{checkpoint.stem}")
+    result = {"collection": collection, "split": split, "queries": len({r.query_id for r in reranked}), "results": len(reranked), "output": str(output)}
+    if as_json:
+        _print_json(result)
+    else:
+        console.print(f"re-ranked {result['results']} results for {result['queries']} queries into {output}")
+
+
+embeddings_app = typer.Typer(help="Word embeddings: train word2vec on a collection's text.", no_args_is_help=True)
+app.add_typer(embeddings_app, name="embeddings")
+
+
+@embeddings_app.command("train")
+def embeddings_train_cmd(
+    collection: str = typer.Argument(..., help="Collection whose queries and documents are the training text."),
+    output: Path = typer.Option(..., "--output", help="word2vec text file to write (loadable as embeddings.source)."),
+    dim: int = typer.Option(100, "--dim", min=1),
+    window: int = typer.Option(5, "--window", min=1),
+    epochs: int = typer.Option(10, "--epochs", min=1),
+    min_count: int = typer.Option(1, "--min-count", min=1),
+    brown: bool = typer.Option(False, "--brown", help="Add the Brown corpus (DATA_DIR/brown_corpus/brown.zip)."),
+    seed: int = typer.Option(42, "--seed"),
+    data_dir: Optional[Path] = DataDir,
+    as_json: bool = JsonFlag,
+) -> None:
+    """Train word2vec (gensim) on a collection's text and save it in word2vec text format."""
+    from neurank.collections.registry import resolve_data_dir
+    from neurank.data.embeddings import brown_corpus_sentences, train_word2vec
+    from neurank.text import Tokenizer
+    from neurank.training.loop import collection_texts
+
+    coll = _load(collection, data_dir, 0, 5)
+    tokenizer = Tokenizer()
+    sentences = [t for t in tokenizer.tokenize_batch(collection_texts(coll)) if t]
+    if brown:
+        sentences += brown_corpus_sentences(resolve_data_dir(data_dir) / "brown_corpus" / "brown.zip", tokenizer)
+    vectors = train_word2vec(sentences, dim=dim, window=window, min_count=min_count, epochs=epochs, seed=seed)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    tmp = output.with_name(f".{output.name}.tmp")
+    vectors.save_word2vec_format(str(tmp), binary=False)
+    tmp.replace(output)
+    result = {"collection": collection, "sentences": len(sentences), "words": len(vectors.index_to_key), "dim": dim, "output": str(output)}
+    if as_json:
+        _print_json(result)
+    else:
+        console.print(f"trained {result['words']} word vectors on {result['sentences']} texts into {output}")
+
+
+def _with_options(overrides: Optional[list[str]], data_dir: Optional[Path], device: Optional[str]) -> list[str]:
+    extra = list(overrides or [])
+    if data_dir is not None:
+        extra.append(f"data.data_dir={data_dir}")
+    if device is not None:
+        extra.append(f"train.device={device}")
+    return extra
+
+
 def _expand_multi_value_options(argv: list[str], options: tuple[str, ...] = ("--measures", "-m")) -> list[str]:
     # Click takes one value per option; `--measures AP RR nDCG@10` is what IR users type (and what trec_eval-style
     # tools accept), so repeat the flag for every value up to the next option or an existing file (a positional
@@ -241,13 +375,16 @@ def _expand_multi_value_options(argv: list[str], options: tuple[str, ...] = ("--
 def main(argv: Optional[list[str]] = None) -> None:
     """Entry point of the `neurank` script."""
     from neurank.collections.registry import UnknownCollectionError
+    from neurank.config import ConfigError
+    from neurank.models import UnknownModelError
+    from neurank.training.checkpoint import CheckpointError
 
     args = _expand_multi_value_options(list(sys.argv[1:] if argv is None else argv))
     warnings.simplefilter("default", DataWarning)
     warnings.formatwarning = lambda message, category, *rest: f"warning: {message}\n"
     try:
         app(args=args, prog_name="neurank")
-    except (FormatError, FileNotFoundError, UnknownCollectionError, KeyError, ValueError) as error:
+    except (FormatError, FileNotFoundError, UnknownCollectionError, UnknownModelError, ConfigError, CheckpointError, KeyError, ValueError, ImportError) as error:
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
         err_console.print(f"error: {message}", highlight=False, markup=False, style="bold red")
         raise SystemExit(2) from None

@@ -1,0 +1,190 @@
+"""Experiment configuration: frozen dataclasses per component, loaded from YAML with dotted `key=value` overrides.
+
+    config = load_config("configs/wikiqa.yaml", ["train.lr=3e-4", "model_config.conv_channels=[8,16]"])
+
+A key that does not exist is an error naming the key and listing the valid ones, never silently ignored.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A configuration file or override is invalid."""
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Which collection, which splits, how candidates are made and how long texts may be.
+
+    Attributes:
+        candidates: BM25 depth per query for ad-hoc collections (training negatives and the re-ranked list).
+        min_freq / max_vocab: vocabulary built from the training texts.
+    """
+
+    collection: str = "wikiqa"
+    data_dir: str | None = None
+    train_split: str = "train"
+    dev_split: str = "dev"
+    test_split: str = "test"
+    folds: int = 5
+    fold: int = 0
+    candidates: int = 100
+    max_query_len: int = 20
+    max_doc_len: int = 200
+    min_freq: int = 1
+    max_vocab: int | None = None
+    stopwords: str | None = None
+    stemmer: str | None = None
+
+
+@dataclass(frozen=True)
+class EmbeddingConfig:
+    """Where the word vectors come from.
+
+    Attributes:
+        source: ``"random"``; ``"word2vec"`` (trained with gensim on the collection's texts, plus the Brown corpus
+            when `brown` is set); or a path to a GloVe / word2vec / fastText file.
+        freeze: keep the embeddings fixed during training.
+        sparse: sparse embedding gradients (optimised with SparseAdam).
+    """
+
+    source: str = "random"
+    dim: int = 100
+    window: int = 5
+    epochs: int = 10
+    min_count: int = 1
+    brown: bool = False
+    freeze: bool = False
+    sparse: bool = False
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The optimisation.
+
+    Attributes:
+        loss: ``"bce"`` (pointwise), ``"hinge"`` or ``"ranknet"`` (pairwise), ``"softmax"`` (listwise, one
+            positive and `negatives` negatives).
+        metric: the dev measure for model selection (None: the collection's primary measure).
+        patience: epochs without dev improvement before stopping early.
+    """
+
+    loss: str = "softmax"
+    negatives: int = 4
+    batch_size: int = 32
+    epochs: int = 10
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    warmup_steps: int = 0
+    schedule: str = "linear"
+    grad_clip: float = 5.0
+    patience: int = 3
+    metric: str | None = None
+    seed: int = 42
+    device: str = "auto"
+    eval_batch_size: int = 256
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    model: str = "match_pyramid"
+    model_config: dict = field(default_factory=dict)
+    data: DataConfig = field(default_factory=DataConfig)
+    embeddings: EmbeddingConfig = field(default_factory=EmbeddingConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+_SECTIONS = {"data": DataConfig, "embeddings": EmbeddingConfig, "train": TrainConfig}
+
+
+def _coerce(value: Any, hint: Any, where: str) -> Any:
+    # YAML 1.1 reads `3e-4` as a string and `1` where a float is meant as an int: accept what a user means,
+    # and name the key when a value cannot be what the field needs.
+    allowed = set(typing.get_args(hint)) or {hint}
+    if value is None and type(None) in allowed:
+        return None
+    for kind in (bool, int, float, str):
+        if kind not in allowed:
+            continue
+        if isinstance(value, kind) and not (kind is int and isinstance(value, bool)):
+            return value
+        if kind is float and isinstance(value, (int, str)) and not isinstance(value, bool):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+    if allowed & {bool, int, float, str, type(None)}:
+        names = " or ".join(sorted(getattr(k, "__name__", str(k)).replace("NoneType", "null") for k in allowed))
+        raise ConfigError(f"{where}: expected {names}, found {value!r}")
+    return value
+
+
+def _build(cls, values: dict, where: str):
+    valid = {f.name for f in fields(cls)}
+    unknown = sorted(set(values) - valid)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key {unknown[0]!r}; valid keys: {', '.join(sorted(valid))}")
+    hints = typing.get_type_hints(cls)
+    return cls(**{key: _coerce(value, hints[key], f"{where}.{key}") for key, value in values.items()})
+
+
+def config_from_dict(values: dict, source: str = "config") -> ExperimentConfig:
+    """Build an `ExperimentConfig` from nested dicts, rejecting unknown keys."""
+    if not isinstance(values, dict):
+        raise ConfigError(f"{source}: expected a mapping of sections (model, data, train, ...), found {type(values).__name__}")
+    values = dict(values)
+    sections = {}
+    for name, cls in _SECTIONS.items():
+        section = values.pop(name, {}) or {}
+        if not isinstance(section, dict):
+            raise ConfigError(f"{source}: section {name!r} must be a mapping")
+        sections[name] = _build(cls, section, f"{source}: {name}")
+    model_config = values.pop("model_config", {}) or {}
+    top = _build(ExperimentConfig, values, source) if values else ExperimentConfig()
+    return dataclasses.replace(top, model_config=dict(model_config), **sections)
+
+
+def apply_overrides(values: dict, overrides: list[str]) -> dict:
+    """Apply dotted ``key=value`` overrides (values parsed as YAML: numbers, lists, null) to nested dicts."""
+    values = {k: (dict(v) if isinstance(v, dict) else v) for k, v in values.items()}
+    for override in overrides:
+        key, sep, raw = override.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"override {override!r}: expected key=value, e.g. train.lr=3e-4")
+        parts = key.strip().split(".")
+        target = values
+        for part in parts[:-1]:
+            target = target.setdefault(part, {})
+            if not isinstance(target, dict):
+                raise ConfigError(f"override {override!r}: {part!r} is not a section")
+        target[parts[-1]] = yaml.safe_load(raw)
+    return values
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> ExperimentConfig:
+    """Read a YAML experiment config (or start from the defaults when `path` is None) and apply overrides."""
+    values: dict[str, Any] = {}
+    source = "defaults"
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: config file not found")
+        try:
+            values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as error:
+            mark = getattr(error, "problem_mark", None)
+            line = f":{mark.line + 1}" if mark is not None else ""
+            raise ConfigError(f"{path}{line}: not valid YAML ({getattr(error, 'problem', error)})") from None
+        source = str(path)
+    return config_from_dict(apply_overrides(values, overrides or []), source)

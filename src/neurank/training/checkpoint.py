@@ -1,0 +1,69 @@
+"""Checkpoints: one file that rebuilds a trained ranker alone.
+
+It holds the model name and config, the unwrapped state_dict (no `module.` or `_orig_mod.` prefixes), the vocabulary,
+the tokenizer settings and text limits, and, for resuming, the optimizer and scheduler states, the random states,
+the epoch, the step and the best dev metric. Files are written to a temporary file and renamed into place.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+import neurank
+
+FORMAT = 1
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file is missing, unreadable, or from an incompatible version."""
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The plain module inside DistributedDataParallel / torch.compile wrappers."""
+    while True:
+        if hasattr(model, "module") and isinstance(model.module, nn.Module):
+            model = model.module
+        elif hasattr(model, "_orig_mod"):
+            model = model._orig_mod
+        else:
+            return model
+
+
+def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
+    """Write `payload` (plus format and version stamps) to `path` atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {"format": FORMAT, "neurank_version": neurank.__version__, **payload}
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        torch.save(payload, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read a checkpoint written by `save_checkpoint`, checking its format."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: checkpoint not found")
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as error:  # torch raises many types for a file that is not a checkpoint
+        raise CheckpointError(f"{path}: not a readable neurank checkpoint ({type(error).__name__}: {error})") from None
+    if not isinstance(payload, dict) or "format" not in payload:
+        raise CheckpointError(f"{path}: not a neurank checkpoint (no format stamp)")
+    if payload["format"] != FORMAT:
+        raise CheckpointError(
+            f"{path}: checkpoint format {payload['format']} (neurank {payload.get('neurank_version', '?')}), "
+            f"this neurank {neurank.__version__} reads format {FORMAT}; retrain or use a matching version"
+        )
+    return payload

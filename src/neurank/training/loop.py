@@ -1,0 +1,351 @@
+"""The training loop, readable top to bottom: prepare the data, build the model, train with AdamW, evaluate on dev
+every epoch under `torch.inference_mode`, keep the best checkpoint, stop early, and resume exactly after a kill.
+
+    result = train(load_config("configs/wikiqa.yaml"), "runs/wikiqa")
+
+Determinism: one seed drives everything (parameter init, dropout, negative sampling, batch order). Negatives and
+batch order are functions of (seed, epoch) alone, and the checkpoint written at the end of every epoch holds the
+optimizer, scheduler and torch/python random states, so `resume=True` after a kill ends with the same weights as an
+uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from neurank.collections import ANSWER_SELECTION, Collection, ScoredDoc, load_collection
+from neurank.config import ExperimentConfig
+from neurank.data.collate import collate
+from neurank.data.datasets import InferenceDataset, ListwiseDataset, PairwiseDataset, PointwiseDataset
+from neurank.data.examples import QueryExample, TextEncoder, build_examples
+from neurank.data.sampler import BucketBatchSampler
+from neurank.evaluation import evaluate
+from neurank.models import build_model, model_classes, model_config_to_dict
+from neurank.retrieval import bm25_run
+from neurank.text import Tokenizer, TokenizerConfig, Vocab
+from neurank.training.checkpoint import load_checkpoint, save_checkpoint, unwrap
+from neurank.training.losses import GROUPED, LOSSES, ranking_loss
+
+
+def select_device(name: str = "auto") -> torch.device:
+    """``"auto"`` picks cuda, then mps, then cpu; anything else is passed to `torch.device`."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (all devices)."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+@dataclass
+class PreparedData:
+    """Everything the loop needs that comes from the collection, built once."""
+
+    collection: Collection
+    tokenizer: Tokenizer
+    vocab: Vocab
+    encoder: TextEncoder
+    train_examples: list[QueryExample]
+    dev_examples: list[QueryExample]
+    embeddings: torch.Tensor | None
+    embedding_report: dict | None
+
+
+def collection_texts(collection: Collection) -> list[str]:
+    """Every query and document text of the collection (all splits), for the vocabulary and word2vec.
+
+    Using dev and test *texts* is transductive but label-free, and it is what lets an interaction model match a
+    rare word it never saw in training (its embedding is random but equal to itself).
+    """
+    texts = [doc.text for doc in collection.docs.values()]
+    for split in collection.splits.values():
+        texts += [query.text for query in split.queries.values()]
+        for docs in (split.candidates or {}).values():
+            texts += [doc.text for doc in docs]
+    return list(dict.fromkeys(texts))
+
+
+def prepare_data(config: ExperimentConfig, progress: bool = False) -> PreparedData:
+    """Load the collection, build tokenizer and vocabulary, BM25 candidates, examples and embeddings."""
+    data = config.data
+    options = {"fold": data.fold, "folds": data.folds} if data.collection in ("cranfield", "cisi") else {}
+    collection = load_collection(data.collection, data.data_dir, **options)
+    tokenizer = Tokenizer(TokenizerConfig(stopwords=data.stopwords, stemmer=data.stemmer))
+    texts = collection_texts(collection)
+    token_lists = tokenizer.tokenize_batch(texts)
+    vocab = Vocab.build(token_lists, min_freq=data.min_freq, max_size=data.max_vocab)
+    encoder = TextEncoder(tokenizer, vocab, data.max_query_len, data.max_doc_len)
+
+    def examples(split: str) -> list[QueryExample]:
+        run = bm25_run(collection, split, k=data.candidates)
+        depth = None if collection.task == ANSWER_SELECTION else data.candidates
+        return build_examples(collection, split, encoder, run, depth=depth)
+
+    embeddings, report = make_embeddings(config, vocab, token_lists, collection)
+    return PreparedData(collection, tokenizer, vocab, encoder, examples(data.train_split), examples(data.dev_split), embeddings, report)
+
+
+def make_embeddings(config: ExperimentConfig, vocab: Vocab, token_lists: list[list[str]], collection: Collection):
+    """The initial embedding matrix (None: the model initialises randomly) and its coverage report."""
+    from neurank.collections.registry import resolve_data_dir
+    from neurank.data import embeddings as emb
+
+    source = config.embeddings
+    if source.source == "random":
+        return None, None
+    if source.source == "word2vec":
+        sentences = [tokens for tokens in token_lists if tokens]
+        if source.brown:
+            brown_zip = resolve_data_dir(config.data.data_dir) / "brown_corpus" / "brown.zip"
+            tokenizer = Tokenizer(TokenizerConfig(stopwords=config.data.stopwords, stemmer=config.data.stemmer))
+            sentences += emb.brown_corpus_sentences(brown_zip, tokenizer)
+        vectors = emb.train_word2vec(
+            sentences, dim=source.dim, window=source.window, min_count=source.min_count, epochs=source.epochs,
+            seed=config.train.seed,
+        )
+        matrix, report = emb.embeddings_from_keyed_vectors(vectors, vocab, seed=config.train.seed)
+    else:
+        matrix, report = emb.load_embeddings(source.source, vocab, seed=config.train.seed)
+    return matrix, dataclasses.asdict(report)
+
+
+def make_model(config: ExperimentConfig, vocab_size: int, embeddings: torch.Tensor | None) -> nn.Module:
+    """Build the configured model; embedding options apply where the model has them."""
+    _, config_cls = model_classes(config.model)
+    known = {f.name for f in dataclasses.fields(config_cls)}
+    model_config = dict(config.model_config)
+    for key, value in (
+        ("embedding_dim", config.embeddings.dim),
+        ("freeze_embeddings", config.embeddings.freeze),
+        ("sparse_embeddings", config.embeddings.sparse),
+    ):
+        if key in known:
+            model_config.setdefault(key, value)
+    return build_model(config.model, vocab_size, model_config, embeddings=embeddings)
+
+
+def training_dataset(config: ExperimentConfig, examples: Sequence[QueryExample]):
+    loss, seed = config.train.loss, config.train.seed
+    if loss not in LOSSES:
+        raise ValueError(f"unknown loss {loss!r}; valid: {', '.join(LOSSES)}")
+    if loss == "bce":
+        return PointwiseDataset(examples)
+    if loss in GROUPED:
+        return PairwiseDataset(examples, seed=seed)
+    return ListwiseDataset(examples, num_negatives=config.train.negatives, seed=seed)
+
+
+@torch.inference_mode()
+def score_examples(
+    model: nn.Module, examples: Sequence[QueryExample], batch_size: int = 256, device: torch.device | str = "cpu"
+) -> list[ScoredDoc]:
+    """Score every candidate of `examples`; batches are sorted by length so padding stays small."""
+    dataset = InferenceDataset(examples)
+    if len(dataset) == 0:
+        return []
+    sampler = BucketBatchSampler(dataset.lengths, batch_size, shuffle=False)
+    loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=collate)
+    model.eval()
+    run: list[ScoredDoc] = []
+    for batch in loader:
+        pairs = batch.pairs
+        batch = batch.to(device)
+        scores = model(batch.query_ids, batch.doc_ids, batch.query_mask, batch.doc_mask, batch.first_stage_score)
+        run += [ScoredDoc(q, d, s) for (q, d), s in zip(pairs, scores.float().cpu().tolist())]
+    return run
+
+
+def _lr_lambda(schedule: str, warmup: int, total: int) -> Callable[[int], float]:
+    def factor(step: int) -> float:
+        if warmup and step < warmup:
+            return (step + 1) / warmup
+        if schedule == "constant":
+            return 1.0
+        progress = min(1.0, (step - warmup) / max(1, total - warmup))
+        if schedule == "linear":
+            return 1.0 - progress
+        if schedule == "cosine":
+            return 0.5 * (1.0 + math.cos(math.pi * progress))
+        raise ValueError(f"unknown schedule {schedule!r}; valid: constant, linear, cosine")
+
+    return factor
+
+
+def checkpoint_payload(config, model, data: PreparedData, optimizers, schedulers, state: dict) -> dict[str, Any]:
+    """What goes into best.pt / last.pt: enough to rebuild the ranker alone, and to resume training."""
+    return {
+        "model_name": config.model,
+        "model_config": model_config_to_dict(unwrap(model).config),
+        "state_dict": unwrap(model).state_dict(),
+        "vocab": data.vocab.to_dict(),
+        "tokenizer": data.tokenizer.to_dict(),
+        "text": {"max_query_len": data.encoder.max_query_len, "max_doc_len": data.encoder.max_doc_len},
+        "config": config.to_dict(),
+        "optimizers": [o.state_dict() for o in optimizers],
+        "schedulers": [s.state_dict() for s in schedulers],
+        "rng": {"torch": torch.get_rng_state(), "python": random.getstate()},
+        **state,
+    }
+
+
+def train(
+    config: ExperimentConfig,
+    output_dir: str | Path,
+    *,
+    resume: bool = False,
+    progress: bool = True,
+    data: PreparedData | None = None,
+    on_epoch_end: Callable[[int, dict], None] | None = None,
+) -> dict[str, Any]:
+    """Train `config`'s model, writing `best.pt`, `last.pt` and `metrics.jsonl` to `output_dir`.
+
+    Args:
+        resume: continue from `output_dir/last.pt` if it exists.
+        data: prepared data to reuse (several seeds on one collection); built from `config` when None.
+        on_epoch_end: called with (epoch, record) after each epoch's checkpoint is written.
+
+    Returns:
+        ``{"metric", "best_metric", "best_epoch", "epochs", "steps", "seconds", "output_dir"}``.
+    """
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    train_cfg = config.train
+    seed_everything(train_cfg.seed)
+    device = select_device(train_cfg.device)
+    data = data or prepare_data(config)
+    metric = train_cfg.metric or data.collection.measures[0]
+
+    seed_everything(train_cfg.seed)  # the model's initialisation must not depend on how data was prepared
+    model = make_model(config, len(data.vocab), data.embeddings).to(device)
+    dataset = training_dataset(config, data.train_examples)
+    if len(dataset) == 0:
+        raise ValueError(f"{config.data.collection}/{config.data.train_split}: no training example has a positive candidate")
+    sampler = BucketBatchSampler(dataset.lengths, train_cfg.batch_size, shuffle=True, seed=train_cfg.seed)
+    loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=collate)
+
+    # Sparse embedding gradients need their own optimizer (AdamW takes dense gradients only).
+    embedding = getattr(unwrap(model), "embedding", None)
+    sparse = [p for p in embedding.parameters() if p.requires_grad] if embedding is not None and embedding.sparse else []
+    dense = [p for p in model.parameters() if p.requires_grad and all(p is not s for s in sparse)]
+    optimizers: list[torch.optim.Optimizer] = [torch.optim.AdamW(dense, lr=train_cfg.lr, weight_decay=train_cfg.weight_decay)]
+    if sparse:
+        optimizers.append(torch.optim.SparseAdam(sparse, lr=train_cfg.lr))
+    total_steps = train_cfg.epochs * len(loader)
+    schedulers = [
+        torch.optim.lr_scheduler.LambdaLR(o, _lr_lambda(train_cfg.schedule, train_cfg.warmup_steps, total_steps))
+        for o in optimizers
+    ]
+
+    state = {"epoch": 0, "step": 0, "best_metric": -math.inf, "best_epoch": -1, "bad_epochs": 0, "metric": metric, "seconds": 0.0}
+    metrics_path = output_dir / "metrics.jsonl"
+    if resume and (output_dir / "last.pt").is_file():
+        checkpoint = load_checkpoint(output_dir / "last.pt")  # on the CPU: random states must stay CPU tensors
+        unwrap(model).load_state_dict(checkpoint["state_dict"])
+        for o, s in zip(optimizers, checkpoint["optimizers"]):
+            o.load_state_dict(s)
+        for s, s_state in zip(schedulers, checkpoint["schedulers"]):
+            s.load_state_dict(s_state)
+        torch.set_rng_state(checkpoint["rng"]["torch"])
+        random.setstate(checkpoint["rng"]["python"])
+        state = {key: checkpoint[key] for key in state}
+        _truncate_metrics(metrics_path, state["epoch"])
+    elif metrics_path.exists():
+        metrics_path.unlink()
+
+    start = time.perf_counter() - state["seconds"]
+    for epoch in range(state["epoch"], train_cfg.epochs):
+        if state["bad_epochs"] >= train_cfg.patience:
+            break
+        dataset.set_epoch(epoch)
+        sampler.set_epoch(epoch)
+        model.train()
+        losses, grad_norms = [], []
+        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{train_cfg.epochs}", disable=not progress, leave=False)
+        for batch in bar:
+            batch = batch.to(device)
+            logits = model(batch.query_ids, batch.doc_ids, batch.query_mask, batch.doc_mask, batch.first_stage_score)
+            loss = ranking_loss(train_cfg.loss, logits, batch.labels, batch.group_size)
+            for optimizer in optimizers:
+                optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if train_cfg.grad_clip and dense:
+                grad_norms.append(float(torch.nn.utils.clip_grad_norm_(dense, train_cfg.grad_clip)))
+            for optimizer, scheduler in zip(optimizers, schedulers):
+                optimizer.step()
+                scheduler.step()
+            state["step"] += 1
+            losses.append(loss.item())
+            bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}")
+
+        run = score_examples(model, data.dev_examples, train_cfg.eval_batch_size, device)
+        dev_value = evaluate(run, data.collection.split(config.data.dev_split).qrels, [metric])[metric]
+        improved = dev_value > state["best_metric"]
+        state.update(epoch=epoch + 1, seconds=time.perf_counter() - start)
+        if improved:
+            state.update(best_metric=dev_value, best_epoch=epoch + 1, bad_epochs=0)
+        else:
+            state["bad_epochs"] += 1
+        record = {
+            "epoch": epoch + 1,
+            "step": state["step"],
+            "train_loss": float(np.mean(losses)),
+            f"dev_{metric}": dev_value,
+            "lr": schedulers[0].get_last_lr()[0],
+            "grad_norm": float(np.mean(grad_norms)) if grad_norms else None,
+            "seconds": state["seconds"],
+        }
+        payload = checkpoint_payload(config, model, data, optimizers, schedulers, state)
+        if improved:
+            save_checkpoint(output_dir / "best.pt", payload)
+        save_checkpoint(output_dir / "last.pt", payload)
+        with open(metrics_path, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record) + "\n")
+        if progress:
+            tqdm.write(
+                f"epoch {epoch + 1}: loss {record['train_loss']:.4f}, dev {metric} {dev_value:.4f}"
+                + (" (best)" if improved else "")
+            )
+        if on_epoch_end is not None:
+            on_epoch_end(epoch, record)
+
+    return {
+        "metric": metric,
+        "best_metric": state["best_metric"],
+        "best_epoch": state["best_epoch"],
+        "epochs": state["epoch"],
+        "steps": state["step"],
+        "seconds": state["seconds"],
+        "output_dir": str(output_dir),
+    }
+
+
+def _truncate_metrics(path: Path, epochs: int) -> None:
+    # A run killed after writing metrics for an epoch whose checkpoint did not land must not log that epoch twice.
+    if not path.exists():
+        return
+    lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    kept = [line for line in lines if json.loads(line)["epoch"] <= epochs]
+    path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")

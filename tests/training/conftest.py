@@ -1,0 +1,46 @@
+"""A tiny answer-selection collection registered on disk, and a small config that trains on it in seconds."""
+
+import pytest
+
+from neurank.config import config_from_dict
+
+QUESTIONS = [
+    ("who wrote hamlet", ["hamlet is a tragedy written by william shakespeare", "paris is the capital of france", "the thames flows through london"]),
+    ("what is the capital of france", ["paris is the capital of france", "berlin is in germany", "hamlet is a play"]),
+    ("where does the thames flow", ["the thames flows through london", "the nile is in africa", "paris has many museums"]),
+    ("who painted the mona lisa", ["the mona lisa was painted by leonardo da vinci", "picasso painted guernica", "rome is old"]),
+    ("what is the largest ocean", ["the pacific is the largest ocean", "the atlantic separates europe and america", "lakes are small"]),
+    ("who discovered penicillin", ["alexander fleming discovered penicillin in 1928", "newton described gravity", "cats are mammals"]),
+]
+
+
+def write_wikiqa(folder, questions, start=0):
+    """Write a WikiQA-format split: the first candidate of each question is its answer."""
+    lines = ["QuestionID\tQuestion\tDocumentID\tDocumentTitle\tSentenceID\tSentence\tLabel"]
+    for q, (question, sentences) in enumerate(questions, start=start):
+        for s, sentence in enumerate(sentences):
+            lines.append(f"Q{q}\t{question}\tD{q}\tTitle {q}\tD{q}-{s}\t{sentence}\t{int(s == 0)}")
+    return "\r\n".join(lines) + "\r\n"
+
+
+@pytest.fixture()
+def tiny_data_dir(tmp_path):
+    folder = tmp_path / "data" / "wikiqa"
+    folder.mkdir(parents=True)
+    (folder / "WikiQA-train.tsv").write_text(write_wikiqa(folder, QUESTIONS), encoding="utf-8")
+    (folder / "WikiQA-dev.tsv").write_text(write_wikiqa(folder, QUESTIONS[:3], 100), encoding="utf-8")
+    (folder / "WikiQA-test.tsv").write_text(write_wikiqa(folder, QUESTIONS[3:], 200), encoding="utf-8")
+    return tmp_path / "data"
+
+
+@pytest.fixture()
+def tiny_config(tiny_data_dir):
+    return config_from_dict(
+        {
+            "model": "match_pyramid",
+            "model_config": {"conv_channels": [4], "kernel_sizes": [[3, 3]], "pool_size": [2, 4], "interactions": ["cosine", "exact"], "dropout": 0.2},
+            "data": {"collection": "wikiqa", "data_dir": str(tiny_data_dir), "max_doc_len": 20},
+            "embeddings": {"source": "random", "dim": 8},
+            "train": {"loss": "softmax", "negatives": 2, "batch_size": 2, "epochs": 3, "lr": 0.01, "patience": 5, "seed": 7, "device": "cpu"},
+        }
+    )

@@ -1,0 +1,109 @@
+"""The training loop: determinism, exact resume after a kill, checkpoints that rebuild the ranker alone."""
+
+import dataclasses
+import json
+
+import pytest
+import torch
+
+from neurank.reranker import Reranker
+from neurank.training import CheckpointError, load_checkpoint, train
+
+
+class Killed(Exception):
+    pass
+
+
+def weights(path):
+    return load_checkpoint(path)["state_dict"]
+
+
+def test_same_seed_same_weights_and_metrics(tiny_config, tmp_path):
+    a = train(tiny_config, tmp_path / "a", progress=False)
+    b = train(tiny_config, tmp_path / "b", progress=False)
+    for name, tensor in weights(tmp_path / "a" / "last.pt").items():
+        assert torch.equal(tensor, weights(tmp_path / "b" / "last.pt")[name]), name
+    assert a["best_metric"] == b["best_metric"]
+    records = [json.loads(line) for line in (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records] == [1, 2, 3]
+    assert all({"train_loss", "dev_AP", "lr", "grad_norm"} <= set(r) for r in records)
+
+
+def test_resume_after_a_kill_ends_with_the_same_weights(tiny_config, tmp_path):
+    train(tiny_config, tmp_path / "straight", progress=False)
+
+    def kill_after_first_epoch(epoch, record):
+        if epoch == 0:
+            raise Killed
+
+    with pytest.raises(Killed):
+        train(tiny_config, tmp_path / "killed", progress=False, on_epoch_end=kill_after_first_epoch)
+    assert load_checkpoint(tmp_path / "killed" / "last.pt")["epoch"] == 1
+    train(tiny_config, tmp_path / "killed", progress=False, resume=True)
+
+    straight, resumed = weights(tmp_path / "straight" / "last.pt"), weights(tmp_path / "killed" / "last.pt")
+    assert straight.keys() == resumed.keys()
+    for name in straight:
+        assert torch.equal(straight[name], resumed[name]), name
+    lines = (tmp_path / "killed" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["epoch"] for line in lines] == [1, 2, 3]
+
+
+def test_checkpoint_rebuilds_the_ranker_alone(tiny_config, tmp_path):
+    train(tiny_config, tmp_path / "run", progress=False)
+    checkpoint = load_checkpoint(tmp_path / "run" / "best.pt")
+    assert checkpoint["model_name"] == "match_pyramid"
+    assert not any(k.startswith(("module.", "_orig_mod.")) for k in checkpoint["state_dict"])
+    reranker = Reranker.from_checkpoint(tmp_path / "run" / "best.pt", device="cpu")
+    ranked = reranker.rank("who wrote hamlet", ["paris is the capital of france", "hamlet was written by shakespeare"])
+    assert sorted(r.doc_id for r in ranked) == ["0", "1"]
+    assert ranked[0].score >= ranked[1].score
+    assert reranker.rank("who wrote hamlet", ["a", "b", "c"], top_k=2)[1].doc_id in {"0", "1", "2"}
+    scores = reranker.predict([("who wrote hamlet", "hamlet was written by shakespeare", 3.0), ("who wrote hamlet", "paris", 1.0)])
+    assert scores.shape == (2,)
+    # Predicting the same pairs twice gives the same scores (eval mode, no dropout).
+    again = reranker.predict([("who wrote hamlet", "hamlet was written by shakespeare", 3.0), ("who wrote hamlet", "paris", 1.0)])
+    assert (scores == again).all()
+
+
+def test_pairs_without_first_stage_score_are_refused_when_the_model_needs_them(tiny_config, tmp_path):
+    config = dataclasses.replace(tiny_config, model_config={**tiny_config.model_config, "use_first_stage_score": True})
+    train(config, tmp_path / "run", progress=False)
+    reranker = Reranker.from_checkpoint(tmp_path / "run" / "best.pt", device="cpu")
+    with pytest.raises(ValueError, match="first-stage score"):
+        reranker.predict([("q", "d")])
+    assert len(reranker.rank("who wrote hamlet", ["hamlet by shakespeare", "paris"])) == 2
+
+
+def test_incompatible_or_foreign_checkpoints_get_clear_errors(tiny_config, tmp_path):
+    train(dataclasses.replace(tiny_config, train=dataclasses.replace(tiny_config.train, epochs=1)), tmp_path / "run", progress=False)
+    checkpoint = load_checkpoint(tmp_path / "run" / "best.pt")
+    checkpoint["format"] = 99
+    torch.save(checkpoint, tmp_path / "future.pt")
+    with pytest.raises(CheckpointError, match="format 99"):
+        Reranker.from_checkpoint(tmp_path / "future.pt")
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="junk.pt"):
+        Reranker.from_checkpoint(tmp_path / "junk.pt")
+
+
+@pytest.mark.parametrize("loss", ["bce", "hinge", "ranknet"])
+def test_every_loss_trains(tiny_config, tmp_path, loss):
+    config = dataclasses.replace(tiny_config, train=dataclasses.replace(tiny_config.train, loss=loss, epochs=1))
+    result = train(config, tmp_path / loss, progress=False)
+    assert result["steps"] > 0 and 0.0 <= result["best_metric"] <= 1.0
+
+
+def test_rerank_keeps_every_candidate_and_reorders(tiny_config, tmp_path):
+    from neurank.collections import load_collection
+    from neurank.retrieval import bm25_run
+
+    train(tiny_config, tmp_path / "run", progress=False)
+    reranker = Reranker.from_checkpoint(tmp_path / "run" / "best.pt", device="cpu")
+    collection = load_collection("wikiqa", tiny_config.data.data_dir)
+    first_stage = bm25_run(collection, "test")
+    reranked = reranker.rerank_collection(collection, "test", first_stage)
+    assert {(r.query_id, r.doc_id) for r in reranked} == {(r.query_id, r.doc_id) for r in first_stage}
+    queries = collection.split("test").queries
+    again = reranker.rerank(first_stage, queries, lambda q, d: collection.doc_text("test", q, d), depth=100)
+    assert sorted(again) == sorted(reranked)
