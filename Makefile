@@ -18,8 +18,10 @@ $(BIN)/.installed: pyproject.toml
 
 venv: $(BIN)/.installed
 
+# The main job: BM25 on every collection, then the CNN ranker trained on WikiQA and compared with BM25 on test.
 demo: $(BIN)/.installed
 	$(BIN)/neurank baseline --data-dir $(DATA_DIR)
+	$(BIN)/neurank experiment configs/wikiqa.yaml --seeds 1 --output-dir runs/demo --data-dir $(DATA_DIR)
 
 test: $(BIN)/.installed
 	NEURANK_DATA=$(DATA_DIR) $(BIN)/python -m pytest -q

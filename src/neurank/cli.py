@@ -40,6 +40,14 @@ def _print_json(payload) -> None:
     typer.echo(json.dumps(payload, indent=2, sort_keys=False))
 
 
+def _emit(result: dict, as_json: bool, message: str) -> None:
+    """Print `result` as JSON with --json, else the one-line `message`."""
+    if as_json:
+        _print_json(result)
+    else:
+        console.print(message, highlight=False)
+
+
 def _load(name: str, data_dir: Optional[Path], fold: int, folds: int):
     from neurank.collections.registry import load_collection
 
@@ -98,10 +106,7 @@ def index_cmd(
     retriever = BM25Retriever(tokenizer).index(coll.docs.values(), show_progress=not as_json)
     retriever.save(output)
     result = {"collection": collection, "documents": len(retriever.doc_ids), "index": str(output)}
-    if as_json:
-        _print_json(result)
-    else:
-        console.print(f"indexed {result['documents']} documents of {collection} into {output}")
+    _emit(result, as_json, f"indexed {result['documents']} documents of {collection} into {output}")
 
 
 @app.command("search")
@@ -134,10 +139,7 @@ def search_cmd(
         "results": len(run),
         "output": str(output),
     }
-    if as_json:
-        _print_json(result)
-    else:
-        console.print(f"wrote {result['results']} results for {result['queries']} queries to {output}")
+    _emit(result, as_json, f"wrote {result['results']} results for {result['queries']} queries to {output}")
 
 
 @app.command("qrels")
@@ -156,10 +158,7 @@ def qrels_cmd(
     part = _load(collection, data_dir, fold, folds).split(split)
     write_qrels(part.qrels, output)
     result = {"collection": collection, "split": split, "qrels": len(part.qrels), "output": str(output)}
-    if as_json:
-        _print_json(result)
-    else:
-        console.print(f"wrote {len(part.qrels)} judgements to {output}")
+    _emit(result, as_json, f"wrote {len(part.qrels)} judgements to {output}")
 
 
 @app.command("evaluate")
@@ -298,10 +297,7 @@ def rerank_cmd(
     reranked = reranker.rerank_collection(coll, split, first_stage, depth=depth)
     write_run(reranked, output, tag=f"neurank-{checkpoint.stem}")
     result = {"collection": collection, "split": split, "queries": len({r.query_id for r in reranked}), "results": len(reranked), "output": str(output)}
-    if as_json:
-        _print_json(result)
-    else:
-        console.print(f"re-ranked {result['results']} results for {result['queries']} queries into {output}")
+    _emit(result, as_json, f"re-ranked {result['results']} results for {result['queries']} queries into {output}")
 
 
 embeddings_app = typer.Typer(help="Word embeddings: train word2vec on a collection's text.", no_args_is_help=True)
@@ -338,10 +334,7 @@ def embeddings_train_cmd(
     vectors.save_word2vec_format(str(tmp), binary=False)
     tmp.replace(output)
     result = {"collection": collection, "sentences": len(sentences), "words": len(vectors.index_to_key), "dim": dim, "output": str(output)}
-    if as_json:
-        _print_json(result)
-    else:
-        console.print(f"trained {result['words']} word vectors on {result['sentences']} texts into {output}")
+    _emit(result, as_json, f"trained {result['words']} word vectors on {result['sentences']} texts into {output}")
 
 
 def _with_options(overrides: Optional[list[str]], data_dir: Optional[Path], device: Optional[str]) -> list[str]:
