@@ -20,6 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from neurank.models.layers import INTERACTIONS, derive_mask, dynamic_max_pool, interaction_matrices, pair_mask
+from neurank.models.registry import register
 from neurank.text import PAD_ID
 
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "gelu": nn.GELU, "leaky_relu": nn.LeakyReLU}
@@ -80,6 +81,7 @@ class MatchPyramidConfig:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
 
 
+@register("match_pyramid", MatchPyramidConfig)
 class MatchPyramid(nn.Module):
     """The MatchPyramid ranker: `model(query_ids, doc_ids)` gives one logit per query-document pair.
 
@@ -189,4 +191,4 @@ class MatchPyramid(nn.Module):
 
 # The name under which the project specifies its CNN interaction-based ranker: it is MatchPyramid, so
 # `CNNInteractionBasedModel(vocab_size)` builds the default MatchPyramid and `model(query, document)` scores pairs.
-CNNInteractionBasedModel = MatchPyramid
+CNNInteractionBasedModel = register("cnn", MatchPyramidConfig)(MatchPyramid)

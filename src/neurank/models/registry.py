@@ -1,7 +1,8 @@
 """The registry of rankers: a name maps to (Model class, Config class), and configs convert to and from plain dicts.
 
-A model class is built as `Model(vocab_size, config, embeddings=None)` and its config is a frozen dataclass. The
-built-in models are listed here; other code adds its own with `@register("name", MyConfig)`.
+A model class is built as `Model(vocab_size, config, embeddings=None)` and its config is a frozen dataclass. Each
+model module registers its classes with `@register("name", MyConfig)`; the first lookup imports every module of
+`neurank.models`, so a new model joins the registry (and the contract test) by adding its file, and nothing here.
 """
 
 from __future__ import annotations
@@ -10,14 +11,25 @@ import dataclasses
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import importlib
+import pkgutil
+
 from torch import Tensor, nn
 
-from neurank.models.match_pyramid import CNNInteractionBasedModel, MatchPyramid, MatchPyramidConfig
+_MODELS: dict[str, tuple[type[nn.Module], type]] = {}
+_NOT_MODELS = {"layers", "registry"}
+_discovered = False
 
-_MODELS: dict[str, tuple[type[nn.Module], type]] = {
-    "match_pyramid": (MatchPyramid, MatchPyramidConfig),
-    "cnn": (CNNInteractionBasedModel, MatchPyramidConfig),
-}
+
+def _discover() -> None:
+    global _discovered
+    if _discovered:
+        return
+    _discovered = True
+    package = importlib.import_module("neurank.models")
+    for module in pkgutil.iter_modules(package.__path__):
+        if module.name not in _NOT_MODELS:
+            importlib.import_module(f"neurank.models.{module.name}")
 
 
 class UnknownModelError(KeyError, ValueError):
@@ -51,11 +63,13 @@ def register(name: str, config_cls: type) -> Callable[[type[nn.Module]], type[nn
 
 def model_names() -> list[str]:
     """The registered model names, sorted."""
+    _discover()
     return sorted(_MODELS)
 
 
 def model_classes(name: str) -> tuple[type[nn.Module], type]:
     """(Model class, Config class) registered under `name`."""
+    _discover()
     if name not in _MODELS:
         raise UnknownModelError(f"unknown model {name!r}; registered models: {', '.join(model_names())}")
     return _MODELS[name]
