@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import math
 
 import pytest
 import torch
@@ -107,3 +108,40 @@ def test_rerank_keeps_every_candidate_and_reorders(tiny_config, tmp_path):
     queries = collection.split("test").queries
     again = reranker.rerank(first_stage, queries, lambda q, d: collection.doc_text("test", q, d), depth=100)
     assert sorted(again) == sorted(reranked)
+
+
+@pytest.mark.parametrize(
+    "embeddings",
+    [{"sparse": True}, {"freeze": True}, {"source": "word2vec", "dim": 8, "epochs": 2}],
+    ids=["sparse-gradients", "frozen", "word2vec"],
+)
+def test_embedding_options_train(tiny_config, tmp_path, embeddings):
+    config = dataclasses.replace(
+        tiny_config,
+        embeddings=dataclasses.replace(tiny_config.embeddings, **embeddings),
+        train=dataclasses.replace(tiny_config.train, epochs=1),
+    )
+    before = None
+    if embeddings.get("freeze"):
+        from neurank.training.loop import make_model, prepare_data
+
+        data = prepare_data(config)
+        torch.manual_seed(config.train.seed)
+        before = make_model(config, len(data.vocab), data.embeddings).embedding.weight.detach().clone()
+    result = train(config, tmp_path / "run", progress=False)
+    assert result["steps"] > 0
+    state = load_checkpoint(tmp_path / "run" / "last.pt")["state_dict"]
+    if before is not None:
+        assert torch.equal(state["embedding.weight"], before)
+
+
+def test_idf_by_hand():
+    from neurank.text import Vocab
+    from neurank.training.loop import inverse_document_frequencies
+
+    vocab = Vocab.build([["a", "b"], ["a"]])
+    idf = inverse_document_frequencies(vocab, [["a", "b"], ["a"], ["c"]])
+    # N = 3; df(a) = 2, df(b) = 1; "c" is not in the vocabulary, so it counts for UNK (df 1).
+    assert idf[vocab.token_to_id("a")].item() == pytest.approx(math.log1p(1.5 / 2.5))
+    assert idf[vocab.token_to_id("b")].item() == pytest.approx(math.log1p(2.5 / 1.5))
+    assert idf[0].item() == 0.0

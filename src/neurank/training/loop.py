@@ -72,6 +72,7 @@ class PreparedData:
     dev_examples: list[QueryExample]
     embeddings: torch.Tensor | None
     embedding_report: dict | None
+    idf: torch.Tensor | None = None
 
 
 def collection_texts(collection: Collection) -> list[str]:
@@ -105,7 +106,34 @@ def prepare_data(config: ExperimentConfig, progress: bool = False) -> PreparedDa
         return build_examples(collection, split, encoder, run, depth=depth)
 
     embeddings, report = make_embeddings(config, vocab, token_lists, collection)
-    return PreparedData(collection, tokenizer, vocab, encoder, examples(data.train_split), examples(data.dev_split), embeddings, report)
+    idf = inverse_document_frequencies(vocab, tokenizer.tokenize_batch(document_texts(collection)))
+    return PreparedData(
+        collection, tokenizer, vocab, encoder, examples(data.train_split), examples(data.dev_split), embeddings, report, idf
+    )
+
+
+def document_texts(collection: Collection) -> list[str]:
+    """The distinct document texts: the pool (ad-hoc) or every candidate of every split (answer selection)."""
+    texts = [doc.text for doc in collection.docs.values()]
+    for split in collection.splits.values():
+        for docs in (split.candidates or {}).values():
+            texts += [doc.text for doc in docs]
+    return list(dict.fromkeys(texts))
+
+
+def inverse_document_frequencies(vocab: Vocab, documents: Sequence[Sequence[str]]) -> torch.Tensor:
+    """BM25-style IDF, log(1 + (N - df + 0.5) / (df + 0.5)), of every vocabulary id (PAD gets 0).
+
+    Models whose term gating reads IDF (DRMM, PACRR) receive it through `model.set_idf`.
+    """
+    df = np.zeros(len(vocab), dtype=np.float64)
+    for tokens in documents:
+        ids = np.unique(vocab.encode(list(tokens))) if tokens else np.zeros(0, dtype=np.int64)
+        df[ids] += 1
+    n = len(documents)
+    idf = np.log1p((n - df + 0.5) / (df + 0.5))
+    idf[0] = 0.0
+    return torch.tensor(idf, dtype=torch.float)
 
 
 def make_embeddings(config: ExperimentConfig, vocab: Vocab, token_lists: list[list[str]], collection: Collection):
@@ -239,7 +267,10 @@ def train(
     metric = train_cfg.metric or data.collection.measures[0]
 
     seed_everything(train_cfg.seed)  # the model's initialisation must not depend on how data was prepared
-    model = make_model(config, len(data.vocab), data.embeddings).to(device)
+    model = make_model(config, len(data.vocab), data.embeddings)
+    if hasattr(model, "set_idf") and data.idf is not None:
+        model.set_idf(data.idf)
+    model = model.to(device)
     dataset = training_dataset(config, data.train_examples)
     if len(dataset) == 0:
         raise ValueError(f"{config.data.collection}/{config.data.train_split}: no training example has a positive candidate")
