@@ -1,4 +1,4 @@
-"""Shared fixtures: where the real collections live for integration tests."""
+"""Shared fixtures (where the real collections live for integration tests) and test-wide torch settings."""
 
 from __future__ import annotations
 
@@ -6,6 +6,11 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
+
+# The tests push tiny tensors, where intra-op threading costs more than it saves: tests/models ran in 8.9 s with
+# one thread against 40.7 s with the default two on this 2-core machine.
+torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")

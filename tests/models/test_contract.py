@@ -17,6 +17,32 @@ from neurank.text import PAD_ID
 
 VOCAB_SIZE = 40
 VARIANTS = {
+    "pacrr": [
+        {"min_ngram": 2, "max_ngram": 4, "k_max": 6, "use_idf": False, "use_first_stage_score": True},
+        {"max_query_len": 3, "dense_sizes": [16], "n_filters": 8, "dropout": 0.1},
+    ],
+    "duet": [
+        {"max_query_len": 3, "max_doc_len": 12, "doc_pool_size": 4, "hidden_dim": 16, "use_first_stage_score": True},
+        {"window": 1, "doc_pool_size": 1, "max_doc_len": 30, "dropout": 0.0},
+    ],
+    "mvlstm": [
+        {"interaction": "tensor", "shared_lstm": False, "use_first_stage_score": True, "tensor_channels": 3},
+        {"interaction": "bilinear", "top_k": 50, "mlp_hidden": [], "dropout": 0.0},
+    ],
+    "tk": [{"n_layers": 1, "n_heads": 4, "ff_dim": 32, "dropout": 0.1, "use_first_stage_score": True}],
+    "drmm": [
+        {"histogram": "ch", "gating": "tv", "freeze_embeddings": False, "use_first_stage_score": True},
+        {"histogram": "nh", "hidden_sizes": [8, 4], "dropout": 0.1},
+    ],
+    "arci": [
+        {"conv_channels": [16, 16], "kernel_sizes": [3, 2], "pool_sizes": [2, 3], "use_first_stage_score": True},
+        {"share_encoder": True, "activation": "tanh", "hidden_sizes": [], "pool_sizes": [1]},
+    ],
+    "knrm": [{"use_first_stage_score": True, "tanh_output": False, "dropout": 0.1, "n_kernels": 21, "sigma": 0.05}],
+    "conv_knrm": [
+        {"ngram_windows": "complete", "n_filters": 16, "use_first_stage_score": True, "tanh_output": False},
+        {"cross_match": False, "max_ngram": 2, "n_filters": 8, "dropout": 0.1},
+    ],
     "match_pyramid": [
         {"interactions": ["cosine", "dot", "exact"], "use_first_stage_score": True, "activation": "tanh"},
         {"interactions": ["exact"], "conv_channels": [8], "kernel_sizes": [[1, 3]], "pool_size": [2, 4]},

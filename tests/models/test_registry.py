@@ -26,8 +26,8 @@ from neurank.models import registry
 def test_cnn_and_match_pyramid_are_registered():
     assert {"cnn", "match_pyramid"} <= set(model_names())
     assert model_classes("cnn") == model_classes("match_pyramid") == (MatchPyramid, MatchPyramidConfig)
-    with pytest.raises(UnknownModelError, match="unknown model 'drmm'; registered models: .*match_pyramid"):
-        build_model("drmm", 10)
+    with pytest.raises(UnknownModelError, match="unknown model 'no_such_model'; registered models: .*match_pyramid"):
+        build_model("no_such_model", 10)
 
 
 def test_build_model_takes_a_dict_a_config_or_nothing():

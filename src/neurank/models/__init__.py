@@ -16,7 +16,15 @@ from neurank.models.layers import (
     kernel_pooling,
     pair_mask,
 )
+from neurank.models.arci import ArcI, ArcIConfig
+from neurank.models.conv_knrm import ConvKNRM, ConvKNRMConfig
+from neurank.models.drmm import DRMM, DRMMConfig
+from neurank.models.duet import DUET, DUETConfig
+from neurank.models.knrm import KNRM, KNRMConfig
 from neurank.models.match_pyramid import CNNInteractionBasedModel, MatchPyramid, MatchPyramidConfig
+from neurank.models.mvlstm import MVLSTM, MVLSTMConfig
+from neurank.models.pacrr import PACRR, PACRRConfig
+from neurank.models.tk import TK, TKConfig
 from neurank.models.registry import (
     ConfigError,
     UnknownModelError,
@@ -29,7 +37,23 @@ from neurank.models.registry import (
 )
 
 __all__ = [
+    "ArcI",
+    "ArcIConfig",
     "CNNInteractionBasedModel",
+    "ConvKNRM",
+    "ConvKNRMConfig",
+    "DRMM",
+    "DRMMConfig",
+    "DUET",
+    "DUETConfig",
+    "KNRM",
+    "KNRMConfig",
+    "MVLSTM",
+    "MVLSTMConfig",
+    "PACRR",
+    "PACRRConfig",
+    "TK",
+    "TKConfig",
     "ConfigError",
     "INTERACTIONS",
     "KernelPooling",

@@ -1,0 +1,259 @@
+"""DRMM, the Deep Relevance Matching Model: matching histograms, a per-term feed-forward network and term gating.
+
+Guo, Fan, Ai, Croft. "A Deep Relevance Matching Model for Ad-hoc Retrieval". CIKM 2016.
+
+Every query term is compared (cosine) with every real document term, and the similarities are counted into a fixed
+matching histogram per query term: `n_bins - 1` equal bins over [-1, 1) and one last bin, [1, 1], for exact matches.
+A small feed-forward network (30 -> 5 -> 1, tanh, the paper's best) turns each query term's histogram into a matching
+score, and a term gating network weighs the query terms: a softmax over the query terms of `w * idf(term)` ("idf",
+the paper's best) or of `w . embedding(term)` ("tv"). The score is the gated sum.
+
+Choices the paper leaves open, taken from MatchZoo (the toolkit of the paper's second author; `DRMM_PairGenerator.
+cal_hist` in MatchZoo 1.x, `MatchingHistogram` and `DRMM` in MatchZoo-py):
+- bin of a similarity s: floor((s + 1) / 2 * (n_bins - 1)), so the soft bins are [-1, 1) in n_bins - 1 equal steps.
+  The exact-match bin is decided by token id (the same term, UNK excluded, as `exact_match_matrix` does), not by
+  s == 1, which float rounding can miss for a term compared with itself.
+- "lch" is log10(1 + count) (MatchZoo 1.x adds 1 to every bin before log10, so empty bins are 0, not -inf); "nh"
+  divides the counts by the number of real document terms; "ch" keeps the counts.
+- a linear layer on the gated sum (MatchZoo-py's output layer): the paper's network ends in tanh, which would bound
+  the logit to [-1, 1]. With `use_first_stage_score` this layer also reads the first-stage score.
+- the IDF gate weight starts at 1.0 (neither the paper nor MatchZoo, which gates on term vectors, fixes it).
+
+Embeddings are frozen by default (`freeze_embeddings=True`): the paper uses fixed pretrained word vectors, and
+histograms are counts, with no gradient, so under IDF gating the embeddings could not be trained anyway (a config
+asking to train them with IDF gating is rejected). Under "tv" gating the query term embeddings do receive a gradient,
+through the gate, and may be trained.
+
+IDF lives in the persistent buffer `idf` (vocab_size,), all ones until `set_idf` is called (the training loop calls
+it with the corpus IDF before it builds its optimizer). While the IDF is uniform the gate is a plain average whatever
+its weight, so the weight is then frozen (requires_grad False) and becomes trainable once `set_idf` (or loading a
+state_dict) gives varying values: build the optimizer after `set_idf`.
+
+Appending PAD never changes a score: padded document terms are left out of the counts, padded query terms are left
+out of the gate's softmax, and the histogram's normaliser is the true document length.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import torch
+from torch import Tensor, nn
+
+from neurank.models.layers import cosine_matrix, derive_mask, exact_match_matrix
+from neurank.models.registry import register
+from neurank.text import PAD_ID
+
+HISTOGRAMS = ("lch", "ch", "nh")
+GATINGS = ("idf", "tv")
+
+
+@dataclass(frozen=True)
+class DRMMConfig:
+    """DRMM settings.
+
+    Attributes:
+        embedding_dim: word vector size (taken from `embeddings` when the model is initialised from them).
+        n_bins: histogram bins: n_bins - 1 equal bins over [-1, 1) and one bin for exact matches (30 in the paper).
+        histogram: "lch" (log10 of 1 + count, the paper's best), "ch" (count) or "nh" (count / document length).
+        hidden_sizes: hidden layers of the per-term matching network, n_bins -> *hidden_sizes -> 1, all tanh; the
+            paper's best is (5,).
+        gating: "idf" (softmax of w * idf(term), the paper's best) or "tv" (softmax of w . embedding(term)).
+        dropout: after each hidden layer of the matching network (the paper uses none).
+        use_first_stage_score: feed the (already normalised) first-stage score to the scoring layer as one feature.
+        freeze_embeddings: keep the embeddings fixed (True by default, as in the paper; must be True with "idf").
+        sparse_embeddings: sparse embedding gradients (for large vocabularies; needs a sparse-aware optimizer).
+        padding_idx: the PAD id, whose embedding stays zero and receives no gradient.
+    """
+
+    embedding_dim: int = 100
+    n_bins: int = 30
+    histogram: str = "lch"
+    hidden_sizes: tuple[int, ...] = (5,)
+    gating: str = "idf"
+    dropout: float = 0.0
+    use_first_stage_score: bool = False
+    freeze_embeddings: bool = True
+    sparse_embeddings: bool = False
+    padding_idx: int = PAD_ID
+
+    def __post_init__(self):
+        # Lists (from JSON/YAML) become tuples, so configs stay hashable and compare equal after a round trip.
+        object.__setattr__(self, "hidden_sizes", tuple(self.hidden_sizes))
+        if self.n_bins < 2:
+            raise ValueError(f"n_bins must be >= 2 (at least one soft bin and the exact-match bin), got {self.n_bins}")
+        if self.histogram not in HISTOGRAMS:
+            raise ValueError(f"unknown histogram {self.histogram!r}; valid: {', '.join(HISTOGRAMS)}")
+        if any(size < 1 for size in self.hidden_sizes):
+            raise ValueError(f"hidden_sizes must be positive, got {self.hidden_sizes}")
+        if self.gating not in GATINGS:
+            raise ValueError(f"unknown gating {self.gating!r}; valid: {', '.join(GATINGS)}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.gating == "idf" and not self.freeze_embeddings:
+            raise ValueError(
+                "freeze_embeddings=False needs gating='tv': with IDF gating the embeddings reach the score only "
+                "through the matching histograms, which are counts and carry no gradient"
+            )
+
+
+def _sync_gate_after_load(module: DRMM, incompatible_keys) -> None:
+    # A module-level function (not a lambda), so the model still pickles whole.
+    module._sync_gate()
+
+
+@register("drmm", DRMMConfig)
+class DRMM(nn.Module):
+    """The DRMM ranker: `model(query_ids, doc_ids)` gives one logit per query-document pair.
+
+    Args:
+        vocab_size: number of ids, PAD and UNK included.
+        config: a `DRMMConfig`; None for the defaults.
+        embeddings: optional (vocab_size, dim) float tensor to initialise the embeddings from; `dim` then replaces
+            `config.embedding_dim` in `self.config`, so the saved config rebuilds the same shapes.
+    """
+
+    def __init__(self, vocab_size: int, config: DRMMConfig | None = None, embeddings: Tensor | None = None):
+        super().__init__()
+        config = config or DRMMConfig()
+        if embeddings is not None:
+            if embeddings.dim() != 2 or embeddings.shape[0] != vocab_size:
+                raise ValueError(f"embeddings must have shape ({vocab_size}, dim), got {tuple(embeddings.shape)}")
+            config = replace(config, embedding_dim=embeddings.shape[1])
+        self.config = config
+        self.vocab_size = vocab_size
+
+        self.embedding = nn.Embedding(
+            vocab_size, config.embedding_dim, padding_idx=config.padding_idx, sparse=config.sparse_embeddings
+        )
+        if embeddings is not None:
+            with torch.no_grad():
+                self.embedding.weight.copy_(embeddings)
+        self.embedding.weight.requires_grad_(not config.freeze_embeddings)
+
+        layers: list[nn.Module] = []
+        in_features = config.n_bins
+        for size in config.hidden_sizes:
+            layers += [nn.Linear(in_features, size), nn.Tanh(), nn.Dropout(config.dropout)]
+            in_features = size
+        layers += [nn.Linear(in_features, 1), nn.Tanh()]
+        self.matching = nn.Sequential(*layers)
+
+        self.register_buffer("idf", torch.ones(vocab_size))
+        if config.gating == "idf":
+            self.gate_weight = nn.Parameter(torch.tensor(1.0))
+            self.gate_weight.requires_grad_(False)  # the IDF is uniform until `set_idf`
+            self.register_load_state_dict_post_hook(_sync_gate_after_load)
+        else:
+            self.gate = nn.Linear(config.embedding_dim, 1, bias=False)
+        self.score = nn.Linear(1 + int(config.use_first_stage_score), 1)
+
+    def set_idf(self, idf: Tensor) -> None:
+        """Set the IDF the gate reads: a (vocab_size,) tensor, indexed by token id."""
+        idf = torch.as_tensor(idf)
+        if idf.shape != (self.vocab_size,):
+            raise ValueError(f"idf must have shape ({self.vocab_size},), got {tuple(idf.shape)}")
+        with torch.no_grad():
+            self.idf.copy_(idf)
+        self._sync_gate()
+
+    def _sync_gate(self) -> None:
+        # With one IDF value for every term the softmax is uniform for any weight, so the weight has no gradient.
+        if self.config.gating == "idf":
+            pad = self.config.padding_idx
+            terms = torch.cat([self.idf[:pad], self.idf[pad + 1 :]])
+            self.gate_weight.requires_grad_(bool((terms != terms[0]).any()) if len(terms) else False)
+
+    def interaction_matrix(
+        self, query_ids: Tensor, doc_ids: Tensor, query_mask: Tensor | None = None, doc_mask: Tensor | None = None
+    ) -> Tensor:
+        """The cosine matrix the histograms count, 0 at padded positions.
+
+        Args:
+            query_ids: (B, Lq); doc_ids: (B, Ld); masks (B, Lq), (B, Ld), derived from PAD when None.
+        Returns:
+            (B, 1, Lq, Ld).
+        """
+        query_mask = derive_mask(query_ids) if query_mask is None else query_mask.bool()
+        doc_mask = derive_mask(doc_ids) if doc_mask is None else doc_mask.bool()
+        sim_matrix = cosine_matrix(self.embedding(query_ids), self.embedding(doc_ids), query_mask, doc_mask)
+        return sim_matrix[:, None]  # (B, 1, Lq, Ld)
+
+    def matching_histogram(
+        self, query_ids: Tensor, doc_ids: Tensor, query_mask: Tensor | None = None, doc_mask: Tensor | None = None
+    ) -> Tensor:
+        """The matching histogram of every query term, transformed as `config.histogram` says; 0 for padded terms.
+
+        Args:
+            query_ids: (B, Lq); doc_ids: (B, Ld); masks (B, Lq), (B, Ld), derived from PAD when None.
+        Returns:
+            (B, Lq, n_bins); the last bin counts exact matches. No gradient flows through it.
+        """
+        query_mask = derive_mask(query_ids) if query_mask is None else query_mask.bool()
+        doc_mask = derive_mask(doc_ids) if doc_mask is None else doc_mask.bool()
+        n_bins = self.config.n_bins
+        with torch.no_grad():
+            sim_matrix = self.interaction_matrix(query_ids, doc_ids, query_mask, doc_mask)[:, 0]  # (B, Lq, Ld)
+            soft_bin = ((sim_matrix + 1.0) / 2.0 * (n_bins - 1)).floor().long().clamp(0, n_bins - 2)  # (B, Lq, Ld)
+            exact = exact_match_matrix(query_ids, doc_ids, query_mask, doc_mask).bool()  # (B, Lq, Ld)
+            bin_index = torch.where(exact, n_bins - 1, soft_bin)  # (B, Lq, Ld)
+            # Padded document terms add 0 to whatever bin they fall in.
+            weights = doc_mask[:, None, :].expand_as(bin_index).to(sim_matrix.dtype)  # (B, Lq, Ld)
+            counts = sim_matrix.new_zeros(*bin_index.shape[:2], n_bins).scatter_add_(2, bin_index, weights)
+            if self.config.histogram == "lch":
+                counts = torch.log10(1.0 + counts)
+            elif self.config.histogram == "nh":
+                counts = counts / doc_mask.sum(1).clamp(min=1)[:, None, None].to(counts.dtype)
+            return counts * query_mask[:, :, None]  # (B, Lq, n_bins)
+
+    def term_gates(self, query_ids: Tensor, query_mask: Tensor | None = None) -> Tensor:
+        """The weight of every query term: a softmax over the real query terms, 0 at padding. (B, Lq) -> (B, Lq)."""
+        query_mask = derive_mask(query_ids) if query_mask is None else query_mask.bool()
+        if self.config.gating == "idf":
+            logits = self.gate_weight * self.idf[query_ids]  # (B, Lq)
+        else:
+            logits = self.gate(self.embedding(query_ids)).squeeze(2)  # (B, Lq)
+        # The finite fill (not -inf) keeps a query with no real term at 0 instead of NaN.
+        logits = logits.masked_fill(~query_mask, torch.finfo(logits.dtype).min)
+        return torch.softmax(logits, dim=1) * query_mask  # (B, Lq)
+
+    def forward(
+        self,
+        query_ids: Tensor,
+        doc_ids: Tensor,
+        query_mask: Tensor | None = None,
+        doc_mask: Tensor | None = None,
+        first_stage_score: Tensor | None = None,
+    ) -> Tensor:
+        """Score query-document pairs.
+
+        Args:
+            query_ids: (B, Lq) right-padded ids; doc_ids: (B, Ld).
+            query_mask: (B, Lq), True at real tokens; doc_mask: (B, Ld); both derived from PAD (id 0) when None.
+            first_stage_score: (B,) normalised first-stage scores; required when `config.use_first_stage_score`,
+                ignored otherwise.
+        Returns:
+            (B,) logits; `predict_proba` gives probabilities.
+        """
+        query_mask = derive_mask(query_ids) if query_mask is None else query_mask.bool()
+        doc_mask = derive_mask(doc_ids) if doc_mask is None else doc_mask.bool()
+        histogram = self.matching_histogram(query_ids, doc_ids, query_mask, doc_mask)  # (B, Lq, n_bins)
+        term_scores = self.matching(histogram).squeeze(2)  # (B, Lq)
+        gates = self.term_gates(query_ids, query_mask)  # (B, Lq)
+        features = (gates * term_scores).sum(1, keepdim=True)  # (B, 1)
+        if self.config.use_first_stage_score:
+            if first_stage_score is None:
+                raise ValueError("this model was configured with use_first_stage_score=True; pass first_stage_score")
+            features = torch.cat([features, first_stage_score.to(features.dtype)[:, None]], dim=1)  # (B, 2)
+        return self.score(features).squeeze(1)  # (B,)
+
+    def predict_proba(
+        self,
+        query_ids: Tensor,
+        doc_ids: Tensor,
+        query_mask: Tensor | None = None,
+        doc_mask: Tensor | None = None,
+        first_stage_score: Tensor | None = None,
+    ) -> Tensor:
+        """The sigmoid of `forward`: the probability that each pair is relevant, (B,) in [0, 1]."""
+        return torch.sigmoid(self.forward(query_ids, doc_ids, query_mask, doc_mask, first_stage_score))

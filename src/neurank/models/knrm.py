@@ -1,0 +1,172 @@
+"""K-NRM, the kernel-pooling interaction ranker.
+
+Xiong, Dai, Callan, Liu, Power. "End-to-End Neural Ad-hoc Ranking with Kernel Pooling". SIGIR 2017.
+
+Every query token is compared with every document token by the cosine of their embeddings (the translation matrix),
+RBF kernels turn each query token's row into soft match counts at several similarity levels (an exact-match kernel
+at 1.0 and soft kernels at 0.9, 0.7, ..., -0.9), the log of each count is summed over the query tokens, and a linear
+layer scores the resulting K features.
+
+Choices the paper leaves to the code follow the authors' implementation (github.com/AdeDZY/K-NRM, `model_knrm.py`,
+and the PyTorch port in thunlp/Kernel-Based-Neural-Ranking-Models, `KNRM.py`):
+- the soft counts are clamped at 1e-10 before the log, and the log counts are multiplied by 0.01 ("used to scale
+  down the data"; `feature_scale`);
+- the score is tanh(w . features + b), as in the paper's equation and both implementations (`tanh_output`). The
+  score therefore lies in (-1, 1), which suits the paper's pairwise hinge loss and ranking; set `tanh_output=False`
+  for unbounded logits (sharper probabilities under a pointwise or listwise loss);
+- no dropout (`dropout=0.0`; the port has it commented out), and query terms weigh 1 each (the paper's setting).
+
+Appending PAD never changes a score: the translation matrix is computed only between real tokens, padded document
+positions add nothing to a kernel's soft count, and padded query positions add nothing to the sum over query tokens.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import torch
+from torch import Tensor, nn
+
+from neurank.models.layers import KernelPooling, cosine_matrix, derive_mask
+from neurank.models.registry import register
+from neurank.text import PAD_ID
+
+
+@dataclass(frozen=True)
+class KNRMConfig:
+    """K-NRM settings.
+
+    Attributes:
+        embedding_dim: word vector size (taken from `embeddings` when the model is initialised from them).
+        n_kernels: RBF kernels, the exact-match kernel at 1.0 included; the soft ones are centred evenly in (-1, 1)
+            (11 gives 1.0, 0.9, 0.7, ..., -0.9, the paper's setting).
+        sigma: width of the soft kernels (0.1 in the paper: half the distance between two centres).
+        exact_sigma: width of the exact-match kernel (1e-3 in the paper).
+        feature_scale: factor on the log soft counts before the scoring layer (0.01 in the original code).
+        tanh_output: score with tanh(linear(features)) as the paper does; False scores with the linear layer alone.
+        dropout: on the kernel features, before the scoring layer (0 in the original).
+        use_first_stage_score: feed the (already normalised) first-stage score to the scoring layer as one feature.
+        freeze_embeddings: keep the embeddings fixed during training.
+        sparse_embeddings: sparse embedding gradients (for large vocabularies; needs a sparse-aware optimizer).
+        padding_idx: the PAD id, whose embedding stays zero and receives no gradient.
+    """
+
+    embedding_dim: int = 100
+    n_kernels: int = 11
+    sigma: float = 0.1
+    exact_sigma: float = 1e-3
+    feature_scale: float = 0.01
+    tanh_output: bool = True
+    dropout: float = 0.0
+    use_first_stage_score: bool = False
+    freeze_embeddings: bool = False
+    sparse_embeddings: bool = False
+    padding_idx: int = PAD_ID
+
+    def __post_init__(self):
+        if self.embedding_dim < 1:
+            raise ValueError(f"embedding_dim must be positive, got {self.embedding_dim}")
+        if self.n_kernels < 2:
+            raise ValueError(f"n_kernels must be >= 2 (the exact-match kernel and a soft one), got {self.n_kernels}")
+        if self.sigma <= 0 or self.exact_sigma <= 0:
+            raise ValueError(f"kernel widths must be positive, got sigma={self.sigma}, exact_sigma={self.exact_sigma}")
+        if self.feature_scale <= 0:
+            raise ValueError(f"feature_scale must be positive, got {self.feature_scale}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+
+
+@register("knrm", KNRMConfig)
+class KNRM(nn.Module):
+    """The K-NRM ranker: `model(query_ids, doc_ids)` gives one score per query-document pair.
+
+    Args:
+        vocab_size: number of ids, PAD and UNK included.
+        config: a `KNRMConfig`; None for the defaults.
+        embeddings: optional (vocab_size, dim) float tensor to initialise the embeddings from; `dim` then replaces
+            `config.embedding_dim` in `self.config`, so the saved config rebuilds the same shapes.
+    """
+
+    def __init__(self, vocab_size: int, config: KNRMConfig | None = None, embeddings: Tensor | None = None):
+        super().__init__()
+        config = config or KNRMConfig()
+        if embeddings is not None:
+            if embeddings.dim() != 2 or embeddings.shape[0] != vocab_size:
+                raise ValueError(f"embeddings must have shape ({vocab_size}, dim), got {tuple(embeddings.shape)}")
+            config = replace(config, embedding_dim=embeddings.shape[1])
+        self.config = config
+        self.vocab_size = vocab_size
+
+        self.embedding = nn.Embedding(
+            vocab_size, config.embedding_dim, padding_idx=config.padding_idx, sparse=config.sparse_embeddings
+        )
+        if embeddings is not None:
+            with torch.no_grad():
+                self.embedding.weight.copy_(embeddings)
+        self.embedding.weight.requires_grad_(not config.freeze_embeddings)
+
+        self.kernel_pooling = KernelPooling(config.n_kernels, config.sigma, config.exact_sigma)
+        self.dropout = nn.Dropout(config.dropout)
+        self.score = nn.Linear(config.n_kernels + int(config.use_first_stage_score), 1)
+
+    def interaction_matrix(
+        self, query_ids: Tensor, doc_ids: Tensor, query_mask: Tensor | None = None, doc_mask: Tensor | None = None
+    ) -> Tensor:
+        """The translation matrix: cosine of every query token with every document token, 0 at padded positions.
+
+        Args:
+            query_ids: (B, Lq); doc_ids: (B, Ld); masks (B, Lq), (B, Ld), derived from PAD when None.
+        Returns:
+            (B, 1, Lq, Ld).
+        """
+        query_mask = derive_mask(query_ids) if query_mask is None else query_mask.bool()
+        doc_mask = derive_mask(doc_ids) if doc_mask is None else doc_mask.bool()
+        query_emb = self.embedding(query_ids)  # (B, Lq, D)
+        doc_emb = self.embedding(doc_ids)  # (B, Ld, D)
+        return cosine_matrix(query_emb, doc_emb, query_mask, doc_mask)[:, None]  # (B, 1, Lq, Ld)
+
+    def kernel_features(
+        self, query_ids: Tensor, doc_ids: Tensor, query_mask: Tensor | None = None, doc_mask: Tensor | None = None
+    ) -> Tensor:
+        """The scaled log soft-TF features the scoring layer reads, (B, n_kernels)."""
+        query_mask = derive_mask(query_ids) if query_mask is None else query_mask.bool()
+        doc_mask = derive_mask(doc_ids) if doc_mask is None else doc_mask.bool()
+        sim_matrix = self.interaction_matrix(query_ids, doc_ids, query_mask, doc_mask)[:, 0]  # (B, Lq, Ld)
+        return self.kernel_pooling(sim_matrix, query_mask, doc_mask) * self.config.feature_scale  # (B, K)
+
+    def forward(
+        self,
+        query_ids: Tensor,
+        doc_ids: Tensor,
+        query_mask: Tensor | None = None,
+        doc_mask: Tensor | None = None,
+        first_stage_score: Tensor | None = None,
+    ) -> Tensor:
+        """Score query-document pairs.
+
+        Args:
+            query_ids: (B, Lq) right-padded ids; doc_ids: (B, Ld).
+            query_mask: (B, Lq), True at real tokens; doc_mask: (B, Ld); both derived from PAD (id 0) when None.
+            first_stage_score: (B,) normalised first-stage scores; required when `config.use_first_stage_score`,
+                ignored otherwise.
+        Returns:
+            (B,) scores, used as logits (in (-1, 1) when `config.tanh_output`); `predict_proba` gives probabilities.
+        """
+        features = self.dropout(self.kernel_features(query_ids, doc_ids, query_mask, doc_mask))  # (B, K)
+        if self.config.use_first_stage_score:
+            if first_stage_score is None:
+                raise ValueError("this model was configured with use_first_stage_score=True; pass first_stage_score")
+            features = torch.cat([features, first_stage_score.to(features.dtype)[:, None]], dim=1)  # (B, K + 1)
+        score = self.score(features).squeeze(1)  # (B,)
+        return torch.tanh(score) if self.config.tanh_output else score
+
+    def predict_proba(
+        self,
+        query_ids: Tensor,
+        doc_ids: Tensor,
+        query_mask: Tensor | None = None,
+        doc_mask: Tensor | None = None,
+        first_stage_score: Tensor | None = None,
+    ) -> Tensor:
+        """The sigmoid of `forward`: the probability that each pair is relevant, (B,) in [0, 1]."""
+        return torch.sigmoid(self.forward(query_ids, doc_ids, query_mask, doc_mask, first_stage_score))

@@ -1,0 +1,244 @@
+"""PACRR, the position-aware convolutional relevance matching model.
+
+Hui, Yates, Berberich, de Melo. "PACRR: A Position-Aware Neural IR Model for Relevance Matching". EMNLP 2017.
+
+Every query term is compared (cosine) with every document term. Square 2-D convolutions of sizes n = 1..lg
+(`min_ngram`..`max_ngram`), `n_filters` each with ReLU, read n-gram (query n-gram x document n-gram) matches off the
+matrix; for every cell only the strongest filter is kept (max pooling over filters), and for every query term the
+`k_max` strongest document positions of each n-gram size are kept (k-max pooling along the document, ns in the
+paper). Each query term thus gets (max_ngram - min_ngram + 1) * k_max signals, plus, with `use_idf`, its normalised
+IDF. The per-term features of the first `max_query_len` query terms (lq in the paper) are concatenated, in query
+order, and a dense network scores them: the paper's "dense" combination, rather than its LSTM.
+
+Choices the paper leaves open, taken from the PyTorch reference implementation by co-author Yates' group (OpenNIR's
+`pacrr` ranker, also the base of CEDR's and Capreolus' PACRR):
+- unigrams go through a 1x1 convolution like the other n-gram sizes (`min_ngram=1`); the paper's text feeds the raw
+  similarity matrix to the unigram pooling. Set `min_ngram=2` for convolutions of sizes 2..lg only.
+- an n x n convolution pads n - 1 zeros after the last query and document positions, so the cell (i, j) reads the
+  n-gram starting at (i, j); a padded cell of the similarity matrix is 0, so a real cell reads the same zeros past
+  the end of its pair whether or not the batch was padded further.
+- the normalised IDF is a softmax of the IDF over the query terms (Co-PACRR's and OpenNIR's choice); here the softmax
+  runs over the real terms only, so PAD takes no share.
+- the dense combination is OpenNIR's "dense32": lq * features -> 32 -> 32 -> 1 with ReLU between the layers, and no
+  dropout (`dropout` defaults to 0.0).
+- the document is not truncated to a fixed length ("firstk" in the paper): k-max pooling reads any length, and the
+  data pipeline already truncates documents.
+
+Variable query lengths: the query is cut to its first `max_query_len` terms, and the per-term features of a shorter
+query are padded with zeros to `max_query_len` rows. Features of padded query terms are 0, so appending PAD to the
+query never changes a score. Padded document positions are left out of k-max pooling (a document shorter than
+`k_max` contributes 0 for the missing positions), so appending PAD to the document never changes a score either.
+
+IDF lives in the persistent buffer `idf` (vocab_size,), all ones until `set_idf` is called (the training loop calls
+it with the corpus IDF); with all ones the IDF feature is 1 / query length.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from neurank.models.layers import cosine_matrix, derive_mask
+from neurank.models.registry import register
+from neurank.text import PAD_ID
+
+
+@dataclass(frozen=True)
+class PACRRConfig:
+    """PACRR settings.
+
+    Attributes:
+        embedding_dim: word vector size (taken from `embeddings` when the model is initialised from them).
+        min_ngram: the smallest convolution size; 1 adds a 1x1 convolution for unigram matches (OpenNIR's default).
+        max_ngram: the largest convolution size, lg in the paper (3).
+        n_filters: filters of each convolution (32 in the paper).
+        k_max: document positions kept per query term and n-gram size, ns in the paper (2).
+        max_query_len: query terms the dense combination reads, lq in the paper (16); longer queries are cut, shorter
+            ones padded with zero features.
+        use_idf: add the softmax-normalised IDF of each query term to its features (as the paper does).
+        dense_sizes: hidden layers of the combination network, lq * features -> *dense_sizes -> 1, ReLU between.
+        dropout: on the concatenated query-term features, before the combination network (the references use none).
+        use_first_stage_score: feed the (already normalised) first-stage score to the combination network.
+        freeze_embeddings: keep the embeddings fixed during training.
+        sparse_embeddings: sparse embedding gradients (for large vocabularies; needs a sparse-aware optimizer).
+        padding_idx: the PAD id, whose embedding stays zero and receives no gradient.
+    """
+
+    embedding_dim: int = 100
+    min_ngram: int = 1
+    max_ngram: int = 3
+    n_filters: int = 32
+    k_max: int = 2
+    max_query_len: int = 16
+    use_idf: bool = True
+    dense_sizes: tuple[int, ...] = (32, 32)
+    dropout: float = 0.0
+    use_first_stage_score: bool = False
+    freeze_embeddings: bool = False
+    sparse_embeddings: bool = False
+    padding_idx: int = PAD_ID
+
+    def __post_init__(self):
+        # Lists (from JSON/YAML) become tuples, so configs stay hashable and compare equal after a round trip.
+        object.__setattr__(self, "dense_sizes", tuple(self.dense_sizes))
+        if not 1 <= self.min_ngram <= self.max_ngram:
+            raise ValueError(
+                f"need 1 <= min_ngram <= max_ngram, got min_ngram={self.min_ngram}, max_ngram={self.max_ngram}"
+            )
+        for name in ("n_filters", "k_max", "max_query_len"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be a positive int, got {getattr(self, name)}")
+        if any(size < 1 for size in self.dense_sizes):
+            raise ValueError(f"dense_sizes must be positive, got {self.dense_sizes}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+
+    @property
+    def ngram_sizes(self) -> tuple[int, ...]:
+        return tuple(range(self.min_ngram, self.max_ngram + 1))
+
+
+def k_max_pool(x: Tensor, doc_mask: Tensor, k: int) -> Tensor:
+    """The k largest values along the document axis, in decreasing order, over real document positions only.
+
+    A document with fewer than k real positions fills the missing values with 0.
+
+    Args:
+        x: (B, Lq, Ld); doc_mask: (B, Ld).
+    Returns:
+        (B, Lq, k).
+    """
+    if x.shape[2] < k:  # topk needs k positions; the extra ones are padding
+        x = F.pad(x, (0, k - x.shape[2]))  # (B, Lq, k)
+        doc_mask = F.pad(doc_mask, (0, k - doc_mask.shape[1]), value=False)  # (B, k)
+    x = x.masked_fill(~doc_mask.bool()[:, None, :], float("-inf"))
+    top = x.topk(k, dim=2).values  # (B, Lq, k)
+    return torch.where(torch.isinf(top), torch.zeros_like(top), top)
+
+
+@register("pacrr", PACRRConfig)
+class PACRR(nn.Module):
+    """The PACRR ranker: `model(query_ids, doc_ids)` gives one logit per query-document pair.
+
+    Args:
+        vocab_size: number of ids, PAD and UNK included.
+        config: a `PACRRConfig`; None for the defaults.
+        embeddings: optional (vocab_size, dim) float tensor to initialise the embeddings from; `dim` then replaces
+            `config.embedding_dim` in `self.config`, so the saved config rebuilds the same shapes.
+    """
+
+    def __init__(self, vocab_size: int, config: PACRRConfig | None = None, embeddings: Tensor | None = None):
+        super().__init__()
+        config = config or PACRRConfig()
+        if embeddings is not None:
+            if embeddings.dim() != 2 or embeddings.shape[0] != vocab_size:
+                raise ValueError(f"embeddings must have shape ({vocab_size}, dim), got {tuple(embeddings.shape)}")
+            config = replace(config, embedding_dim=embeddings.shape[1])
+        self.config = config
+        self.vocab_size = vocab_size
+
+        self.embedding = nn.Embedding(
+            vocab_size, config.embedding_dim, padding_idx=config.padding_idx, sparse=config.sparse_embeddings
+        )
+        if embeddings is not None:
+            with torch.no_grad():
+                self.embedding.weight.copy_(embeddings)
+        self.embedding.weight.requires_grad_(not config.freeze_embeddings)
+
+        self.convs = nn.ModuleList(nn.Conv2d(1, config.n_filters, n) for n in config.ngram_sizes)
+        self.register_buffer("idf", torch.ones(vocab_size))
+        self.dropout = nn.Dropout(config.dropout)
+
+        term_features = len(config.ngram_sizes) * config.k_max + int(config.use_idf)
+        in_features = config.max_query_len * term_features + int(config.use_first_stage_score)
+        layers: list[nn.Module] = []
+        for size in config.dense_sizes:
+            layers += [nn.Linear(in_features, size), nn.ReLU()]
+            in_features = size
+        layers.append(nn.Linear(in_features, 1))
+        self.combination = nn.Sequential(*layers)
+
+    def set_idf(self, idf: Tensor) -> None:
+        """Set the IDF of the query-term feature: a (vocab_size,) tensor, indexed by token id."""
+        idf = torch.as_tensor(idf)
+        if idf.shape != (self.vocab_size,):
+            raise ValueError(f"idf must have shape ({self.vocab_size},), got {tuple(idf.shape)}")
+        with torch.no_grad():
+            self.idf.copy_(idf)
+
+    def interaction_matrix(
+        self, query_ids: Tensor, doc_ids: Tensor, query_mask: Tensor | None = None, doc_mask: Tensor | None = None
+    ) -> Tensor:
+        """The cosine similarity matrix the convolutions read, 0 at padded positions.
+
+        Args:
+            query_ids: (B, Lq); doc_ids: (B, Ld); masks (B, Lq), (B, Ld), derived from PAD when None.
+        Returns:
+            (B, 1, Lq, Ld).
+        """
+        query_mask = derive_mask(query_ids) if query_mask is None else query_mask.bool()
+        doc_mask = derive_mask(doc_ids) if doc_mask is None else doc_mask.bool()
+        sim_matrix = cosine_matrix(self.embedding(query_ids), self.embedding(doc_ids), query_mask, doc_mask)
+        return sim_matrix[:, None]  # (B, 1, Lq, Ld)
+
+    def query_term_features(
+        self, query_ids: Tensor, doc_ids: Tensor, query_mask: Tensor | None = None, doc_mask: Tensor | None = None
+    ) -> Tensor:
+        """The features of every query term: k-max pooled n-gram signals of each size, then the normalised IDF.
+
+        Args:
+            query_ids: (B, Lq); doc_ids: (B, Ld); masks (B, Lq), (B, Ld), derived from PAD when None.
+        Returns:
+            (B, Lq, F) with F = n_ngram_sizes * k_max (+ 1 with `use_idf`); 0 for padded query terms.
+        """
+        query_mask = derive_mask(query_ids) if query_mask is None else query_mask.bool()
+        doc_mask = derive_mask(doc_ids) if doc_mask is None else doc_mask.bool()
+        sim_matrix = self.interaction_matrix(query_ids, doc_ids, query_mask, doc_mask)  # (B, 1, Lq, Ld)
+        features = []
+        for n, conv in zip(self.config.ngram_sizes, self.convs):
+            # n - 1 zeros after the end: the cell (i, j) reads the n-gram that starts there.
+            padded = F.pad(sim_matrix, (0, n - 1, 0, n - 1))  # (B, 1, Lq + n - 1, Ld + n - 1)
+            signals = torch.relu(conv(padded)).amax(dim=1)  # (B, Lq, Ld)
+            features.append(k_max_pool(signals, doc_mask, self.config.k_max))  # (B, Lq, k)
+        if self.config.use_idf:
+            idf = self.idf[query_ids]  # (B, Lq)
+            # The finite fill (not -inf) keeps a query with no real term at 0 instead of NaN.
+            idf = idf.masked_fill(~query_mask, torch.finfo(idf.dtype).min)
+            features.append(torch.softmax(idf, dim=1)[:, :, None])  # (B, Lq, 1)
+        features = torch.cat(features, dim=2)  # (B, Lq, F)
+        return features * query_mask[:, :, None]
+
+    def forward(
+        self,
+        query_ids: Tensor,
+        doc_ids: Tensor,
+        query_mask: Tensor | None = None,
+        doc_mask: Tensor | None = None,
+        first_stage_score: Tensor | None = None,
+    ) -> Tensor:
+        """Score query-document pairs.
+
+        Args:
+            query_ids: (B, Lq) right-padded ids; doc_ids: (B, Ld).
+            query_mask: (B, Lq), True at real tokens; doc_mask: (B, Ld); both derived from PAD (id 0) when None.
+            first_stage_score: (B,) normalised first-stage scores; required when `config.use_first_stage_score`,
+                ignored otherwise.
+        Returns:
+            (B,) logits.
+        """
+        query_mask = derive_mask(query_ids) if query_mask is None else query_mask.bool()
+        doc_mask = derive_mask(doc_ids) if doc_mask is None else doc_mask.bool()
+        lq = self.config.max_query_len
+        # Cut before the convolutions, so a cut query reads as the same terms whatever followed them.
+        query_ids, query_mask = query_ids[:, :lq], query_mask[:, :lq]  # (B, min(Lq, lq))
+        features = self.query_term_features(query_ids, doc_ids, query_mask, doc_mask)  # (B, Lq', F)
+        features = F.pad(features, (0, 0, 0, lq - features.shape[1]))  # (B, lq, F)
+        features = self.dropout(features.flatten(1))  # (B, lq * F)
+        if self.config.use_first_stage_score:
+            if first_stage_score is None:
+                raise ValueError("this model was configured with use_first_stage_score=True; pass first_stage_score")
+            features = torch.cat([features, first_stage_score.to(features.dtype)[:, None]], dim=1)  # (B, lq * F + 1)
+        return self.combination(features).squeeze(1)  # (B,)
