@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import statistics
 import sys
+import time
 import warnings
 from dataclasses import asdict
 from pathlib import Path
@@ -298,6 +299,26 @@ def rerank_cmd(
     write_run(reranked, output, tag=f"neurank-{checkpoint.stem}")
     result = {"collection": collection, "split": split, "queries": len({r.query_id for r in reranked}), "results": len(reranked), "output": str(output)}
     _emit(result, as_json, f"re-ranked {result['results']} results for {result['queries']} queries into {output}")
+
+
+@app.command("benchmark")
+def benchmark_cmd(
+    config: Path = typer.Argument(Path("configs/benchmark.yaml"), help="Benchmark config (collections, models, seeds)."),
+    output: Path = typer.Option(Path("docs/results.md"), "--output", help="Markdown table to write (JSON beside it)."),
+    runs_dir: Path = typer.Option(Path("runs/benchmark"), "--runs-dir", help="Checkpoints and runs of every model and seed."),
+    quick: bool = typer.Option(False, "--quick", help="One seed, short training: a smoke test of the whole table."),
+    models: Optional[str] = typer.Option(None, "--models", help="Comma-separated subset of the config's models."),
+    data_dir: Optional[Path] = DataDir,
+) -> None:
+    """Train and evaluate every model on every benchmark collection; write the results table."""
+    from neurank.benchmark import load_plan, run_benchmark, write_results
+
+    plan = load_plan(config, quick=quick, data_dir=str(data_dir) if data_dir else None, models=models.split(",") if models else None)
+    started = time.perf_counter()
+    results = run_benchmark(plan, runs_dir, log=lambda line: console.print(line, highlight=False))
+    command = "neurank benchmark " + " ".join(sys.argv[2:] if len(sys.argv) > 2 else [str(config)])
+    write_results(results, plan, output, command, time.perf_counter() - started)
+    typer.echo(output.read_text(encoding="utf-8"))
 
 
 embeddings_app = typer.Typer(help="Word embeddings: train word2vec on a collection's text.", no_args_is_help=True)

@@ -26,6 +26,7 @@ class DataConfig:
 
     Attributes:
         candidates: BM25 depth per query for ad-hoc collections (training negatives and the re-ranked list).
+        max_train_queries: train on the first this many training queries only (quick runs); None: all.
         min_freq / max_vocab: vocabulary built from the training texts.
     """
 
@@ -37,6 +38,7 @@ class DataConfig:
     folds: int = 5
     fold: int = 0
     candidates: int = 100
+    max_train_queries: int | None = None
     max_query_len: int = 20
     max_doc_len: int = 200
     min_freq: int = 1
@@ -52,7 +54,7 @@ class EmbeddingConfig:
     Attributes:
         source: ``"random"``; ``"word2vec"`` (trained with gensim on the collection's texts, plus the Brown corpus
             when `brown` is set); or a path to a GloVe / word2vec / fastText file.
-        freeze: keep the embeddings fixed during training.
+        freeze: keep the embeddings fixed during training (None: the model's default; DRMM freezes them).
         sparse: sparse embedding gradients (optimised with SparseAdam).
     """
 
@@ -62,7 +64,7 @@ class EmbeddingConfig:
     epochs: int = 10
     min_count: int = 1
     brown: bool = False
-    freeze: bool = False
+    freeze: bool | None = None
     sparse: bool = False
 
 

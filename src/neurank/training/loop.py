@@ -107,9 +107,8 @@ def prepare_data(config: ExperimentConfig, progress: bool = False) -> PreparedDa
 
     embeddings, report = make_embeddings(config, vocab, token_lists, collection)
     idf = inverse_document_frequencies(vocab, tokenizer.tokenize_batch(document_texts(collection)))
-    return PreparedData(
-        collection, tokenizer, vocab, encoder, examples(data.train_split), examples(data.dev_split), embeddings, report, idf
-    )
+    train_examples = examples(data.train_split)[: data.max_train_queries]
+    return PreparedData(collection, tokenizer, vocab, encoder, train_examples, examples(data.dev_split), embeddings, report, idf)
 
 
 def document_texts(collection: Collection) -> list[str]:
@@ -170,7 +169,7 @@ def make_model(config: ExperimentConfig, vocab_size: int, embeddings: torch.Tens
         ("freeze_embeddings", config.embeddings.freeze),
         ("sparse_embeddings", config.embeddings.sparse),
     ):
-        if key in known:
+        if key in known and value is not None:
             model_config.setdefault(key, value)
     return build_model(config.model, vocab_size, model_config, embeddings=embeddings)
 

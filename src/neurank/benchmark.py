@@ -1,0 +1,181 @@
+"""The results table: every registered model trained by the same loop on the same data, compared with BM25.
+
+    neurank benchmark configs/benchmark.yaml --output docs/results.md [--quick]
+
+For each collection of the benchmark config, every model is trained with each seed (selected on dev), the test
+split is re-ranked with each seed's best model, and the table reports mean ± standard deviation over seeds,
+paired significance against BM25 on the per-query values averaged over seeds, the training time per seed and the
+re-ranking throughput. Every number in the written file comes out of this run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import platform
+import statistics
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import yaml
+
+from neurank.collections import ANSWER_SELECTION
+from neurank.collections.textio import atomic_write
+from neurank.config import ConfigError, ExperimentConfig, apply_overrides, config_from_dict
+from neurank.evaluation import compare_values, evaluate, evaluate_per_query
+from neurank.models import model_names
+from neurank.reranker import Reranker
+from neurank.retrieval import bm25_run
+from neurank.training import prepare_data, train
+
+
+@dataclass
+class ModelResult:
+    model: str
+    per_seed: list[dict[str, float]]
+    mean: dict[str, float]
+    std: dict[str, float]
+    p_ttest: dict[str, float]
+    p_randomisation: dict[str, float]
+    train_seconds: float
+    pairs_per_second: float
+    best_epochs: list[int]
+
+
+@dataclass
+class CollectionResult:
+    collection: str
+    split: str
+    queries: int
+    measures: list[str]
+    bm25: dict[str, float]
+    models: list[ModelResult] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class BenchmarkPlan:
+    """What to run: a base experiment config per collection, per-model options, seeds and measures."""
+
+    collections: dict[str, ExperimentConfig]
+    measures: dict[str, list[str]]
+    models: dict[str, dict]
+    seeds: list[int]
+
+
+def load_plan(path: str | Path, quick: bool = False, data_dir: str | None = None, models: list[str] | None = None) -> BenchmarkPlan:
+    """Read a benchmark YAML: ``collections: {name: {config, measures}}``, ``models: {name: options}``, ``seeds``,
+    and ``quick: {seeds, overrides}`` applied with `quick`."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: benchmark config not found")
+    raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    unknown = set(raw) - {"collections", "models", "seeds", "quick"}
+    if unknown:
+        raise ConfigError(f"{path}: unknown key {sorted(unknown)[0]!r}; valid keys: collections, models, quick, seeds")
+    quick_part = raw.get("quick", {}) if quick else {}
+    overrides = list(quick_part.get("overrides", [])) + ([f"data.data_dir={data_dir}"] if data_dir else [])
+    seeds = list(quick_part.get("seeds", raw.get("seeds", [1, 2, 3, 4, 5])))
+    registered = set(model_names())
+    chosen = dict(raw.get("models", {}))
+    for name in chosen:
+        if name not in registered:
+            raise ConfigError(f"{path}: unknown model {name!r}; registered: {', '.join(sorted(registered))}")
+    if models:
+        missing = [m for m in models if m not in chosen]
+        if missing:
+            raise ConfigError(f"{path}: model {missing[0]!r} is not in the benchmark config")
+        chosen = {m: chosen[m] for m in models}
+    collections, measures = {}, {}
+    for name, entry in raw.get("collections", {}).items():
+        base = yaml.safe_load((path.parent / entry["config"]).read_text(encoding="utf-8")) if "config" in entry else {}
+        collections[name] = config_from_dict(apply_overrides(base, overrides), f"{path}: {name}")
+        measures[name] = list(entry.get("measures", []))
+    return BenchmarkPlan(collections, measures, {m: dict(o or {}) for m, o in chosen.items()}, seeds)
+
+
+def run_benchmark(plan: BenchmarkPlan, output_dir: str | Path, progress: bool = False, log=print) -> list[CollectionResult]:
+    """Train and evaluate every model of `plan` on every collection; checkpoints and runs go to `output_dir`."""
+    output_dir = Path(output_dir)
+    results = []
+    for name, base in plan.collections.items():
+        data = prepare_data(base)
+        collection = data.collection
+        split = collection.split(base.data.test_split)
+        measures = plan.measures[name] or list(collection.measures)
+        depth = None if collection.task == ANSWER_SELECTION else base.data.candidates
+        bm25 = bm25_run(collection, base.data.test_split, k=base.data.candidates)
+        bm25_values = evaluate_per_query(bm25, split.qrels, measures)
+        result = CollectionResult(name, base.data.test_split, len(bm25_values[measures[0]]), measures, evaluate(bm25, split.qrels, measures))
+        for model_name, options in plan.models.items():
+            per_seed, per_query, seconds, rates, epochs = [], [], [], [], []
+            for seed in plan.seeds:
+                config = dataclasses.replace(
+                    base,
+                    model=model_name,
+                    model_config={**options, "use_first_stage_score": base.model_config.get("use_first_stage_score", False)},
+                    train=dataclasses.replace(base.train, seed=seed),
+                )
+                run_dir = output_dir / name / model_name / f"seed-{seed}"
+                started = time.perf_counter()
+                outcome = train(config, run_dir, progress=progress, data=data)
+                seconds.append(time.perf_counter() - started)
+                epochs.append(outcome["best_epoch"])
+                reranker = Reranker.from_checkpoint(run_dir / "best.pt", device=base.train.device)
+                started = time.perf_counter()
+                run = reranker.rerank_collection(collection, base.data.test_split, bm25, depth=depth)
+                rates.append(len(run) / (time.perf_counter() - started))
+                per_seed.append(evaluate(run, split.qrels, measures))
+                per_query.append(evaluate_per_query(run, split.qrels, measures))
+                log(f"{name} {model_name} seed {seed}: " + ", ".join(f"{m} {per_seed[-1][m]:.4f}" for m in measures) + f" ({seconds[-1]:.0f} s)")
+            mean, std, p_t, p_r = {}, {}, {}, {}
+            for m in measures:
+                values = [r[m] for r in per_seed]
+                mean[m] = statistics.mean(values)
+                std[m] = statistics.stdev(values) if len(values) > 1 else 0.0
+                queries = set().union(*(v[m] for v in per_query))
+                averaged = {q: statistics.mean(v[m].get(q, 0.0) for v in per_query) for q in queries}
+                comparison = compare_values(m, bm25_values[m], averaged)
+                p_t[m], p_r[m] = comparison.p_ttest, comparison.p_randomisation
+            result.models.append(
+                ModelResult(model_name, per_seed, mean, std, p_t, p_r, statistics.mean(seconds), statistics.mean(rates), epochs)
+            )
+        results.append(result)
+    return results
+
+
+def results_markdown(results: list[CollectionResult], plan: BenchmarkPlan, command: str, wall_seconds: float) -> str:
+    """`docs/results.md`: one table per collection, with how it was made."""
+    lines = [
+        "# Results",
+        "",
+        f"Made by `{command}` in {wall_seconds / 60:.0f} min on {platform.machine()} with {torch.get_num_threads()} "
+        f"torch threads (torch {torch.__version__}). Seeds {plan.seeds}; each seed's model is the best on dev.",
+        "Mean ± standard deviation over seeds; † / ‡: different from BM25 at p < 0.05 (paired t-test / randomisation",
+        "test over queries, on per-query values averaged over seeds). Training time is per seed, until early stopping;",
+        "throughput is re-ranking pairs per second on the test split (batch 256, this machine).",
+        "",
+    ]
+    for result in results:
+        lines += [f"## {result.collection} ({result.split}, {result.queries} queries)", ""]
+        lines.append("| model | " + " | ".join(result.measures) + " | train s/seed | pairs/s |")
+        lines.append("|---|" + "---:|" * (len(result.measures) + 2))
+        lines.append("| BM25 | " + " | ".join(f"{result.bm25[m]:.4f}" for m in result.measures) + " | | |")
+        for model in sorted(result.models, key=lambda r: -r.mean[result.measures[0]]):
+            cells = []
+            for m in result.measures:
+                marks = ("†" if model.p_ttest[m] < 0.05 else "") + ("‡" if model.p_randomisation[m] < 0.05 else "")
+                cells.append(f"{model.mean[m]:.4f} ± {model.std[m]:.4f}{marks}")
+            lines.append(f"| {model.model} | " + " | ".join(cells) + f" | {model.train_seconds:.0f} | {model.pairs_per_second:,.0f} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def write_results(results: list[CollectionResult], plan: BenchmarkPlan, output: str | Path, command: str, wall_seconds: float) -> None:
+    """Write the Markdown table and, beside it, the same results as JSON."""
+    output = Path(output)
+    with atomic_write(output) as handle:
+        handle.write(results_markdown(results, plan, command, wall_seconds))
+    with atomic_write(output.with_suffix(".json")) as handle:
+        json.dump({"seeds": plan.seeds, "wall_seconds": wall_seconds, "results": [dataclasses.asdict(r) for r in results]}, handle, indent=2)
