@@ -27,6 +27,7 @@ class DataConfig:
     Attributes:
         candidates: BM25 depth per query for ad-hoc collections (training negatives and the re-ranked list).
         max_train_queries: train on the first this many training queries only (quick runs); None: all.
+        min_relevance: the least relevance grade that makes a training positive (evaluation keeps the qrels' own).
         min_freq / max_vocab: vocabulary built from the training texts.
     """
 
@@ -39,6 +40,7 @@ class DataConfig:
     fold: int = 0
     candidates: int = 100
     max_train_queries: int | None = None
+    min_relevance: int = 1
     max_query_len: int = 20
     max_doc_len: int = 200
     min_freq: int = 1
@@ -77,6 +79,8 @@ class TrainConfig:
             positive and `negatives` negatives).
         metric: the dev measure for model selection (None: the collection's primary measure).
         patience: epochs without dev improvement before stopping early.
+        fusion: after training, choose on dev a weight to interpolate the model's scores with the first stage's
+            (see `neurank.training.fusion`); re-ranking then uses it.
     """
 
     loss: str = "softmax"
@@ -93,6 +97,7 @@ class TrainConfig:
     seed: int = 42
     device: str = "auto"
     eval_batch_size: int = 256
+    fusion: bool = False
 
 
 @dataclass(frozen=True)

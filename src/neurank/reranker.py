@@ -23,6 +23,7 @@ from neurank.models import build_model
 from neurank.retrieval import score_candidates
 from neurank.text import Tokenizer, Vocab
 from neurank.training.checkpoint import CheckpointError, load_checkpoint
+from neurank.training.fusion import fuse
 from neurank.training.loop import score_examples, select_device
 
 
@@ -35,6 +36,7 @@ class Reranker:
         max_query_len, max_doc_len: truncation limits used in training.
         device: where the model runs ("auto": cuda, mps, else cpu).
         batch_size: pairs per forward pass.
+        fusion_alpha: interpolate with the first-stage score (`neurank.training.fusion`); None: model scores only.
     """
 
     def __init__(
@@ -46,6 +48,7 @@ class Reranker:
         max_doc_len: int = 200,
         device: str | torch.device = "auto",
         batch_size: int = 256,
+        fusion_alpha: float | None = None,
     ):
         self.device = select_device(device) if isinstance(device, str) else device
         self.model = model.to(self.device).eval()
@@ -53,6 +56,7 @@ class Reranker:
         self.vocab = vocab
         self.encoder = TextEncoder(tokenizer, vocab, max_query_len, max_doc_len)
         self.batch_size = batch_size
+        self.fusion_alpha = fusion_alpha
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str | torch.device = "auto", batch_size: int = 256) -> Reranker:
@@ -66,26 +70,34 @@ class Reranker:
             text = checkpoint["text"]
         except (KeyError, RuntimeError, TypeError) as error:
             raise CheckpointError(f"{path}: checkpoint does not match this neurank ({type(error).__name__}: {error})") from None
-        return cls(model, tokenizer, vocab, text["max_query_len"], text["max_doc_len"], device, batch_size)
+        return cls(
+            model, tokenizer, vocab, text["max_query_len"], text["max_doc_len"], device, batch_size,
+            fusion_alpha=checkpoint.get("fusion_alpha"),
+        )
 
     @property
     def uses_first_stage_score(self) -> bool:
-        return bool(getattr(getattr(self.model, "config", None), "use_first_stage_score", False))
+        """Whether scoring needs first-stage scores (as a model input, or for fusion)."""
+        model_input = bool(getattr(getattr(self.model, "config", None), "use_first_stage_score", False))
+        return model_input or self.fusion_alpha is not None
 
     def _score(self, examples: Sequence[QueryExample], batch_size: int | None) -> dict[tuple[str, str], float]:
         run = score_examples(self.model, examples, batch_size or self.batch_size, self.device)
+        if self.fusion_alpha is not None:
+            run = fuse(run, examples, self.fusion_alpha)
         return {(r.query_id, r.doc_id): r.score for r in run}
 
     def predict(self, pairs: Sequence[Sequence], batch_size: int | None = None) -> np.ndarray:
-        """Scores (logits) of `(query, doc)` text pairs, or `(query, doc, first_stage_score)` triples.
+        """Scores of `(query, doc)` text pairs, or `(query, doc, first_stage_score)` triples.
 
-        First-stage scores, when the model uses them, are normalised per query text as in training.
+        Scores are the model's logits, or with fusion the interpolated scores. First-stage scores, when the model
+        or the fusion uses them, are normalised per query text as in training.
         """
         if not pairs:
             return np.zeros(0, dtype=np.float32)
         has_scores = all(len(pair) == 3 for pair in pairs)
         if self.uses_first_stage_score and not has_scores:
-            raise ValueError("this model uses the first-stage score: pass (query, doc, first_stage_score) triples")
+            raise ValueError("this ranker uses the first-stage score: pass (query, doc, first_stage_score) triples")
         by_query: dict[str, list[int]] = {}
         for index, pair in enumerate(pairs):
             by_query.setdefault(pair[0], []).append(index)

@@ -103,7 +103,7 @@ def prepare_data(config: ExperimentConfig, progress: bool = False) -> PreparedDa
     def examples(split: str) -> list[QueryExample]:
         run = bm25_run(collection, split, k=data.candidates)
         depth = None if collection.task == ANSWER_SELECTION else data.candidates
-        return build_examples(collection, split, encoder, run, depth=depth)
+        return build_examples(collection, split, encoder, run, depth=depth, min_relevance=data.min_relevance)
 
     embeddings, report = make_embeddings(config, vocab, token_lists, collection)
     idf = inverse_document_frequencies(vocab, tokenizer.tokenize_batch(document_texts(collection)))
@@ -361,8 +361,14 @@ def train(
         if on_epoch_end is not None:
             on_epoch_end(epoch, record)
 
+    fusion = None
+    if train_cfg.fusion and (output_dir / "best.pt").is_file():
+        fusion = _tune_fusion(model, data, config, metric, output_dir / "best.pt", device)
+        if progress:
+            tqdm.write(f"fusion with the first stage: alpha {fusion['alpha']} gives dev {metric} {fusion['value']:.4f}")
     return {
         "metric": metric,
+        "fusion": fusion,
         "best_metric": state["best_metric"],
         "best_epoch": state["best_epoch"],
         "epochs": state["epoch"],
@@ -370,6 +376,19 @@ def train(
         "seconds": state["seconds"],
         "output_dir": str(output_dir),
     }
+
+
+def _tune_fusion(model: nn.Module, data: PreparedData, config: ExperimentConfig, metric: str, best_path: Path, device) -> dict:
+    """Choose the interpolation weight on dev with the best model, and store it in its checkpoint."""
+    from neurank.training.fusion import tune_alpha
+
+    checkpoint = load_checkpoint(best_path)
+    unwrap(model).load_state_dict(checkpoint["state_dict"])
+    run = score_examples(model, data.dev_examples, config.train.eval_batch_size, device)
+    alpha, value, values = tune_alpha(run, data.dev_examples, data.collection.split(config.data.dev_split).qrels, metric)
+    checkpoint["fusion_alpha"] = float(alpha)
+    save_checkpoint(best_path, checkpoint)
+    return {"alpha": alpha, "value": value, "values": {str(a): v for a, v in values.items()}}
 
 
 def _truncate_metrics(path: Path, epochs: int) -> None:
