@@ -76,7 +76,8 @@ def main() -> None:
             with tempfile.TemporaryDirectory() as out:
                 result = train(seeded, out, progress=False, data=data_for(config))
             seconds.append(time.perf_counter() - started)
-            values.append(result["best_metric"])
+            # With fusion on, the figure is the dev metric after interpolating with the first stage.
+            values.append(result["fusion"]["value"] if result.get("fusion") else result["best_metric"])
             epochs.append(result["best_epoch"])
         rows.append({"variant": name, "overrides": overrides, "metric": result["metric"], "dev": values, "mean": statistics.mean(values), "best_epochs": epochs, "seconds": statistics.mean(seconds)})
         print(f"{name:40s} dev {result['metric']} {statistics.mean(values):.4f}  ({', '.join(f'{v:.4f}' for v in values)})  best epochs {epochs}  {statistics.mean(seconds):.0f} s/seed", flush=True)

@@ -4,3 +4,12 @@ Data flows one way: files -> records -> tokens -> ids -> padded tensors + masks 
 """
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    # `from neurank import Reranker` without importing torch and the models when only the version is wanted.
+    if name == "Reranker":
+        from neurank.reranker import Reranker
+
+        return Reranker
+    raise AttributeError(f"module 'neurank' has no attribute {name!r}")
