@@ -14,7 +14,6 @@ import dataclasses
 import json
 import platform
 import statistics
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,11 +23,11 @@ import yaml
 from neurank.collections import ANSWER_SELECTION
 from neurank.collections.textio import atomic_write
 from neurank.config import ConfigError, ExperimentConfig, apply_overrides, config_from_dict
-from neurank.evaluation import compare_values, evaluate, evaluate_per_query
+from neurank.evaluation import evaluate, evaluate_per_query
+from neurank.experiment import summarise, train_and_test
 from neurank.models import model_names
-from neurank.reranker import Reranker
 from neurank.retrieval import bm25_run
-from neurank.training import prepare_data, train
+from neurank.training import prepare_data
 
 
 @dataclass
@@ -109,37 +108,24 @@ def run_benchmark(plan: BenchmarkPlan, output_dir: str | Path, progress: bool = 
         bm25_values = evaluate_per_query(bm25, split.qrels, measures)
         result = CollectionResult(name, base.data.test_split, len(bm25_values[measures[0]]), measures, evaluate(bm25, split.qrels, measures))
         for model_name, options in plan.models.items():
-            per_seed, per_query, seconds, rates, epochs = [], [], [], [], []
+            config = dataclasses.replace(
+                base,
+                model=model_name,
+                model_config={**options, "use_first_stage_score": base.model_config.get("use_first_stage_score", False)},
+            )
+            runs = []
             for seed in plan.seeds:
-                config = dataclasses.replace(
-                    base,
-                    model=model_name,
-                    model_config={**options, "use_first_stage_score": base.model_config.get("use_first_stage_score", False)},
-                    train=dataclasses.replace(base.train, seed=seed),
-                )
                 run_dir = output_dir / name / model_name / f"seed-{seed}"
-                started = time.perf_counter()
-                outcome = train(config, run_dir, progress=progress, data=data)
-                seconds.append(time.perf_counter() - started)
-                epochs.append(outcome["best_epoch"])
-                reranker = Reranker.from_checkpoint(run_dir / "best.pt", device=base.train.device)
-                started = time.perf_counter()
-                run = reranker.rerank_collection(collection, base.data.test_split, bm25, depth=depth)
-                rates.append(len(run) / (time.perf_counter() - started))
-                per_seed.append(evaluate(run, split.qrels, measures))
-                per_query.append(evaluate_per_query(run, split.qrels, measures))
-                log(f"{name} {model_name} seed {seed}: " + ", ".join(f"{m} {per_seed[-1][m]:.4f}" for m in measures) + f" ({seconds[-1]:.0f} s)")
-            mean, std, p_t, p_r = {}, {}, {}, {}
-            for m in measures:
-                values = [r[m] for r in per_seed]
-                mean[m] = statistics.mean(values)
-                std[m] = statistics.stdev(values) if len(values) > 1 else 0.0
-                queries = set().union(*(v[m] for v in per_query))
-                averaged = {q: statistics.mean(v[m].get(q, 0.0) for v in per_query) for q in queries}
-                comparison = compare_values(m, bm25_values[m], averaged)
-                p_t[m], p_r[m] = comparison.p_ttest, comparison.p_randomisation
+                runs.append(train_and_test(config, data, seed, run_dir, bm25, measures, progress, depth))
+                log(f"{name} {model_name} seed {seed}: " + ", ".join(f"{m} {runs[-1].metrics[m]:.4f}" for m in measures)
+                    + f" ({runs[-1].train_seconds:.0f} s)")
+            mean, std, p_t, p_r = summarise(runs, bm25_values, measures)
             result.models.append(
-                ModelResult(model_name, per_seed, mean, std, p_t, p_r, statistics.mean(seconds), statistics.mean(rates), epochs)
+                ModelResult(
+                    model_name, [r.metrics for r in runs], mean, std, p_t, p_r,
+                    statistics.mean(r.train_seconds for r in runs), statistics.mean(r.pairs_per_second for r in runs),
+                    [r.best_epoch for r in runs],
+                )
             )
         results.append(result)
     return results

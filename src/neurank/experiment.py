@@ -14,14 +14,14 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from neurank.collections import ANSWER_SELECTION
+from neurank.collections import ANSWER_SELECTION, ScoredDoc
 from neurank.collections.textio import atomic_write
 from neurank.collections.trec import write_run
 from neurank.config import ExperimentConfig
 from neurank.evaluation import compare_values, evaluate, evaluate_per_query
 from neurank.reranker import Reranker
 from neurank.retrieval import bm25_run
-from neurank.training import prepare_data, train
+from neurank.training import PreparedData, prepare_data, train
 
 
 @dataclass
@@ -54,6 +54,62 @@ class ExperimentResult:
         return "\n".join(lines) + "\n"
 
 
+@dataclass
+class SeedRun:
+    """One seed's trained model, scored on the test split."""
+
+    seed: int
+    metrics: dict[str, float]
+    per_query: dict[str, dict[str, float]]
+    train_seconds: float
+    best_epoch: int
+    pairs_per_second: float
+
+
+def train_and_test(
+    config: ExperimentConfig,
+    data: PreparedData,
+    seed: int,
+    run_dir: Path,
+    first_stage: list[ScoredDoc],
+    measures: list[str],
+    progress: bool = False,
+    depth: int | None = None,
+) -> SeedRun:
+    """Train `config` with `seed` into `run_dir`, re-rank the test split's `first_stage` run with the best-on-dev
+    checkpoint (top `depth` per query; None: all), write that run and evaluate it."""
+    config = dataclasses.replace(config, train=dataclasses.replace(config.train, seed=seed))
+    started = time.perf_counter()
+    outcome = train(config, run_dir, progress=progress, data=data)
+    train_seconds = time.perf_counter() - started
+    reranker = Reranker.from_checkpoint(run_dir / "best.pt", device=config.train.device)
+    split_name = config.data.test_split
+    started = time.perf_counter()
+    run = reranker.rerank_collection(data.collection, split_name, first_stage, depth=depth)
+    pairs_per_second = len(run) / (time.perf_counter() - started)
+    write_run(run, run_dir / f"{split_name}.run", tag=f"{config.model}-seed{seed}")
+    qrels = data.collection.split(split_name).qrels
+    return SeedRun(
+        seed, evaluate(run, qrels, measures), evaluate_per_query(run, qrels, measures), train_seconds,
+        outcome["best_epoch"], pairs_per_second,
+    )
+
+
+def summarise(runs: list[SeedRun], baseline_per_query: dict[str, dict[str, float]], measures: list[str]):
+    """Mean and standard deviation over seeds, and p-values against the baseline of the per-query values
+    averaged over seeds. Returns (mean, std, p_ttest, p_randomisation), each a dict per measure."""
+    mean, std, p_t, p_r = {}, {}, {}, {}
+    for measure in measures:
+        values = [r.metrics[measure] for r in runs]
+        mean[measure] = statistics.mean(values)
+        std[measure] = statistics.stdev(values) if len(values) > 1 else 0.0
+        query_ids = set().union(*(r.per_query[measure] for r in runs))
+        averaged = {q: statistics.mean(r.per_query[measure].get(q, 0.0) for r in runs) for q in query_ids}
+        comparison = compare_values(measure, baseline_per_query[measure], averaged)
+        p_t[measure], p_r[measure] = comparison.p_ttest, comparison.p_randomisation
+    return mean, std, p_t, p_r
+
+
 def run_experiment(
     config: ExperimentConfig,
     output_dir: str | Path,
@@ -78,30 +134,9 @@ def run_experiment(
     write_run(bm25, output_dir / f"bm25.{split_name}.run", tag="bm25")
     bm25_values = evaluate_per_query(bm25, split.qrels, measures)
 
-    per_seed, per_seed_values, seconds, best_epochs = [], [], [], []
-    for seed in seeds:
-        seed_config = dataclasses.replace(config, train=dataclasses.replace(config.train, seed=seed))
-        seed_dir = output_dir / f"seed-{seed}"
-        started = time.perf_counter()
-        result = train(seed_config, seed_dir, progress=progress, data=data)
-        seconds.append(time.perf_counter() - started)
-        best_epochs.append(result["best_epoch"])
-        reranker = Reranker.from_checkpoint(seed_dir / "best.pt", device=config.train.device)
-        run = reranker.rerank_collection(collection, split_name, bm25, depth=None if collection.task == ANSWER_SELECTION else depth)
-        write_run(run, seed_dir / f"{split_name}.run", tag=f"{config.model}-seed{seed}")
-        per_seed.append(evaluate(run, split.qrels, measures))
-        per_seed_values.append(evaluate_per_query(run, split.qrels, measures))
-
-    mean, std, p_t, p_r = {}, {}, {}, {}
-    for measure in measures:
-        values = [r[measure] for r in per_seed]
-        mean[measure] = statistics.mean(values)
-        std[measure] = statistics.stdev(values) if len(values) > 1 else 0.0
-        # Per-query values averaged over seeds, tested against BM25's per-query values.
-        query_ids = set().union(*(v[measure] for v in per_seed_values))
-        averaged = {q: statistics.mean(v[measure].get(q, 0.0) for v in per_seed_values) for q in query_ids}
-        comparison = compare_values(measure, bm25_values[measure], averaged)
-        p_t[measure], p_r[measure] = comparison.p_ttest, comparison.p_randomisation
+    depth = None if collection.task == ANSWER_SELECTION else depth
+    runs = [train_and_test(config, data, seed, output_dir / f"seed-{seed}", bm25, measures, progress, depth) for seed in seeds]
+    mean, std, p_t, p_r = summarise(runs, bm25_values, measures)
 
     result = ExperimentResult(
         collection=collection.name,
@@ -110,13 +145,13 @@ def run_experiment(
         measures=measures,
         seeds=list(seeds),
         bm25=evaluate(bm25, split.qrels, measures),
-        per_seed=per_seed,
+        per_seed=[r.metrics for r in runs],
         mean=mean,
         std=std,
         p_ttest=p_t,
         p_randomisation=p_r,
-        train_seconds=seconds,
-        best_epochs=best_epochs,
+        train_seconds=[r.train_seconds for r in runs],
+        best_epochs=[r.best_epoch for r in runs],
         queries=len(bm25_values[measures[0]]),
         notes=list(collection.notes),
     )
