@@ -1,5 +1,6 @@
 """The contract every registered ranker keeps: output shape [B], invariance to extra padding, a gradient for every
-parameter, a tiny batch can be overfit, and a save/load round trip gives identical scores.
+parameter, a tiny batch can be overfit, a save/load round trip gives identical scores, and `predict_proba` is the
+sigmoid of the score.
 
 New models join by registering; `VARIANTS` adds non-default configs worth checking under the same contract.
 """
@@ -12,7 +13,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from neurank.models import build_model, model_config_to_dict, model_names
+from neurank.models import Ranker, build_model, model_config_to_dict, model_names
 from neurank.text import PAD_ID
 
 VOCAB_SIZE = 40
@@ -94,6 +95,16 @@ def test_output_is_one_logit_per_pair(case):
     query_ids, doc_ids, first_stage_score, _ = make_batch()
     scores = model(query_ids, doc_ids, first_stage_score=first_stage_score)
     assert scores.shape == (8,) and scores.dtype == torch.float32 and torch.isfinite(scores).all()
+
+
+def test_predict_proba_is_the_sigmoid_of_the_score(case):
+    model = build(case).eval()
+    assert isinstance(model, Ranker)
+    query_ids, doc_ids, first_stage_score, _ = make_batch()
+    with torch.no_grad():
+        scores = model(query_ids, doc_ids, first_stage_score=first_stage_score)
+        probabilities = model.predict_proba(query_ids, doc_ids, first_stage_score=first_stage_score)
+    assert torch.equal(probabilities, torch.sigmoid(scores))
 
 
 def test_extra_padding_never_changes_a_score(case):

@@ -11,16 +11,56 @@ import torch.nn.functional as F
 from neurank.models import (
     CNNInteractionBasedModel,
     KernelPooling,
+    KNRMConfig,
+    Ranker,
+    build_embedding,
     cosine_matrix,
     derive_mask,
     dot_matrix,
     dynamic_max_pool,
     exact_match_matrix,
+    embedding_config,
     interaction_matrices,
     kernel_mus_sigmas,
     kernel_pooling,
+    resolve_masks,
 )
 from neurank.text import PAD_ID, UNK_ID
+
+
+def test_resolve_masks_derives_missing_masks_and_makes_given_ones_bool():
+    query_ids = torch.tensor([[2, 3, 0]])
+    doc_ids = torch.tensor([[4, 0]])
+    query_mask, doc_mask = resolve_masks(query_ids, doc_ids, None, None)
+    assert query_mask.tolist() == [[True, True, False]] and doc_mask.tolist() == [[True, False]]
+    query_mask, doc_mask = resolve_masks(query_ids, doc_ids, torch.tensor([[1, 0, 0]]), torch.tensor([[1.0, 1.0]]))
+    assert query_mask.dtype == doc_mask.dtype == torch.bool
+    assert query_mask.tolist() == [[True, False, False]] and doc_mask.tolist() == [[True, True]]
+
+
+def test_build_embedding_defaults_and_pretrained_vectors():
+    embedding, config = build_embedding(10, KNRMConfig(embedding_dim=6))
+    assert embedding.weight.shape == (10, 6) and config.embedding_dim == 6
+    assert embedding.padding_idx == PAD_ID and embedding.weight.requires_grad and not embedding.sparse
+
+    vectors = torch.randn(10, 4)
+    embedding, config = build_embedding(10, KNRMConfig(freeze_embeddings=True, sparse_embeddings=True), vectors)
+    assert config == KNRMConfig(embedding_dim=4, freeze_embeddings=True, sparse_embeddings=True)
+    assert torch.equal(embedding.weight, vectors) and not embedding.weight.requires_grad and embedding.sparse
+    assert embedding_config(10, KNRMConfig(), vectors).embedding_dim == 4
+    assert embedding_config(10, KNRMConfig()) == KNRMConfig()
+
+
+@pytest.mark.parametrize("shape", [(11, 4), (10,), (10, 4, 1)])
+def test_build_embedding_rejects_vectors_of_the_wrong_shape(shape):
+    with pytest.raises(ValueError, match=r"embeddings must have shape \(10, dim\), got"):
+        build_embedding(10, KNRMConfig(), torch.randn(*shape))
+    with pytest.raises(ValueError, match=r"embeddings must have shape \(10, dim\), got"):
+        embedding_config(10, KNRMConfig(), torch.randn(*shape))
+
+
+def test_ranker_base_adds_no_state():
+    assert Ranker().state_dict() == {} and list(Ranker().children()) == []
 
 
 def test_derive_mask_is_true_off_pad():

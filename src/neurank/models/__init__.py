@@ -6,15 +6,19 @@ Every ranker: `model(query_ids, doc_ids, query_mask=None, doc_mask=None, first_s
 from neurank.models.layers import (
     INTERACTIONS,
     KernelPooling,
+    Ranker,
+    build_embedding,
     cosine_matrix,
     derive_mask,
     dot_matrix,
     dynamic_max_pool,
+    embedding_config,
     exact_match_matrix,
     interaction_matrices,
     kernel_mus_sigmas,
     kernel_pooling,
     pair_mask,
+    resolve_masks,
 )
 from neurank.models.arci import ArcI, ArcIConfig
 from neurank.models.conv_knrm import ConvKNRM, ConvKNRMConfig
@@ -59,13 +63,16 @@ __all__ = [
     "KernelPooling",
     "MatchPyramid",
     "MatchPyramidConfig",
+    "Ranker",
     "UnknownModelError",
+    "build_embedding",
     "build_model",
     "config_from_dict",
     "cosine_matrix",
     "derive_mask",
     "dot_matrix",
     "dynamic_max_pool",
+    "embedding_config",
     "exact_match_matrix",
     "interaction_matrices",
     "kernel_mus_sigmas",
@@ -75,4 +82,5 @@ __all__ = [
     "model_names",
     "pair_mask",
     "register",
+    "resolve_masks",
 ]

@@ -25,13 +25,13 @@ pooling and 0 going into every convolution), and pooled positions count as real 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from neurank.models.layers import derive_mask
+from neurank.models.layers import Ranker, build_embedding, resolve_masks
 from neurank.models.registry import register
 from neurank.text import PAD_ID
 
@@ -120,7 +120,7 @@ class TextEncoder(nn.Module):
 
 
 @register("arci", ArcIConfig)
-class ArcI(nn.Module):
+class ArcI(Ranker):
     """The ArcI ranker: `model(query_ids, doc_ids)` gives one logit per query-document pair.
 
     It has no interaction matrix (`has_interaction_matrix` is False; there is no `interaction_matrix` method).
@@ -136,21 +136,9 @@ class ArcI(nn.Module):
 
     def __init__(self, vocab_size: int, config: ArcIConfig | None = None, embeddings: Tensor | None = None):
         super().__init__()
-        config = config or ArcIConfig()
-        if embeddings is not None:
-            if embeddings.dim() != 2 or embeddings.shape[0] != vocab_size:
-                raise ValueError(f"embeddings must have shape ({vocab_size}, dim), got {tuple(embeddings.shape)}")
-            config = replace(config, embedding_dim=embeddings.shape[1])
+        self.embedding, config = build_embedding(vocab_size, config or ArcIConfig(), embeddings)
         self.config = config
         self.vocab_size = vocab_size
-
-        self.embedding = nn.Embedding(
-            vocab_size, config.embedding_dim, padding_idx=config.padding_idx, sparse=config.sparse_embeddings
-        )
-        if embeddings is not None:
-            with torch.no_grad():
-                self.embedding.weight.copy_(embeddings)
-        self.embedding.weight.requires_grad_(not config.freeze_embeddings)
 
         self.query_encoder = TextEncoder(config.embedding_dim, config)
         self.doc_encoder = self.query_encoder if config.share_encoder else TextEncoder(config.embedding_dim, config)
@@ -167,8 +155,7 @@ class ArcI(nn.Module):
         self, query_ids: Tensor, doc_ids: Tensor, query_mask: Tensor | None = None, doc_mask: Tensor | None = None
     ) -> tuple[Tensor, Tensor]:
         """The two text vectors, each computed without seeing the other text: (B, C), (B, C)."""
-        query_mask = derive_mask(query_ids) if query_mask is None else query_mask.bool()
-        doc_mask = derive_mask(doc_ids) if doc_mask is None else doc_mask.bool()
+        query_mask, doc_mask = resolve_masks(query_ids, doc_ids, query_mask, doc_mask)
         query_vec = self.query_encoder(self.embedding(query_ids), query_mask)  # (B, C)
         doc_vec = self.doc_encoder(self.embedding(doc_ids), doc_mask)  # (B, C)
         return query_vec, doc_vec
@@ -198,14 +185,3 @@ class ArcI(nn.Module):
                 raise ValueError("this model was configured with use_first_stage_score=True; pass first_stage_score")
             features = torch.cat([features, first_stage_score.to(features.dtype)[:, None]], dim=1)  # (B, H + 1)
         return self.score(features).squeeze(1)  # (B,)
-
-    def predict_proba(
-        self,
-        query_ids: Tensor,
-        doc_ids: Tensor,
-        query_mask: Tensor | None = None,
-        doc_mask: Tensor | None = None,
-        first_stage_score: Tensor | None = None,
-    ) -> Tensor:
-        """The sigmoid of `forward`: the probability that each pair is relevant, (B,) in [0, 1]."""
-        return torch.sigmoid(self.forward(query_ids, doc_ids, query_mask, doc_mask, first_stage_score))

@@ -29,13 +29,13 @@ masked, and the kernel pooling ignores masked positions.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from neurank.models.layers import KernelPooling, derive_mask, pair_mask
+from neurank.models.layers import KernelPooling, Ranker, build_embedding, pair_mask, resolve_masks
 from neurank.models.registry import register
 from neurank.text import PAD_ID
 
@@ -107,7 +107,7 @@ class ConvKNRMConfig:
 
 
 @register("conv_knrm", ConvKNRMConfig)
-class ConvKNRM(nn.Module):
+class ConvKNRM(Ranker):
     """The Conv-KNRM ranker: `model(query_ids, doc_ids)` gives one score per query-document pair.
 
     Args:
@@ -119,21 +119,9 @@ class ConvKNRM(nn.Module):
 
     def __init__(self, vocab_size: int, config: ConvKNRMConfig | None = None, embeddings: Tensor | None = None):
         super().__init__()
-        config = config or ConvKNRMConfig()
-        if embeddings is not None:
-            if embeddings.dim() != 2 or embeddings.shape[0] != vocab_size:
-                raise ValueError(f"embeddings must have shape ({vocab_size}, dim), got {tuple(embeddings.shape)}")
-            config = replace(config, embedding_dim=embeddings.shape[1])
+        self.embedding, config = build_embedding(vocab_size, config or ConvKNRMConfig(), embeddings)
         self.config = config
         self.vocab_size = vocab_size
-
-        self.embedding = nn.Embedding(
-            vocab_size, config.embedding_dim, padding_idx=config.padding_idx, sparse=config.sparse_embeddings
-        )
-        if embeddings is not None:
-            with torch.no_grad():
-                self.embedding.weight.copy_(embeddings)
-        self.embedding.weight.requires_grad_(not config.freeze_embeddings)
 
         # convs[h - 1] reads h-grams.
         self.convs = nn.ModuleList(
@@ -178,8 +166,7 @@ class ConvKNRM(nn.Module):
         Returns:
             sim_matrix: (B * C, Lq, Ld); query_ngram_mask: (B * C, Lq); doc_ngram_mask: (B * C, Ld).
         """
-        query_mask = derive_mask(query_ids) if query_mask is None else query_mask.bool()
-        doc_mask = derive_mask(doc_ids) if doc_mask is None else doc_mask.bool()
+        query_mask, doc_mask = resolve_masks(query_ids, doc_ids, query_mask, doc_mask)
         query_vectors, query_ngram_mask = self.ngram_vectors(query_ids, query_mask)  # (B, N, Lq, F), (B, N, Lq)
         doc_vectors, doc_ngram_mask = self.ngram_vectors(doc_ids, doc_mask)  # (B, N, Ld, F), (B, N, Ld)
         query_unit = F.normalize(query_vectors, dim=-1)  # (B, N, Lq, F); a zero vector stays zero
@@ -249,14 +236,3 @@ class ConvKNRM(nn.Module):
             features = torch.cat([features, first_stage_score.to(features.dtype)[:, None]], dim=1)  # (B, C * K + 1)
         score = self.score(features).squeeze(1)  # (B,)
         return torch.tanh(score) if self.config.tanh_output else score
-
-    def predict_proba(
-        self,
-        query_ids: Tensor,
-        doc_ids: Tensor,
-        query_mask: Tensor | None = None,
-        doc_mask: Tensor | None = None,
-        first_stage_score: Tensor | None = None,
-    ) -> Tensor:
-        """The sigmoid of `forward`: the probability that each pair is relevant, (B,) in [0, 1]."""
-        return torch.sigmoid(self.forward(query_ids, doc_ids, query_mask, doc_mask, first_stage_score))

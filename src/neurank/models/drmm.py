@@ -35,12 +35,12 @@ out of the gate's softmax, and the histogram's normaliser is the true document l
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
-from neurank.models.layers import cosine_matrix, derive_mask, exact_match_matrix
+from neurank.models.layers import Ranker, build_embedding, cosine_matrix, derive_mask, exact_match_matrix, resolve_masks
 from neurank.models.registry import register
 from neurank.text import PAD_ID
 
@@ -103,7 +103,7 @@ def _sync_gate_after_load(module: DRMM, incompatible_keys) -> None:
 
 
 @register("drmm", DRMMConfig)
-class DRMM(nn.Module):
+class DRMM(Ranker):
     """The DRMM ranker: `model(query_ids, doc_ids)` gives one logit per query-document pair.
 
     Args:
@@ -115,21 +115,9 @@ class DRMM(nn.Module):
 
     def __init__(self, vocab_size: int, config: DRMMConfig | None = None, embeddings: Tensor | None = None):
         super().__init__()
-        config = config or DRMMConfig()
-        if embeddings is not None:
-            if embeddings.dim() != 2 or embeddings.shape[0] != vocab_size:
-                raise ValueError(f"embeddings must have shape ({vocab_size}, dim), got {tuple(embeddings.shape)}")
-            config = replace(config, embedding_dim=embeddings.shape[1])
+        self.embedding, config = build_embedding(vocab_size, config or DRMMConfig(), embeddings)
         self.config = config
         self.vocab_size = vocab_size
-
-        self.embedding = nn.Embedding(
-            vocab_size, config.embedding_dim, padding_idx=config.padding_idx, sparse=config.sparse_embeddings
-        )
-        if embeddings is not None:
-            with torch.no_grad():
-                self.embedding.weight.copy_(embeddings)
-        self.embedding.weight.requires_grad_(not config.freeze_embeddings)
 
         layers: list[nn.Module] = []
         in_features = config.n_bins
@@ -174,8 +162,7 @@ class DRMM(nn.Module):
         Returns:
             (B, 1, Lq, Ld).
         """
-        query_mask = derive_mask(query_ids) if query_mask is None else query_mask.bool()
-        doc_mask = derive_mask(doc_ids) if doc_mask is None else doc_mask.bool()
+        query_mask, doc_mask = resolve_masks(query_ids, doc_ids, query_mask, doc_mask)
         sim_matrix = cosine_matrix(self.embedding(query_ids), self.embedding(doc_ids), query_mask, doc_mask)
         return sim_matrix[:, None]  # (B, 1, Lq, Ld)
 
@@ -189,8 +176,7 @@ class DRMM(nn.Module):
         Returns:
             (B, Lq, n_bins); the last bin counts exact matches. No gradient flows through it.
         """
-        query_mask = derive_mask(query_ids) if query_mask is None else query_mask.bool()
-        doc_mask = derive_mask(doc_ids) if doc_mask is None else doc_mask.bool()
+        query_mask, doc_mask = resolve_masks(query_ids, doc_ids, query_mask, doc_mask)
         n_bins = self.config.n_bins
         with torch.no_grad():
             sim_matrix = self.interaction_matrix(query_ids, doc_ids, query_mask, doc_mask)[:, 0]  # (B, Lq, Ld)
@@ -235,8 +221,7 @@ class DRMM(nn.Module):
         Returns:
             (B,) logits; `predict_proba` gives probabilities.
         """
-        query_mask = derive_mask(query_ids) if query_mask is None else query_mask.bool()
-        doc_mask = derive_mask(doc_ids) if doc_mask is None else doc_mask.bool()
+        query_mask, doc_mask = resolve_masks(query_ids, doc_ids, query_mask, doc_mask)
         histogram = self.matching_histogram(query_ids, doc_ids, query_mask, doc_mask)  # (B, Lq, n_bins)
         term_scores = self.matching(histogram).squeeze(2)  # (B, Lq)
         gates = self.term_gates(query_ids, query_mask)  # (B, Lq)
@@ -246,14 +231,3 @@ class DRMM(nn.Module):
                 raise ValueError("this model was configured with use_first_stage_score=True; pass first_stage_score")
             features = torch.cat([features, first_stage_score.to(features.dtype)[:, None]], dim=1)  # (B, 2)
         return self.score(features).squeeze(1)  # (B,)
-
-    def predict_proba(
-        self,
-        query_ids: Tensor,
-        doc_ids: Tensor,
-        query_mask: Tensor | None = None,
-        doc_mask: Tensor | None = None,
-        first_stage_score: Tensor | None = None,
-    ) -> Tensor:
-        """The sigmoid of `forward`: the probability that each pair is relevant, (B,) in [0, 1]."""
-        return torch.sigmoid(self.forward(query_ids, doc_ids, query_mask, doc_mask, first_stage_score))

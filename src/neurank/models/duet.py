@@ -37,13 +37,13 @@ Departures from the paper and the choices it leaves open:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from neurank.models.layers import derive_mask, exact_match_matrix
+from neurank.models.layers import Ranker, build_embedding, exact_match_matrix, resolve_masks
 from neurank.models.registry import register
 from neurank.text import PAD_ID
 
@@ -105,7 +105,7 @@ def _fit(x: Tensor, length: int, dim: int) -> Tensor:
 
 
 @register("duet", DUETConfig)
-class DUET(nn.Module):
+class DUET(Ranker):
     """The DUET ranker: `model(query_ids, doc_ids)` gives one logit per query-document pair.
 
     Args:
@@ -117,22 +117,10 @@ class DUET(nn.Module):
 
     def __init__(self, vocab_size: int, config: DUETConfig | None = None, embeddings: Tensor | None = None):
         super().__init__()
-        config = config or DUETConfig()
-        if embeddings is not None:
-            if embeddings.dim() != 2 or embeddings.shape[0] != vocab_size:
-                raise ValueError(f"embeddings must have shape ({vocab_size}, dim), got {tuple(embeddings.shape)}")
-            config = replace(config, embedding_dim=embeddings.shape[1])
+        self.embedding, config = build_embedding(vocab_size, config or DUETConfig(), embeddings)
         self.config = config
         self.vocab_size = vocab_size
         hidden = config.hidden_dim
-
-        self.embedding = nn.Embedding(
-            vocab_size, config.embedding_dim, padding_idx=config.padding_idx, sparse=config.sparse_embeddings
-        )
-        if embeddings is not None:
-            with torch.no_grad():
-                self.embedding.weight.copy_(embeddings)
-        self.embedding.weight.requires_grad_(not config.freeze_embeddings)
 
         # Local model. The paper's width-1 convolution over query terms with document positions as channels is a
         # linear layer applied to every query term's row.
@@ -170,8 +158,7 @@ class DUET(nn.Module):
         Returns:
             (B, 1, Lq, Ld).
         """
-        query_mask = derive_mask(query_ids) if query_mask is None else query_mask.bool()
-        doc_mask = derive_mask(doc_ids) if doc_mask is None else doc_mask.bool()
+        query_mask, doc_mask = resolve_masks(query_ids, doc_ids, query_mask, doc_mask)
         return exact_match_matrix(query_ids, doc_ids, query_mask, doc_mask)[:, None]  # (B, 1, Lq, Ld)
 
     def local_score(self, query_ids: Tensor, doc_ids: Tensor, query_mask: Tensor, doc_mask: Tensor) -> Tensor:
@@ -226,8 +213,7 @@ class DUET(nn.Module):
         Returns:
             (B,) logits: local score + distributed score (+ weight * first-stage score).
         """
-        query_mask = derive_mask(query_ids) if query_mask is None else query_mask.bool()
-        doc_mask = derive_mask(doc_ids) if doc_mask is None else doc_mask.bool()
+        query_mask, doc_mask = resolve_masks(query_ids, doc_ids, query_mask, doc_mask)
         lq, ld = self.config.max_query_len, self.config.max_doc_len
         query_ids, query_mask = query_ids[:, :lq], query_mask[:, :lq]  # (B, min(Lq, lq))
         doc_ids, doc_mask = doc_ids[:, :ld], doc_mask[:, :ld]  # (B, min(Ld, ld))

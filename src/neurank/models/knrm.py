@@ -22,12 +22,12 @@ positions add nothing to a kernel's soft count, and padded query positions add n
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
-from neurank.models.layers import KernelPooling, cosine_matrix, derive_mask
+from neurank.models.layers import KernelPooling, Ranker, build_embedding, cosine_matrix, resolve_masks
 from neurank.models.registry import register
 from neurank.text import PAD_ID
 
@@ -77,7 +77,7 @@ class KNRMConfig:
 
 
 @register("knrm", KNRMConfig)
-class KNRM(nn.Module):
+class KNRM(Ranker):
     """The K-NRM ranker: `model(query_ids, doc_ids)` gives one score per query-document pair.
 
     Args:
@@ -89,21 +89,9 @@ class KNRM(nn.Module):
 
     def __init__(self, vocab_size: int, config: KNRMConfig | None = None, embeddings: Tensor | None = None):
         super().__init__()
-        config = config or KNRMConfig()
-        if embeddings is not None:
-            if embeddings.dim() != 2 or embeddings.shape[0] != vocab_size:
-                raise ValueError(f"embeddings must have shape ({vocab_size}, dim), got {tuple(embeddings.shape)}")
-            config = replace(config, embedding_dim=embeddings.shape[1])
+        self.embedding, config = build_embedding(vocab_size, config or KNRMConfig(), embeddings)
         self.config = config
         self.vocab_size = vocab_size
-
-        self.embedding = nn.Embedding(
-            vocab_size, config.embedding_dim, padding_idx=config.padding_idx, sparse=config.sparse_embeddings
-        )
-        if embeddings is not None:
-            with torch.no_grad():
-                self.embedding.weight.copy_(embeddings)
-        self.embedding.weight.requires_grad_(not config.freeze_embeddings)
 
         self.kernel_pooling = KernelPooling(config.n_kernels, config.sigma, config.exact_sigma)
         self.dropout = nn.Dropout(config.dropout)
@@ -119,8 +107,7 @@ class KNRM(nn.Module):
         Returns:
             (B, 1, Lq, Ld).
         """
-        query_mask = derive_mask(query_ids) if query_mask is None else query_mask.bool()
-        doc_mask = derive_mask(doc_ids) if doc_mask is None else doc_mask.bool()
+        query_mask, doc_mask = resolve_masks(query_ids, doc_ids, query_mask, doc_mask)
         query_emb = self.embedding(query_ids)  # (B, Lq, D)
         doc_emb = self.embedding(doc_ids)  # (B, Ld, D)
         return cosine_matrix(query_emb, doc_emb, query_mask, doc_mask)[:, None]  # (B, 1, Lq, Ld)
@@ -129,8 +116,7 @@ class KNRM(nn.Module):
         self, query_ids: Tensor, doc_ids: Tensor, query_mask: Tensor | None = None, doc_mask: Tensor | None = None
     ) -> Tensor:
         """The scaled log soft-TF features the scoring layer reads, (B, n_kernels)."""
-        query_mask = derive_mask(query_ids) if query_mask is None else query_mask.bool()
-        doc_mask = derive_mask(doc_ids) if doc_mask is None else doc_mask.bool()
+        query_mask, doc_mask = resolve_masks(query_ids, doc_ids, query_mask, doc_mask)
         sim_matrix = self.interaction_matrix(query_ids, doc_ids, query_mask, doc_mask)[:, 0]  # (B, Lq, Ld)
         return self.kernel_pooling(sim_matrix, query_mask, doc_mask) * self.config.feature_scale  # (B, K)
 
@@ -159,14 +145,3 @@ class KNRM(nn.Module):
             features = torch.cat([features, first_stage_score.to(features.dtype)[:, None]], dim=1)  # (B, K + 1)
         score = self.score(features).squeeze(1)  # (B,)
         return torch.tanh(score) if self.config.tanh_output else score
-
-    def predict_proba(
-        self,
-        query_ids: Tensor,
-        doc_ids: Tensor,
-        query_mask: Tensor | None = None,
-        doc_mask: Tensor | None = None,
-        first_stage_score: Tensor | None = None,
-    ) -> Tensor:
-        """The sigmoid of `forward`: the probability that each pair is relevant, (B,) in [0, 1]."""
-        return torch.sigmoid(self.forward(query_ids, doc_ids, query_mask, doc_mask, first_stage_score))

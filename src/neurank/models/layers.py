@@ -1,5 +1,5 @@
-"""Shared pieces of the interaction-based rankers: masks, masked interaction matrices, dynamic max pooling and
-RBF kernel pooling.
+"""Shared pieces of the rankers: the `Ranker` base class, the word embedding layer, masks, masked interaction
+matrices, dynamic max pooling and RBF kernel pooling.
 
 Every function here takes right-padded batches (PAD id 0 at the end of each row, as the collate function builds
 them) and is written so that appending PAD tokens never changes a result: padded positions of an interaction matrix
@@ -10,6 +10,8 @@ depends on data, so the models export (ONNX, torch.export) with dynamic batch an
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -20,9 +22,79 @@ from neurank.text import PAD_ID, UNK_ID
 INTERACTIONS = ("cosine", "dot", "exact")
 
 
+class Ranker(nn.Module):
+    """What every ranker shares beyond `nn.Module`: `predict_proba`, the sigmoid of its `forward` logits.
+
+    It holds no parameters, buffers or submodules, so it adds nothing to a state_dict.
+    """
+
+    def predict_proba(
+        self,
+        query_ids: Tensor,
+        doc_ids: Tensor,
+        query_mask: Tensor | None = None,
+        doc_mask: Tensor | None = None,
+        first_stage_score: Tensor | None = None,
+    ) -> Tensor:
+        """The sigmoid of `forward`: the probability that each pair is relevant, (B,) in [0, 1]."""
+        return torch.sigmoid(self.forward(query_ids, doc_ids, query_mask, doc_mask, first_stage_score))
+
+
+def embedding_config(vocab_size: int, config: Any, embeddings: Tensor | None = None) -> Any:
+    """`config` with `embedding_dim` set to the width of `embeddings`, checked against `vocab_size`; as is when None.
+
+    Raises:
+        ValueError: `embeddings` is not (vocab_size, dim).
+    """
+    if embeddings is None:
+        return config
+    if embeddings.dim() != 2 or embeddings.shape[0] != vocab_size:
+        raise ValueError(f"embeddings must have shape ({vocab_size}, dim), got {tuple(embeddings.shape)}")
+    return replace(config, embedding_dim=embeddings.shape[1])
+
+
+def build_embedding(vocab_size: int, config: Any, embeddings: Tensor | None = None) -> tuple[nn.Embedding, Any]:
+    """The word embedding layer of a ranker, initialised from `embeddings` when given.
+
+    Args:
+        vocab_size: number of ids, PAD and UNK included.
+        config: a model config with `embedding_dim`, `padding_idx`, `sparse_embeddings` and `freeze_embeddings`.
+        embeddings: optional (vocab_size, dim) float tensor; `dim` then replaces `config.embedding_dim`.
+    Returns:
+        The `nn.Embedding` (its weight trainable unless `config.freeze_embeddings`) and the config it was built from,
+        which the model keeps so that its saved config rebuilds the same shapes.
+    Raises:
+        ValueError: `embeddings` is not (vocab_size, dim).
+    """
+    config = embedding_config(vocab_size, config, embeddings)
+    embedding = nn.Embedding(
+        vocab_size, config.embedding_dim, padding_idx=config.padding_idx, sparse=config.sparse_embeddings
+    )
+    if embeddings is not None:
+        with torch.no_grad():
+            embedding.weight.copy_(embeddings)
+    embedding.weight.requires_grad_(not config.freeze_embeddings)
+    return embedding, config
+
+
 def derive_mask(ids: Tensor) -> Tensor:
     """The boolean mask of real tokens: True where `ids` is not PAD. (B, L) -> (B, L)."""
     return ids != PAD_ID
+
+
+def resolve_masks(
+    query_ids: Tensor, doc_ids: Tensor, query_mask: Tensor | None, doc_mask: Tensor | None
+) -> tuple[Tensor, Tensor]:
+    """Boolean query and document masks: the given ones as bool, or derived from PAD where None.
+
+    Args:
+        query_ids: (B, Lq); doc_ids: (B, Ld); query_mask: (B, Lq) or None; doc_mask: (B, Ld) or None.
+    Returns:
+        query_mask: (B, Lq) bool; doc_mask: (B, Ld) bool.
+    """
+    query_mask = derive_mask(query_ids) if query_mask is None else query_mask.bool()
+    doc_mask = derive_mask(doc_ids) if doc_mask is None else doc_mask.bool()
+    return query_mask, doc_mask
 
 
 def pair_mask(query_mask: Tensor, doc_mask: Tensor) -> Tensor:

@@ -14,12 +14,21 @@ feature maps are re-masked after every convolution block, and pooling looks only
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
-from neurank.models.layers import INTERACTIONS, derive_mask, dynamic_max_pool, interaction_matrices, pair_mask
+from neurank.models.layers import (
+    INTERACTIONS,
+    Ranker,
+    build_embedding,
+    dynamic_max_pool,
+    embedding_config,
+    interaction_matrices,
+    pair_mask,
+    resolve_masks,
+)
 from neurank.models.registry import register
 from neurank.text import PAD_ID
 
@@ -82,7 +91,7 @@ class MatchPyramidConfig:
 
 
 @register("match_pyramid", MatchPyramidConfig)
-class MatchPyramid(nn.Module):
+class MatchPyramid(Ranker):
     """The MatchPyramid ranker: `model(query_ids, doc_ids)` gives one logit per query-document pair.
 
     Args:
@@ -95,23 +104,15 @@ class MatchPyramid(nn.Module):
     def __init__(self, vocab_size: int, config: MatchPyramidConfig | None = None, embeddings: Tensor | None = None):
         super().__init__()
         config = config or MatchPyramidConfig()
-        if embeddings is not None:
-            if embeddings.dim() != 2 or embeddings.shape[0] != vocab_size:
-                raise ValueError(f"embeddings must have shape ({vocab_size}, dim), got {tuple(embeddings.shape)}")
-            config = replace(config, embedding_dim=embeddings.shape[1])
-        self.config = config
-        self.vocab_size = vocab_size
-
-        # Exact match alone reads only ids, so the model then has no embedding layer (and no unused parameters).
+        # Exact match alone reads only ids, so the model then has no embedding layer (and no unused parameters);
+        # `embeddings` is still checked and still sets `embedding_dim`, so the saved config is the same either way.
         self.embedding = None
         if any(kind != "exact" for kind in config.interactions):
-            self.embedding = nn.Embedding(
-                vocab_size, config.embedding_dim, padding_idx=config.padding_idx, sparse=config.sparse_embeddings
-            )
-            if embeddings is not None:
-                with torch.no_grad():
-                    self.embedding.weight.copy_(embeddings)
-            self.embedding.weight.requires_grad_(not config.freeze_embeddings)
+            self.embedding, config = build_embedding(vocab_size, config, embeddings)
+        else:
+            config = embedding_config(vocab_size, config, embeddings)
+        self.config = config
+        self.vocab_size = vocab_size
 
         in_channels = len(config.interactions)
         self.convs = nn.ModuleList()
@@ -133,8 +134,7 @@ class MatchPyramid(nn.Module):
         Returns:
             (B, C, Lq, Ld).
         """
-        query_mask = derive_mask(query_ids) if query_mask is None else query_mask.bool()
-        doc_mask = derive_mask(doc_ids) if doc_mask is None else doc_mask.bool()
+        query_mask, doc_mask = resolve_masks(query_ids, doc_ids, query_mask, doc_mask)
         query_emb = doc_emb = None
         if self.embedding is not None:
             query_emb = self.embedding(query_ids)  # (B, Lq, D)
@@ -161,8 +161,7 @@ class MatchPyramid(nn.Module):
         Returns:
             (B,) logits; `predict_proba` gives probabilities.
         """
-        query_mask = derive_mask(query_ids) if query_mask is None else query_mask.bool()
-        doc_mask = derive_mask(doc_ids) if doc_mask is None else doc_mask.bool()
+        query_mask, doc_mask = resolve_masks(query_ids, doc_ids, query_mask, doc_mask)
         x = self.interaction_matrix(query_ids, doc_ids, query_mask, doc_mask)  # (B, C, Lq, Ld)
         cell_mask = pair_mask(query_mask, doc_mask)[:, None].to(x.dtype)  # (B, 1, Lq, Ld)
         for conv in self.convs:
@@ -176,17 +175,6 @@ class MatchPyramid(nn.Module):
                 raise ValueError("this model was configured with use_first_stage_score=True; pass first_stage_score")
             features = torch.cat([features, first_stage_score.to(features.dtype)[:, None]], dim=1)  # (B, F + 1)
         return self.score(features).squeeze(1)  # (B,)
-
-    def predict_proba(
-        self,
-        query_ids: Tensor,
-        doc_ids: Tensor,
-        query_mask: Tensor | None = None,
-        doc_mask: Tensor | None = None,
-        first_stage_score: Tensor | None = None,
-    ) -> Tensor:
-        """The sigmoid of `forward`: the probability that each pair is relevant, (B,) in [0, 1]."""
-        return torch.sigmoid(self.forward(query_ids, doc_ids, query_mask, doc_mask, first_stage_score))
 
 
 # The name under which the project specifies its CNN interaction-based ranker: it is MatchPyramid, so

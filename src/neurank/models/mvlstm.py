@@ -29,12 +29,12 @@ inputs padded to those lengths score exactly as unpadded ones.) Padded cells are
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
-from neurank.models.layers import cosine_matrix, derive_mask, pair_mask
+from neurank.models.layers import Ranker, build_embedding, cosine_matrix, pair_mask, resolve_masks
 from neurank.models.registry import register
 from neurank.text import PAD_ID
 
@@ -155,7 +155,7 @@ def k_max_pool(x: Tensor, cell_mask: Tensor, k: int) -> Tensor:
 
 
 @register("mvlstm", MVLSTMConfig)
-class MVLSTM(nn.Module):
+class MVLSTM(Ranker):
     """The MV-LSTM ranker: `model(query_ids, doc_ids)` gives one logit per query-document pair.
 
     Args:
@@ -167,21 +167,9 @@ class MVLSTM(nn.Module):
 
     def __init__(self, vocab_size: int, config: MVLSTMConfig | None = None, embeddings: Tensor | None = None):
         super().__init__()
-        config = config or MVLSTMConfig()
-        if embeddings is not None:
-            if embeddings.dim() != 2 or embeddings.shape[0] != vocab_size:
-                raise ValueError(f"embeddings must have shape ({vocab_size}, dim), got {tuple(embeddings.shape)}")
-            config = replace(config, embedding_dim=embeddings.shape[1])
+        self.embedding, config = build_embedding(vocab_size, config or MVLSTMConfig(), embeddings)
         self.config = config
         self.vocab_size = vocab_size
-
-        self.embedding = nn.Embedding(
-            vocab_size, config.embedding_dim, padding_idx=config.padding_idx, sparse=config.sparse_embeddings
-        )
-        if embeddings is not None:
-            with torch.no_grad():
-                self.embedding.weight.copy_(embeddings)
-        self.embedding.weight.requires_grad_(not config.freeze_embeddings)
         self.dropout = nn.Dropout(config.dropout)
 
         # `encoder` reads queries, and documents too unless `shared_lstm` is off.
@@ -239,8 +227,7 @@ class MVLSTM(nn.Module):
         Returns:
             (B, C, Lq, Ld): C = 1 for "cosine" and "bilinear", `tensor_channels` for "tensor".
         """
-        query_mask = derive_mask(query_ids) if query_mask is None else query_mask.bool()
-        doc_mask = derive_mask(doc_ids) if doc_mask is None else doc_mask.bool()
+        query_mask, doc_mask = resolve_masks(query_ids, doc_ids, query_mask, doc_mask)
         query_states, doc_states = self._states(query_ids, doc_ids, query_mask, doc_mask)
         return self._interaction(query_states, doc_states, query_mask, doc_mask)
 
@@ -262,8 +249,7 @@ class MVLSTM(nn.Module):
         Returns:
             (B,) logits; `predict_proba` gives probabilities.
         """
-        query_mask = derive_mask(query_ids) if query_mask is None else query_mask.bool()
-        doc_mask = derive_mask(doc_ids) if doc_mask is None else doc_mask.bool()
+        query_mask, doc_mask = resolve_masks(query_ids, doc_ids, query_mask, doc_mask)
         sim = self.interaction_matrix(query_ids, doc_ids, query_mask, doc_mask)  # (B, C, Lq, Ld)
         top = k_max_pool(sim, pair_mask(query_mask, doc_mask), self.config.top_k)  # (B, C, k)
         features = self.mlp(top.flatten(1))  # (B, F)
@@ -272,14 +258,3 @@ class MVLSTM(nn.Module):
                 raise ValueError("this model was configured with use_first_stage_score=True; pass first_stage_score")
             features = torch.cat([features, first_stage_score.to(features.dtype)[:, None]], dim=1)  # (B, F + 1)
         return self.score(features).squeeze(1)  # (B,)
-
-    def predict_proba(
-        self,
-        query_ids: Tensor,
-        doc_ids: Tensor,
-        query_mask: Tensor | None = None,
-        doc_mask: Tensor | None = None,
-        first_stage_score: Tensor | None = None,
-    ) -> Tensor:
-        """The sigmoid of `forward`: the probability that each pair is relevant, (B,) in [0, 1]."""
-        return torch.sigmoid(self.forward(query_ids, doc_ids, query_mask, doc_mask, first_stage_score))

@@ -35,13 +35,13 @@ it with the corpus IDF); with all ones the IDF feature is 1 / query length.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from neurank.models.layers import cosine_matrix, derive_mask
+from neurank.models.layers import Ranker, build_embedding, cosine_matrix, resolve_masks
 from neurank.models.registry import register
 from neurank.text import PAD_ID
 
@@ -120,7 +120,7 @@ def k_max_pool(x: Tensor, doc_mask: Tensor, k: int) -> Tensor:
 
 
 @register("pacrr", PACRRConfig)
-class PACRR(nn.Module):
+class PACRR(Ranker):
     """The PACRR ranker: `model(query_ids, doc_ids)` gives one logit per query-document pair.
 
     Args:
@@ -132,21 +132,9 @@ class PACRR(nn.Module):
 
     def __init__(self, vocab_size: int, config: PACRRConfig | None = None, embeddings: Tensor | None = None):
         super().__init__()
-        config = config or PACRRConfig()
-        if embeddings is not None:
-            if embeddings.dim() != 2 or embeddings.shape[0] != vocab_size:
-                raise ValueError(f"embeddings must have shape ({vocab_size}, dim), got {tuple(embeddings.shape)}")
-            config = replace(config, embedding_dim=embeddings.shape[1])
+        self.embedding, config = build_embedding(vocab_size, config or PACRRConfig(), embeddings)
         self.config = config
         self.vocab_size = vocab_size
-
-        self.embedding = nn.Embedding(
-            vocab_size, config.embedding_dim, padding_idx=config.padding_idx, sparse=config.sparse_embeddings
-        )
-        if embeddings is not None:
-            with torch.no_grad():
-                self.embedding.weight.copy_(embeddings)
-        self.embedding.weight.requires_grad_(not config.freeze_embeddings)
 
         self.convs = nn.ModuleList(nn.Conv2d(1, config.n_filters, n) for n in config.ngram_sizes)
         self.register_buffer("idf", torch.ones(vocab_size))
@@ -179,8 +167,7 @@ class PACRR(nn.Module):
         Returns:
             (B, 1, Lq, Ld).
         """
-        query_mask = derive_mask(query_ids) if query_mask is None else query_mask.bool()
-        doc_mask = derive_mask(doc_ids) if doc_mask is None else doc_mask.bool()
+        query_mask, doc_mask = resolve_masks(query_ids, doc_ids, query_mask, doc_mask)
         sim_matrix = cosine_matrix(self.embedding(query_ids), self.embedding(doc_ids), query_mask, doc_mask)
         return sim_matrix[:, None]  # (B, 1, Lq, Ld)
 
@@ -194,8 +181,7 @@ class PACRR(nn.Module):
         Returns:
             (B, Lq, F) with F = n_ngram_sizes * k_max (+ 1 with `use_idf`); 0 for padded query terms.
         """
-        query_mask = derive_mask(query_ids) if query_mask is None else query_mask.bool()
-        doc_mask = derive_mask(doc_ids) if doc_mask is None else doc_mask.bool()
+        query_mask, doc_mask = resolve_masks(query_ids, doc_ids, query_mask, doc_mask)
         sim_matrix = self.interaction_matrix(query_ids, doc_ids, query_mask, doc_mask)  # (B, 1, Lq, Ld)
         features = []
         for n, conv in zip(self.config.ngram_sizes, self.convs):
@@ -229,8 +215,7 @@ class PACRR(nn.Module):
         Returns:
             (B,) logits.
         """
-        query_mask = derive_mask(query_ids) if query_mask is None else query_mask.bool()
-        doc_mask = derive_mask(doc_ids) if doc_mask is None else doc_mask.bool()
+        query_mask, doc_mask = resolve_masks(query_ids, doc_ids, query_mask, doc_mask)
         lq = self.config.max_query_len
         # Cut before the convolutions, so a cut query reads as the same terms whatever followed them.
         query_ids, query_mask = query_ids[:, :lq], query_mask[:, :lq]  # (B, min(Lq, lq))

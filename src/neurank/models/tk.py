@@ -38,12 +38,12 @@ position, the cosine matrix is 0 at padded cells, and the kernel sums skip padde
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
-from neurank.models.layers import cosine_matrix, derive_mask, kernel_mus_sigmas
+from neurank.models.layers import Ranker, build_embedding, cosine_matrix, kernel_mus_sigmas, resolve_masks
 from neurank.models.registry import register
 from neurank.text import PAD_ID
 
@@ -189,7 +189,7 @@ class TransformerLayer(nn.Module):
 
 
 @register("tk", TKConfig)
-class TK(nn.Module):
+class TK(Ranker):
     """The TK ranker: `model(query_ids, doc_ids)` gives one logit per query-document pair.
 
     Args:
@@ -201,21 +201,9 @@ class TK(nn.Module):
 
     def __init__(self, vocab_size: int, config: TKConfig | None = None, embeddings: Tensor | None = None):
         super().__init__()
-        config = config or TKConfig()
-        if embeddings is not None:
-            if embeddings.dim() != 2 or embeddings.shape[0] != vocab_size:
-                raise ValueError(f"embeddings must have shape ({vocab_size}, dim), got {tuple(embeddings.shape)}")
-            config = replace(config, embedding_dim=embeddings.shape[1])
+        self.embedding, config = build_embedding(vocab_size, config or TKConfig(), embeddings)
         self.config = config
         self.vocab_size = vocab_size
-
-        self.embedding = nn.Embedding(
-            vocab_size, config.embedding_dim, padding_idx=config.padding_idx, sparse=config.sparse_embeddings
-        )
-        if embeddings is not None:
-            with torch.no_grad():
-                self.embedding.weight.copy_(embeddings)
-        self.embedding.weight.requires_grad_(not config.freeze_embeddings)
 
         self.layers = nn.ModuleList(
             TransformerLayer(config.embedding_dim, config.n_heads, config.ff_dim, config.dropout)
@@ -252,8 +240,7 @@ class TK(nn.Module):
         Returns:
             (B, 1, Lq, Ld).
         """
-        query_mask = derive_mask(query_ids) if query_mask is None else query_mask.bool()
-        doc_mask = derive_mask(doc_ids) if doc_mask is None else doc_mask.bool()
+        query_mask, doc_mask = resolve_masks(query_ids, doc_ids, query_mask, doc_mask)
         query_repr = self.contextualize(query_ids, query_mask)  # (B, Lq, D)
         doc_repr = self.contextualize(doc_ids, doc_mask)  # (B, Ld, D)
         return cosine_matrix(query_repr, doc_repr, query_mask, doc_mask)[:, None]  # (B, 1, Lq, Ld)
@@ -295,8 +282,7 @@ class TK(nn.Module):
         Returns:
             (B,) logits; `predict_proba` gives probabilities.
         """
-        query_mask = derive_mask(query_ids) if query_mask is None else query_mask.bool()
-        doc_mask = derive_mask(doc_ids) if doc_mask is None else doc_mask.bool()
+        query_mask, doc_mask = resolve_masks(query_ids, doc_ids, query_mask, doc_mask)
         sim_matrix = self.interaction_matrix(query_ids, doc_ids, query_mask, doc_mask)[:, 0]  # (B, Lq, Ld)
         log_features, length_features = self.kernel_features(sim_matrix, query_mask, doc_mask)  # (B, K), (B, K)
         scores = [
@@ -308,14 +294,3 @@ class TK(nn.Module):
                 raise ValueError("this model was configured with use_first_stage_score=True; pass first_stage_score")
             scores.append(first_stage_score.to(log_features.dtype)[:, None])
         return self.combine(torch.cat(scores, dim=1)).squeeze(1)  # (B,)
-
-    def predict_proba(
-        self,
-        query_ids: Tensor,
-        doc_ids: Tensor,
-        query_mask: Tensor | None = None,
-        doc_mask: Tensor | None = None,
-        first_stage_score: Tensor | None = None,
-    ) -> Tensor:
-        """The sigmoid of `forward`: the probability that each pair is relevant, (B,) in [0, 1]."""
-        return torch.sigmoid(self.forward(query_ids, doc_ids, query_mask, doc_mask, first_stage_score))
