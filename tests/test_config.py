@@ -38,5 +38,12 @@ def test_bad_yaml_names_file_and_line(tmp_path):
 def test_shipped_configs_load():
     from pathlib import Path
 
-    for path in sorted((Path(__file__).parents[1] / "configs").glob("*.yaml")):
-        load_config(path)
+    from neurank.benchmark import load_plan
+
+    configs = Path(__file__).parents[1] / "configs"
+    for path in sorted(configs.glob("*.yaml")):
+        if path.name != "benchmark.yaml":
+            load_config(path)
+    plan = load_plan(configs / "benchmark.yaml")
+    assert set(plan.collections) == {"wikiqa", "nfcorpus"} and len(plan.seeds) == 5
+    assert load_plan(configs / "benchmark.yaml", quick=True).seeds == [1]
