@@ -48,7 +48,8 @@ class ExperimentResult:
         lines = [head, "|---|" + "---:|" * len(self.measures)]
         lines.append("| BM25 | " + " | ".join(f"{self.bm25[m]:.4f}" for m in self.measures) + " |")
         cells = [f"{self.mean[m]:.4f} ± {self.std[m]:.4f}" for m in self.measures]
-        lines.append(f"| {self.model} ({len(self.seeds)} seeds) | " + " | ".join(cells) + " |")
+        seeds = f"{len(self.seeds)} seed" + ("s" if len(self.seeds) > 1 else "")
+        lines.append(f"| {self.model} ({seeds}) | " + " | ".join(cells) + " |")
         cells = [f"{self.p_ttest[m]:.3g} / {self.p_randomisation[m]:.3g}" for m in self.measures]
         lines.append("| p vs BM25 (t-test / randomisation) | " + " | ".join(cells) + " |")
         return "\n".join(lines) + "\n"

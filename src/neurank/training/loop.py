@@ -312,7 +312,8 @@ def train(
         sampler.set_epoch(epoch)
         model.train()
         losses, grad_norms = [], []
-        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{train_cfg.epochs}", disable=not progress, leave=False)
+        # disable=None hides the bar when output is not a terminal (CI logs, files); the epoch lines still print.
+        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{train_cfg.epochs}", disable=None if progress else True, leave=False)
         for batch in bar:
             batch = batch.to(device)
             logits = model(batch.query_ids, batch.doc_ids, batch.query_mask, batch.doc_mask, batch.first_stage_score)
