@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from neurank.models.layers import Ranker, build_embedding, resolve_masks
+from neurank.models.layers import Ranker, build_embedding, resolve_masks, with_first_stage_score
 from neurank.models.registry import register
 from neurank.text import PAD_ID
 
@@ -180,8 +180,5 @@ class ArcI(Ranker):
         """
         query_vec, doc_vec = self.encode(query_ids, doc_ids, query_mask, doc_mask)
         features = self.mlp(self.dropout(torch.cat([query_vec, doc_vec], dim=1)))  # (B, H)
-        if self.config.use_first_stage_score:
-            if first_stage_score is None:
-                raise ValueError("this model was configured with use_first_stage_score=True; pass first_stage_score")
-            features = torch.cat([features, first_stage_score.to(features.dtype)[:, None]], dim=1)  # (B, H + 1)
+        features = with_first_stage_score(features, first_stage_score, self.config)  # (B, H + 1) with the score
         return self.score(features).squeeze(1)  # (B,)

@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from neurank.models.layers import KernelPooling, Ranker, build_embedding, pair_mask, resolve_masks
+from neurank.models.layers import KernelPooling, Ranker, build_embedding, pair_mask, resolve_masks, with_first_stage_score
 from neurank.models.registry import register
 from neurank.text import PAD_ID
 
@@ -230,9 +230,6 @@ class ConvKNRM(Ranker):
             (B,) scores, used as logits (in (-1, 1) when `config.tanh_output`); `predict_proba` gives probabilities.
         """
         features = self.dropout(self.kernel_features(query_ids, doc_ids, query_mask, doc_mask))  # (B, C * K)
-        if self.config.use_first_stage_score:
-            if first_stage_score is None:
-                raise ValueError("this model was configured with use_first_stage_score=True; pass first_stage_score")
-            features = torch.cat([features, first_stage_score.to(features.dtype)[:, None]], dim=1)  # (B, C * K + 1)
+        features = with_first_stage_score(features, first_stage_score, self.config)  # (B, C * K + 1) with the score
         score = self.score(features).squeeze(1)  # (B,)
         return torch.tanh(score) if self.config.tanh_output else score

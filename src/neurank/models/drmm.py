@@ -40,7 +40,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from neurank.models.layers import Ranker, build_embedding, cosine_matrix, derive_mask, exact_match_matrix, resolve_masks
+from neurank.models.layers import Ranker, build_embedding, cosine_matrix, derive_mask, exact_match_matrix, resolve_masks, with_first_stage_score
 from neurank.models.registry import register
 from neurank.text import PAD_ID
 
@@ -226,8 +226,5 @@ class DRMM(Ranker):
         term_scores = self.matching(histogram).squeeze(2)  # (B, Lq)
         gates = self.term_gates(query_ids, query_mask)  # (B, Lq)
         features = (gates * term_scores).sum(1, keepdim=True)  # (B, 1)
-        if self.config.use_first_stage_score:
-            if first_stage_score is None:
-                raise ValueError("this model was configured with use_first_stage_score=True; pass first_stage_score")
-            features = torch.cat([features, first_stage_score.to(features.dtype)[:, None]], dim=1)  # (B, 2)
+        features = with_first_stage_score(features, first_stage_score, self.config)  # (B, 2) with the score
         return self.score(features).squeeze(1)  # (B,)

@@ -43,7 +43,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from neurank.models.layers import Ranker, build_embedding, exact_match_matrix, resolve_masks
+from neurank.models.layers import Ranker, build_embedding, exact_match_matrix, resolve_masks, first_stage_column
 from neurank.models.registry import register
 from neurank.text import PAD_ID
 
@@ -221,7 +221,5 @@ class DUET(Ranker):
             query_ids, doc_ids, query_mask, doc_mask
         )  # (B,)
         if self.config.use_first_stage_score:
-            if first_stage_score is None:
-                raise ValueError("this model was configured with use_first_stage_score=True; pass first_stage_score")
-            score = score + self.first_stage_weight(first_stage_score.to(score.dtype)[:, None]).squeeze(1)
+            score = score + self.first_stage_weight(first_stage_column(first_stage_score, self.config, score)).squeeze(1)
         return score

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from neurank.models.layers import KernelPooling, Ranker, build_embedding, cosine_matrix, resolve_masks
+from neurank.models.layers import KernelPooling, Ranker, build_embedding, cosine_matrix, resolve_masks, with_first_stage_score
 from neurank.models.registry import register
 from neurank.text import PAD_ID
 
@@ -139,9 +139,6 @@ class KNRM(Ranker):
             (B,) scores, used as logits (in (-1, 1) when `config.tanh_output`); `predict_proba` gives probabilities.
         """
         features = self.dropout(self.kernel_features(query_ids, doc_ids, query_mask, doc_mask))  # (B, K)
-        if self.config.use_first_stage_score:
-            if first_stage_score is None:
-                raise ValueError("this model was configured with use_first_stage_score=True; pass first_stage_score")
-            features = torch.cat([features, first_stage_score.to(features.dtype)[:, None]], dim=1)  # (B, K + 1)
+        features = with_first_stage_score(features, first_stage_score, self.config)  # (B, K + 1) with the score
         score = self.score(features).squeeze(1)  # (B,)
         return torch.tanh(score) if self.config.tanh_output else score

@@ -97,6 +97,24 @@ def resolve_masks(
     return query_mask, doc_mask
 
 
+def first_stage_column(first_stage_score: Tensor | None, config: Any, like: Tensor) -> Tensor:
+    """The first-stage scores as a (B, 1) column in `like`'s dtype, for models with `use_first_stage_score`.
+
+    Raises:
+        ValueError: the model was configured to read the score and none was passed.
+    """
+    if first_stage_score is None:
+        raise ValueError("this model was configured with use_first_stage_score=True; pass first_stage_score")
+    return first_stage_score.to(like.dtype)[:, None]  # (B, 1)
+
+
+def with_first_stage_score(features: Tensor, first_stage_score: Tensor | None, config: Any) -> Tensor:
+    """`features` (B, F), with the first-stage score appended as one more column when the config asks for it."""
+    if not config.use_first_stage_score:
+        return features
+    return torch.cat([features, first_stage_column(first_stage_score, config, features)], dim=1)  # (B, F + 1)
+
+
 def pair_mask(query_mask: Tensor, doc_mask: Tensor) -> Tensor:
     """True where both the query token and the document token are real. (B, Lq), (B, Ld) -> (B, Lq, Ld)."""
     return query_mask.bool()[:, :, None] & doc_mask.bool()[:, None, :]

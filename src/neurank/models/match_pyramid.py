@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
 from torch import Tensor, nn
 
 from neurank.models.layers import (
@@ -28,6 +27,7 @@ from neurank.models.layers import (
     interaction_matrices,
     pair_mask,
     resolve_masks,
+    with_first_stage_score,
 )
 from neurank.models.registry import register
 from neurank.text import PAD_ID
@@ -170,10 +170,7 @@ class MatchPyramid(Ranker):
             x = self.activation(conv(x)) * cell_mask  # (B, C_out, Lq, Ld)
         pooled = dynamic_max_pool(x, query_mask.sum(1), doc_mask.sum(1), self.config.pool_size)  # (B, C, pq, pd)
         features = self.dropout(pooled.flatten(1))  # (B, C * pq * pd)
-        if self.config.use_first_stage_score:
-            if first_stage_score is None:
-                raise ValueError("this model was configured with use_first_stage_score=True; pass first_stage_score")
-            features = torch.cat([features, first_stage_score.to(features.dtype)[:, None]], dim=1)  # (B, F + 1)
+        features = with_first_stage_score(features, first_stage_score, self.config)  # (B, F + 1) with the score
         return self.score(features).squeeze(1)  # (B,)
 
 

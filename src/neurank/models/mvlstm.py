@@ -34,7 +34,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from neurank.models.layers import Ranker, build_embedding, cosine_matrix, pair_mask, resolve_masks
+from neurank.models.layers import Ranker, build_embedding, cosine_matrix, pair_mask, resolve_masks, with_first_stage_score
 from neurank.models.registry import register
 from neurank.text import PAD_ID
 
@@ -253,8 +253,5 @@ class MVLSTM(Ranker):
         sim = self.interaction_matrix(query_ids, doc_ids, query_mask, doc_mask)  # (B, C, Lq, Ld)
         top = k_max_pool(sim, pair_mask(query_mask, doc_mask), self.config.top_k)  # (B, C, k)
         features = self.mlp(top.flatten(1))  # (B, F)
-        if self.config.use_first_stage_score:
-            if first_stage_score is None:
-                raise ValueError("this model was configured with use_first_stage_score=True; pass first_stage_score")
-            features = torch.cat([features, first_stage_score.to(features.dtype)[:, None]], dim=1)  # (B, F + 1)
+        features = with_first_stage_score(features, first_stage_score, self.config)  # (B, F + 1) with the score
         return self.score(features).squeeze(1)  # (B,)

@@ -41,7 +41,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from neurank.models.layers import Ranker, build_embedding, cosine_matrix, resolve_masks
+from neurank.models.layers import Ranker, build_embedding, cosine_matrix, resolve_masks, with_first_stage_score
 from neurank.models.registry import register
 from neurank.text import PAD_ID
 
@@ -222,8 +222,5 @@ class PACRR(Ranker):
         features = self.query_term_features(query_ids, doc_ids, query_mask, doc_mask)  # (B, Lq', F)
         features = F.pad(features, (0, 0, 0, lq - features.shape[1]))  # (B, lq, F)
         features = self.dropout(features.flatten(1))  # (B, lq * F)
-        if self.config.use_first_stage_score:
-            if first_stage_score is None:
-                raise ValueError("this model was configured with use_first_stage_score=True; pass first_stage_score")
-            features = torch.cat([features, first_stage_score.to(features.dtype)[:, None]], dim=1)  # (B, lq * F + 1)
+        features = with_first_stage_score(features, first_stage_score, self.config)  # (B, lq * F + 1) with the score
         return self.combination(features).squeeze(1)  # (B,)

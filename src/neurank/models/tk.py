@@ -43,7 +43,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from neurank.models.layers import Ranker, build_embedding, cosine_matrix, kernel_mus_sigmas, resolve_masks
+from neurank.models.layers import Ranker, build_embedding, cosine_matrix, kernel_mus_sigmas, resolve_masks, first_stage_column
 from neurank.models.registry import register
 from neurank.text import PAD_ID
 
@@ -290,7 +290,5 @@ class TK(Ranker):
             self.length_weights(length_features * self.kernel_scale),  # (B, 1)
         ]
         if self.config.use_first_stage_score:
-            if first_stage_score is None:
-                raise ValueError("this model was configured with use_first_stage_score=True; pass first_stage_score")
-            scores.append(first_stage_score.to(log_features.dtype)[:, None])
+            scores.append(first_stage_column(first_stage_score, self.config, log_features))
         return self.combine(torch.cat(scores, dim=1)).squeeze(1)  # (B,)
