@@ -24,7 +24,7 @@ from neurank.collections import ANSWER_SELECTION
 from neurank.collections.textio import atomic_write
 from neurank.config import ConfigError, ExperimentConfig, apply_overrides, config_from_dict
 from neurank.evaluation import evaluate, evaluate_per_query
-from neurank.experiment import summarise, train_and_test
+from neurank.experiment import load_seed_run, summarise, train_and_test, with_seed
 from neurank.models import model_names
 from neurank.retrieval import bm25_run
 from neurank.training import prepare_data
@@ -41,6 +41,8 @@ class ModelResult:
     train_seconds: float
     pairs_per_second: float
     best_epochs: list[int]
+    threads: list[int] = field(default_factory=list)
+    compute_seconds: float = 0.0
 
 
 @dataclass
@@ -65,7 +67,8 @@ class BenchmarkPlan:
 
 def load_plan(path: str | Path, quick: bool = False, data_dir: str | None = None, models: list[str] | None = None) -> BenchmarkPlan:
     """Read a benchmark YAML: ``collections: {name: {config, measures}}``, ``models: {name: options}``, ``seeds``,
-    and ``quick: {seeds, overrides}`` applied with `quick`."""
+    and ``quick: {seeds, overrides}`` applied with `quick`. A collection entry may carry its own ``overrides``
+    (dotted ``key=value``, applied before the quick ones) to size that collection's training for the table."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: benchmark config not found")
@@ -89,13 +92,20 @@ def load_plan(path: str | Path, quick: bool = False, data_dir: str | None = None
     collections, measures = {}, {}
     for name, entry in raw.get("collections", {}).items():
         base = yaml.safe_load((path.parent / entry["config"]).read_text(encoding="utf-8")) if "config" in entry else {}
-        collections[name] = config_from_dict(apply_overrides(base, overrides), f"{path}: {name}")
+        own = list(entry.get("overrides", []))
+        collections[name] = config_from_dict(apply_overrides(base, own + overrides), f"{path}: {name}")
         measures[name] = list(entry.get("measures", []))
     return BenchmarkPlan(collections, measures, {m: dict(o or {}) for m, o in chosen.items()}, seeds)
 
 
-def run_benchmark(plan: BenchmarkPlan, output_dir: str | Path, progress: bool = False, log=print) -> list[CollectionResult]:
-    """Train and evaluate every model of `plan` on every collection; checkpoints and runs go to `output_dir`."""
+def run_benchmark(
+    plan: BenchmarkPlan, output_dir: str | Path, progress: bool = False, log=print, reuse: bool = True
+) -> list[CollectionResult]:
+    """Train and evaluate every model of `plan` on every collection; checkpoints and runs go to `output_dir`.
+
+    With `reuse`, a seed whose run directory already holds its finished result for the same config (`seed.json`)
+    is read back instead of trained again, so an interrupted run resumes where it stopped and the work can be
+    split over processes (``--models``) and then gathered into one table by a last run over every model."""
     output_dir = Path(output_dir)
     results = []
     for name, base in plan.collections.items():
@@ -116,15 +126,17 @@ def run_benchmark(plan: BenchmarkPlan, output_dir: str | Path, progress: bool = 
             runs = []
             for seed in plan.seeds:
                 run_dir = output_dir / name / model_name / f"seed-{seed}"
-                runs.append(train_and_test(config, data, seed, run_dir, bm25, measures, progress, depth))
+                done = load_seed_run(run_dir, with_seed(config, seed), measures) if reuse else None
+                runs.append(done or train_and_test(config, data, seed, run_dir, bm25, measures, progress, depth))
                 log(f"{name} {model_name} seed {seed}: " + ", ".join(f"{m} {runs[-1].metrics[m]:.4f}" for m in measures)
-                    + f" ({runs[-1].train_seconds:.0f} s)")
+                    + f" ({runs[-1].train_seconds:.0f} s{', earlier run' if done else ''})")
             mean, std, p_t, p_r = summarise(runs, bm25_values, measures)
             result.models.append(
                 ModelResult(
                     model_name, [r.metrics for r in runs], mean, std, p_t, p_r,
                     statistics.mean(r.train_seconds for r in runs), statistics.mean(r.pairs_per_second for r in runs),
-                    [r.best_epoch for r in runs],
+                    [r.best_epoch for r in runs], [r.threads for r in runs],
+                    sum(r.train_seconds + r.rerank_seconds for r in runs),
                 )
             )
         results.append(result)
@@ -133,11 +145,15 @@ def run_benchmark(plan: BenchmarkPlan, output_dir: str | Path, progress: bool = 
 
 def results_markdown(results: list[CollectionResult], plan: BenchmarkPlan, command: str, wall_seconds: float) -> str:
     """`docs/results.md`: one table per collection, with how it was made."""
+    compute = sum(m.compute_seconds for r in results for m in r.models)
+    threads = sorted({t for r in results for m in r.models for t in m.threads if t}) or [torch.get_num_threads()]
     lines = [
         "# Results",
         "",
-        f"Made by `{command}` in {wall_seconds / 60:.0f} min on {platform.machine()} with {torch.get_num_threads()} "
-        f"torch threads (torch {torch.__version__}). Seeds {plan.seeds}; each seed's model is the best on dev.",
+        f"Made by `{command}` on {platform.machine()} (torch {torch.__version__}, {'/'.join(map(str, threads))} torch "
+        f"thread(s) per training process): {compute / 60:.0f} min of training and re-ranking in all, this command's "
+        f"wall time {wall_seconds / 60:.0f} min (seeds found finished in the runs directory are read back, not "
+        f"retrained). Seeds {plan.seeds}; each seed's model is the best on dev.",
         "Mean ± standard deviation over seeds; † / ‡: different from BM25 at p < 0.05 (paired t-test / randomisation",
         "test over queries, on per-query values averaged over seeds). Training time is per seed, until early stopping;",
         "throughput is re-ranking pairs per second on the test split (batch 256, this machine).",

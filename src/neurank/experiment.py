@@ -14,6 +14,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import torch
+
 from neurank.collections import ANSWER_SELECTION, ScoredDoc
 from neurank.collections.textio import atomic_write
 from neurank.collections.trec import write_run
@@ -65,6 +67,29 @@ class SeedRun:
     train_seconds: float
     best_epoch: int
     pairs_per_second: float
+    threads: int = 0
+    rerank_seconds: float = 0.0
+
+
+SEED_RESULT = "seed.json"
+
+
+def load_seed_run(run_dir: Path, config: ExperimentConfig, measures: list[str]) -> SeedRun | None:
+    """The finished result `train_and_test` left in `run_dir` for exactly this config and these measures, or None.
+
+    Lets a long benchmark resume after an interruption (or be split over processes) without retraining what is
+    done; any difference in the config, the seed or the measures means the seed is trained again."""
+    path = Path(run_dir) / SEED_RESULT
+    if not path.is_file():
+        return None
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if saved.get("config") != json.loads(json.dumps(config.to_dict())) or saved.get("measures") != list(measures):
+        return None
+    fields = {f.name for f in dataclasses.fields(SeedRun)}
+    return SeedRun(**{k: v for k, v in saved["result"].items() if k in fields})
 
 
 def train_and_test(
@@ -79,7 +104,7 @@ def train_and_test(
 ) -> SeedRun:
     """Train `config` with `seed` into `run_dir`, re-rank the test split's `first_stage` run with the best-on-dev
     checkpoint (top `depth` per query; None: all), write that run and evaluate it."""
-    config = dataclasses.replace(config, train=dataclasses.replace(config.train, seed=seed))
+    config = with_seed(config, seed)
     started = time.perf_counter()
     outcome = train(config, run_dir, progress=progress, data=data)
     train_seconds = time.perf_counter() - started
@@ -87,13 +112,20 @@ def train_and_test(
     split_name = config.data.test_split
     started = time.perf_counter()
     run = reranker.rerank_collection(data.collection, split_name, first_stage, depth=depth)
-    pairs_per_second = len(run) / (time.perf_counter() - started)
+    rerank_seconds = time.perf_counter() - started
     write_run(run, run_dir / f"{split_name}.run", tag=f"{config.model}-seed{seed}")
     qrels = data.collection.split(split_name).qrels
-    return SeedRun(
+    result = SeedRun(
         seed, evaluate(run, qrels, measures), evaluate_per_query(run, qrels, measures), train_seconds,
-        outcome["best_epoch"], pairs_per_second,
+        outcome["best_epoch"], len(run) / rerank_seconds, torch.get_num_threads(), rerank_seconds,
     )
+    with atomic_write(run_dir / SEED_RESULT) as handle:
+        json.dump({"config": config.to_dict(), "measures": list(measures), "result": dataclasses.asdict(result)}, handle)
+    return result
+
+
+def with_seed(config: ExperimentConfig, seed: int) -> ExperimentConfig:
+    return dataclasses.replace(config, train=dataclasses.replace(config.train, seed=seed))
 
 
 def summarise(runs: list[SeedRun], baseline_per_query: dict[str, dict[str, float]], measures: list[str]):

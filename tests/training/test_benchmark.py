@@ -1,5 +1,6 @@
 """`neurank benchmark` end to end on the tiny collection: every number in the table comes out of the run."""
 
+import dataclasses
 import json
 
 import pytest
@@ -41,3 +42,33 @@ def test_unknown_models_are_named(tmp_path, tiny_config):
     path = write_plan(tmp_path, tiny_config, {"bert": {}})
     with pytest.raises(ConfigError, match="unknown model 'bert'"):
         load_plan(path)
+
+
+def test_finished_seeds_are_read_back_and_a_changed_config_retrains(tmp_path, tiny_config):
+    path = write_plan(tmp_path, tiny_config, {"knrm": {}})
+    plan = load_plan(path, quick=True)
+    first = run_benchmark(plan, tmp_path / "runs", log=lambda line: None)
+    lines = []
+    again = run_benchmark(plan, tmp_path / "runs", log=lines.append)
+    assert all("earlier run" in line for line in lines) and len(lines) == 2
+    assert again[0].models[0].per_seed == first[0].models[0].per_seed
+    # Another learning rate is another experiment: nothing is read back.
+    other = load_plan(path, quick=True)
+    base = other.collections["wikiqa"]
+    other.collections["wikiqa"] = dataclasses.replace(base, train=dataclasses.replace(base.train, lr=0.5))
+    lines = []
+    run_benchmark(other, tmp_path / "runs", log=lines.append)
+    assert not any("earlier run" in line for line in lines)
+    lines = []
+    run_benchmark(plan, tmp_path / "runs", log=lines.append, reuse=False)
+    assert not any("earlier run" in line for line in lines)
+
+
+def test_a_collection_can_carry_its_own_overrides(tmp_path, tiny_config):
+    path = write_plan(tmp_path, tiny_config, {"knrm": {}})
+    raw = yaml.safe_load(path.read_text())
+    raw["collections"]["wikiqa"]["overrides"] = ["train.epochs=7", "train.lr=0.01"]
+    path.write_text(yaml.safe_dump(raw))
+    assert load_plan(path).collections["wikiqa"].train.epochs == 7
+    quick = load_plan(path, quick=True).collections["wikiqa"].train
+    assert quick.epochs == 1 and quick.lr == 0.01  # quick's overrides come last
