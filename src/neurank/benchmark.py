@@ -181,3 +181,25 @@ def write_results(results: list[CollectionResult], plan: BenchmarkPlan, output: 
         handle.write(results_markdown(results, plan, command, wall_seconds))
     with atomic_write(output.with_suffix(".json")) as handle:
         json.dump({"seeds": plan.seeds, "wall_seconds": wall_seconds, "results": [dataclasses.asdict(r) for r in results]}, handle, indent=2)
+
+
+README_START = "<!-- results:start (written by neurank benchmark --readme; do not edit by hand) -->"
+README_END = "<!-- results:end -->"
+
+
+def update_readme(readme: str | Path, markdown: str) -> None:
+    """Put `markdown` (the results table) between the README's results markers, replacing what was there.
+
+    The README's table is then the command's output, never typed in by hand."""
+    readme = Path(readme)
+    text = readme.read_text(encoding="utf-8")
+    start, end = text.find(README_START), text.find(README_END)
+    if start < 0 or end < start:
+        raise ConfigError(f"{readme}: expected the markers {README_START!r} and then {README_END!r} around the results table")
+    lines = markdown.strip().splitlines()
+    if lines and lines[0].startswith("# "):
+        lines = lines[1:]  # the page title stays in docs/results.md
+    body = "\n".join("####" + line[2:] if line.startswith("## ") else line for line in lines)
+    new = text[: start + len(README_START)] + "\n" + body.strip() + "\n" + text[end:]
+    with atomic_write(readme) as handle:
+        handle.write(new)

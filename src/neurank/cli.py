@@ -309,19 +309,22 @@ def benchmark_cmd(
     quick: bool = typer.Option(False, "--quick", help="One seed, short training: a smoke test of the whole table."),
     models: Optional[str] = typer.Option(None, "--models", help="Comma-separated subset of the config's models."),
     fresh: bool = typer.Option(False, "--fresh", help="Retrain every seed, even those finished in --runs-dir."),
+    readme: Optional[Path] = typer.Option(None, "--readme", help="Also put the tables between this README's results markers."),
     data_dir: Optional[Path] = DataDir,
 ) -> None:
     """Train and evaluate every model on every benchmark collection; write the results table.
 
     Seeds already finished in --runs-dir with the same config are read back (an interrupted run resumes); split
     the work with --models over processes, then run once more over all models to gather the table."""
-    from neurank.benchmark import load_plan, run_benchmark, write_results
+    from neurank.benchmark import load_plan, run_benchmark, update_readme, write_results
 
     plan = load_plan(config, quick=quick, data_dir=str(data_dir) if data_dir else None, models=models.split(",") if models else None)
     started = time.perf_counter()
     results = run_benchmark(plan, runs_dir, log=lambda line: console.print(line, highlight=False), reuse=not fresh)
     command = "neurank benchmark " + " ".join(sys.argv[2:] if len(sys.argv) > 2 else [str(config)])
     write_results(results, plan, output, command, time.perf_counter() - started)
+    if readme:
+        update_readme(readme, output.read_text(encoding="utf-8"))
     typer.echo(output.read_text(encoding="utf-8"))
 
 

@@ -72,3 +72,18 @@ def test_a_collection_can_carry_its_own_overrides(tmp_path, tiny_config):
     assert load_plan(path).collections["wikiqa"].train.epochs == 7
     quick = load_plan(path, quick=True).collections["wikiqa"].train
     assert quick.epochs == 1 and quick.lr == 0.01  # quick's overrides come last
+
+
+def test_readme_table_is_replaced_between_the_markers(tmp_path):
+    from neurank.benchmark import README_END, README_START, update_readme
+
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# Title\n\nbefore\n{README_START}\nold table\n{README_END}\nafter\n")
+    update_readme(readme, "# Results\n\nMade by x.\n\n## wikiqa (test)\n\n| model | AP |\n|---|---:|\n| knrm | 0.6 |\n")
+    text = readme.read_text()
+    assert "old table" not in text and "#### wikiqa (test)" in text and "| knrm | 0.6 |" in text
+    assert text.startswith("# Title\n\nbefore\n") and text.endswith(f"{README_END}\nafter\n") and "# Results" not in text
+    readme.write_text("# Title without markers\n")
+    with pytest.raises(ConfigError, match="markers"):
+        update_readme(readme, "| table |")
+    assert readme.read_text() == "# Title without markers\n"
