@@ -126,3 +126,13 @@ def test_a_broken_launch_is_named(torchrun_env, env, backend, device, message):
         torchrun_env.setenv(name, value)
     with pytest.raises(DistributedError, match=message):
         init_distributed(device, backend=backend)
+
+
+def test_commands_that_do_not_run_distributed_refuse_torchrun(torchrun_env, capsys):
+    from neurank.cli import main
+
+    torchrun_env.setenv("WORLD_SIZE", "2")
+    with pytest.raises(SystemExit) as exit_:
+        main(["experiment", "configs/wikiqa.yaml", "--output-dir", "unused"])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and "`neurank experiment` runs in one process" in err

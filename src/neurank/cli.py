@@ -264,8 +264,10 @@ def experiment_cmd(
 ) -> None:
     """Train with several seeds, re-rank the test split, and compare with BM25 (mean ± std, significance)."""
     from neurank.config import load_config
+    from neurank.distributed import require_single_process
     from neurank.experiment import run_experiment
 
+    require_single_process("experiment")
     experiment = load_config(config, _with_options(overrides, data_dir, device))
     chosen = [int(s) for s in seed_list.split(",")] if seed_list else list(range(1, seeds + 1))
     result = run_experiment(experiment, output_dir, chosen, progress=not as_json)
@@ -328,7 +330,9 @@ def benchmark_cmd(
     Seeds already finished in --runs-dir with the same config are read back (an interrupted run resumes); split
     the work with --models over processes, then run once more over all models to gather the table."""
     from neurank.benchmark import load_plan, run_benchmark, write_results
+    from neurank.distributed import require_single_process
 
+    require_single_process("benchmark")
     plan = load_plan(config, quick=quick, data_dir=str(data_dir) if data_dir else None, models=models.split(",") if models else None)
     started = time.perf_counter()
     results = run_benchmark(plan, runs_dir, log=lambda line: console.print(line, highlight=False), reuse=not fresh)

@@ -323,6 +323,16 @@ def init_distributed(
     return DistributedContext(rank=rank, world_size=world_size, local_rank=local_rank, backend=backend)
 
 
+def require_single_process(command: str) -> None:
+    """Raise when started by torchrun with several processes: for commands that would run N copies of one job,
+    each writing the same files."""
+    if _env_int(os.environ, "WORLD_SIZE", default=1) > 1:
+        raise DistributedError(
+            f"`neurank {command}` runs in one process; start it without torchrun "
+            "(`neurank train` and `neurank rerank` are the commands that run distributed)"
+        )
+
+
 def _env_int(environ: Mapping[str, str], name: str, default: int | None = None) -> int:
     raw = environ.get(name)
     if raw is None or raw == "":

@@ -278,9 +278,10 @@ def train(
         ``{"metric", "best_metric", "best_epoch", "epochs", "steps", "seconds", "output_dir"}``.
     """
     output_dir = Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
     train_cfg = config.train
     dist = distributed or SINGLE_PROCESS
+    if dist.is_main:  # other ranks write nothing, possibly on machines without this folder
+        output_dir.mkdir(parents=True, exist_ok=True)
     progress = progress and dist.is_main
     seed_everything(train_cfg.seed)
     device = dist.place(select_device(train_cfg.device))
