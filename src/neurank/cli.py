@@ -35,6 +35,7 @@ DataDir = typer.Option(None, "--data-dir", help="Folder holding the collections 
 JsonFlag = typer.Option(False, "--json", help="Print machine-readable JSON instead of a table.")
 FoldOpt = typer.Option(0, "--fold", help="Fold used as the test split (Cranfield, CISI: collections without an official split).")
 FoldsOpt = typer.Option(5, "--folds", help="Number of folds for collections without an official split.")
+PrecisionOpt = typer.Option("fp32", "--precision", help="fp32, bf16 (CUDA or CPU) or fp16 (CUDA, with loss scaling).")
 
 
 def _print_json(payload) -> None:
@@ -227,15 +228,20 @@ def train_cmd(
     output_dir: Path = typer.Option(..., "--output-dir", help="Writes best.pt, last.pt and metrics.jsonl here."),
     resume: bool = typer.Option(False, "--resume", help="Continue from OUTPUT_DIR/last.pt."),
     device: Optional[str] = typer.Option(None, "--device", help="cuda, mps, cpu or auto (default: the config's)."),
+    precision: str = PrecisionOpt,
     data_dir: Optional[Path] = DataDir,
     as_json: bool = JsonFlag,
 ) -> None:
-    """Train a ranker; the best dev checkpoint is OUTPUT_DIR/best.pt."""
+    """Train a ranker; the best dev checkpoint is OUTPUT_DIR/best.pt. Under torchrun: one DDP process per rank."""
     from neurank.config import load_config
+    from neurank.distributed import init_distributed
     from neurank.training import train
 
     experiment = load_config(config, _with_options(overrides, data_dir, device))
-    result = train(experiment, output_dir, resume=resume, progress=not as_json)
+    with init_distributed(experiment.train.device) as context:
+        result = train(experiment, output_dir, resume=resume, progress=not as_json, precision=precision, distributed=context)
+    if not context.is_main:
+        return
     if as_json:
         _print_json(result)
     else:
@@ -258,8 +264,10 @@ def experiment_cmd(
 ) -> None:
     """Train with several seeds, re-rank the test split, and compare with BM25 (mean ± std, significance)."""
     from neurank.config import load_config
+    from neurank.distributed import require_single_process
     from neurank.experiment import run_experiment
 
+    require_single_process("experiment")
     experiment = load_config(config, _with_options(overrides, data_dir, device))
     chosen = [int(s) for s in seed_list.split(",")] if seed_list else list(range(1, seeds + 1))
     result = run_experiment(experiment, output_dir, chosen, progress=not as_json)
@@ -283,19 +291,25 @@ def rerank_cmd(
     output: Path = typer.Option(..., "--output", help="Re-ranked TREC run to write."),
     depth: int = typer.Option(100, "--depth", min=1, help="Re-rank each query's top DEPTH (ad-hoc collections)."),
     device: str = typer.Option("auto", "--device"),
+    precision: str = PrecisionOpt,
     data_dir: Optional[Path] = DataDir,
     fold: int = FoldOpt,
     folds: int = FoldsOpt,
     as_json: bool = JsonFlag,
 ) -> None:
-    """Re-rank a first-stage run of a collection's split with a trained model."""
+    """Re-rank a first-stage run of a collection's split with a trained model. Under torchrun the candidates are
+    scored in shards over the ranks and rank 0 writes the run."""
     from neurank.collections.trec import read_run, write_run
+    from neurank.distributed import init_distributed
     from neurank.reranker import Reranker
 
     coll = _load(collection, data_dir, fold, folds)
-    reranker = Reranker.from_checkpoint(checkpoint, device=device)
-    first_stage = read_run(run) if run is not None else None
-    reranked = reranker.rerank_collection(coll, split, first_stage, depth=depth)
+    with init_distributed(device) as context:
+        reranker = Reranker.from_checkpoint(checkpoint, device=device, precision=precision, distributed=context)
+        first_stage = read_run(run) if run is not None else None
+        reranked = reranker.rerank_collection(coll, split, first_stage, depth=depth)
+    if not context.is_main:
+        return
     write_run(reranked, output, tag=f"neurank-{checkpoint.stem}")
     result = {"collection": collection, "split": split, "queries": len({r.query_id for r in reranked}), "results": len(reranked), "output": str(output)}
     _emit(result, as_json, f"re-ranked {result['results']} results for {result['queries']} queries into {output}")
@@ -317,7 +331,9 @@ def benchmark_cmd(
     Seeds already finished in --runs-dir with the same config are read back (an interrupted run resumes); split
     the work with --models over processes, then run once more over all models to gather the table."""
     from neurank.benchmark import load_plan, run_benchmark, update_readme, write_results
+    from neurank.distributed import require_single_process
 
+    require_single_process("benchmark")
     plan = load_plan(config, quick=quick, data_dir=str(data_dir) if data_dir else None, models=models.split(",") if models else None)
     started = time.perf_counter()
     results = run_benchmark(plan, runs_dir, log=lambda line: console.print(line, highlight=False), reuse=not fresh)
@@ -397,6 +413,7 @@ def main(argv: Optional[list[str]] = None) -> None:
     """Entry point of the `neurank` script."""
     from neurank.collections.registry import UnknownCollectionError
     from neurank.config import ConfigError
+    from neurank.distributed import DistributedError
     from neurank.models import UnknownModelError
     from neurank.training.checkpoint import CheckpointError
 
@@ -405,7 +422,7 @@ def main(argv: Optional[list[str]] = None) -> None:
     warnings.formatwarning = lambda message, category, *rest: f"warning: {message}\n"
     try:
         app(args=args, prog_name="neurank")
-    except (FormatError, FileNotFoundError, UnknownCollectionError, UnknownModelError, ConfigError, CheckpointError, KeyError, ValueError, ImportError) as error:
+    except (FormatError, FileNotFoundError, UnknownCollectionError, UnknownModelError, ConfigError, CheckpointError, DistributedError, KeyError, ValueError, ImportError) as error:
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
         err_console.print(f"error: {message}", highlight=False, markup=False, style="bold red")
         raise SystemExit(2) from None

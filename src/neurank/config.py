@@ -77,6 +77,8 @@ class TrainConfig:
     Attributes:
         loss: ``"bce"`` (pointwise), ``"hinge"`` or ``"ranknet"`` (pairwise), ``"softmax"`` (listwise, one
             positive and `negatives` negatives).
+        batch_size: groups per optimisation step over all processes: under torchrun each of N processes takes
+            batch_size / N of every batch (`neurank.distributed`), so N does not change what is optimised.
         metric: the dev measure for model selection (None: the collection's primary measure).
         patience: epochs without dev improvement before stopping early.
         fusion: after training, choose on dev a weight to interpolate the model's scores with the first stage's

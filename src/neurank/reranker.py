@@ -19,12 +19,14 @@ from torch import nn
 
 from neurank.collections import ANSWER_SELECTION, Collection, Doc, Query, ScoredDoc
 from neurank.data.examples import QueryExample, TextEncoder, build_examples, normalise_scores
+from neurank.distributed import DistributedContext
 from neurank.models import build_model
 from neurank.retrieval import score_candidates
 from neurank.text import Tokenizer, Vocab
 from neurank.training.checkpoint import CheckpointError, load_checkpoint
 from neurank.training.fusion import fuse
 from neurank.training.loop import score_examples, select_device
+from neurank.training.precision import check_precision
 
 
 class Reranker:
@@ -37,6 +39,9 @@ class Reranker:
         device: where the model runs ("auto": cuda, mps, else cpu).
         batch_size: pairs per forward pass.
         fusion_alpha: interpolate with the first-stage score (`neurank.training.fusion`); None: model scores only.
+        precision: "fp32", "bf16" or "fp16" forward passes (`neurank.training.precision`).
+        distributed: under torchrun, from `neurank.distributed.init_distributed`: every call scores its batches
+            spread over the ranks and returns the whole result on every rank, identical to a single process's.
     """
 
     def __init__(
@@ -49,8 +54,15 @@ class Reranker:
         device: str | torch.device = "auto",
         batch_size: int = 256,
         fusion_alpha: float | None = None,
+        precision: str = "fp32",
+        distributed: DistributedContext | None = None,
     ):
         self.device = select_device(device) if isinstance(device, str) else device
+        if distributed is not None:
+            self.device = distributed.place(self.device)  # cuda -> this rank's GPU
+        check_precision(precision, self.device)
+        self.precision = precision
+        self.distributed = distributed
         self.model = model.to(self.device).eval()
         self.tokenizer = tokenizer
         self.vocab = vocab
@@ -59,7 +71,14 @@ class Reranker:
         self.fusion_alpha = fusion_alpha
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, device: str | torch.device = "auto", batch_size: int = 256) -> Reranker:
+    def from_checkpoint(
+        cls,
+        path: str | Path,
+        device: str | torch.device = "auto",
+        batch_size: int = 256,
+        precision: str = "fp32",
+        distributed: DistributedContext | None = None,
+    ) -> Reranker:
         """Rebuild a ranker from a `best.pt` / `last.pt` written by training."""
         checkpoint = load_checkpoint(path)
         try:
@@ -72,7 +91,7 @@ class Reranker:
             raise CheckpointError(f"{path}: checkpoint does not match this neurank ({type(error).__name__}: {error})") from None
         return cls(
             model, tokenizer, vocab, text["max_query_len"], text["max_doc_len"], device, batch_size,
-            fusion_alpha=checkpoint.get("fusion_alpha"),
+            fusion_alpha=checkpoint.get("fusion_alpha"), precision=precision, distributed=distributed,
         )
 
     @property
@@ -82,7 +101,9 @@ class Reranker:
         return model_input or self.fusion_alpha is not None
 
     def _score(self, examples: Sequence[QueryExample], batch_size: int | None) -> dict[tuple[str, str], float]:
-        run = score_examples(self.model, examples, batch_size or self.batch_size, self.device)
+        run = score_examples(
+            self.model, examples, batch_size or self.batch_size, self.device, precision=self.precision, distributed=self.distributed
+        )
         if self.fusion_alpha is not None:
             run = fuse(run, examples, self.fusion_alpha)
         return {(r.query_id, r.doc_id): r.score for r in run}

@@ -33,12 +33,14 @@ from neurank.data.collate import collate
 from neurank.data.datasets import InferenceDataset, ListwiseDataset, PairwiseDataset, PointwiseDataset
 from neurank.data.examples import QueryExample, TextEncoder, build_examples
 from neurank.data.sampler import BucketBatchSampler
+from neurank.distributed import SINGLE_PROCESS, DistributedContext
 from neurank.evaluation import evaluate
 from neurank.models import build_model, model_classes, model_config_to_dict
 from neurank.retrieval import bm25_run
 from neurank.text import Tokenizer, TokenizerConfig, Vocab
 from neurank.training.checkpoint import load_checkpoint, save_checkpoint, unwrap
 from neurank.training.losses import GROUPED, LOSSES, ranking_loss
+from neurank.training.precision import autocast, check_precision, grad_scaler
 
 
 def select_device(name: str = "auto") -> torch.device:
@@ -186,22 +188,36 @@ def training_dataset(config: ExperimentConfig, examples: Sequence[QueryExample])
 
 @torch.inference_mode()
 def score_examples(
-    model: nn.Module, examples: Sequence[QueryExample], batch_size: int = 256, device: torch.device | str = "cpu"
+    model: nn.Module,
+    examples: Sequence[QueryExample],
+    batch_size: int = 256,
+    device: torch.device | str = "cpu",
+    *,
+    precision: str = "fp32",
+    distributed: DistributedContext | None = None,
 ) -> list[ScoredDoc]:
-    """Score every candidate of `examples`; batches are sorted by length so padding stays small."""
+    """Score every candidate of `examples`; batches are sorted by length so padding stays small.
+
+    With `distributed`, the batches are dealt over the ranks and every rank returns the whole run, identical to
+    the single-process one (see `neurank.distributed`).
+    """
     dataset = InferenceDataset(examples)
     if len(dataset) == 0:
         return []
+    dist = distributed or SINGLE_PROCESS
     sampler = BucketBatchSampler(dataset.lengths, batch_size, shuffle=False)
-    loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=collate)
+    loader = DataLoader(dataset, batch_sampler=dist.deal_batches(sampler), collate_fn=collate)
+    # The plain module: a DDP wrapper may run collectives in forward, and ranks score different numbers of batches.
+    model = unwrap(model)
     model.eval()
-    run: list[ScoredDoc] = []
+    chunks: list[list[ScoredDoc]] = []
     for batch in loader:
         pairs = batch.pairs
         batch = batch.to(device)
-        scores = model(batch.query_ids, batch.doc_ids, batch.query_mask, batch.doc_mask, batch.first_stage_score)
-        run += [ScoredDoc(q, d, s) for (q, d), s in zip(pairs, scores.float().cpu().tolist())]
-    return run
+        with autocast(device, precision):
+            scores = model(batch.query_ids, batch.doc_ids, batch.query_mask, batch.doc_mask, batch.first_stage_score)
+        chunks.append([ScoredDoc(q, d, s) for (q, d), s in zip(pairs, scores.float().cpu().tolist())])
+    return [entry for chunk in dist.gather_dealt(chunks) for entry in chunk]
 
 
 def _lr_lambda(schedule: str, warmup: int, total: int) -> Callable[[int], float]:
@@ -245,6 +261,8 @@ def train(
     progress: bool = True,
     data: PreparedData | None = None,
     on_epoch_end: Callable[[int, dict], None] | None = None,
+    precision: str = "fp32",
+    distributed: DistributedContext | None = None,
 ) -> dict[str, Any]:
     """Train `config`'s model, writing `best.pt`, `last.pt` and `metrics.jsonl` to `output_dir`.
 
@@ -252,27 +270,36 @@ def train(
         resume: continue from `output_dir/last.pt` if it exists.
         data: prepared data to reuse (several seeds on one collection); built from `config` when None.
         on_epoch_end: called with (epoch, record) after each epoch's checkpoint is written.
+        precision: "fp32", "bf16" or "fp16" forward passes (`neurank.training.precision`).
+        distributed: from `neurank.distributed.init_distributed` under torchrun: DDP over the ranks, each taking
+            its slice of every global batch of `train.batch_size`; rank 0 writes the files and prints.
 
     Returns:
         ``{"metric", "best_metric", "best_epoch", "epochs", "steps", "seconds", "output_dir"}``.
     """
     output_dir = Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
     train_cfg = config.train
+    dist = distributed or SINGLE_PROCESS
+    if dist.is_main:  # other ranks write nothing, possibly on machines without this folder
+        output_dir.mkdir(parents=True, exist_ok=True)
+    progress = progress and dist.is_main
     seed_everything(train_cfg.seed)
-    device = select_device(train_cfg.device)
+    device = dist.place(select_device(train_cfg.device))
+    check_precision(precision, device)
     data = data or prepare_data(config)
+    if dist.enabled:
+        dist.check_same("vocabulary and examples", _data_fingerprint(data))
     metric = train_cfg.metric or data.collection.measures[0]
 
     seed_everything(train_cfg.seed)  # the model's initialisation must not depend on how data was prepared
     model = make_model(config, len(data.vocab), data.embeddings)
     if hasattr(model, "set_idf") and data.idf is not None:
         model.set_idf(data.idf)
-    model = model.to(device)
+    model = dist.wrap(model.to(device))
     dataset = training_dataset(config, data.train_examples)
     if len(dataset) == 0:
         raise ValueError(f"{config.data.collection}/{config.data.train_split}: no training example has a positive candidate")
-    sampler = BucketBatchSampler(dataset.lengths, train_cfg.batch_size, shuffle=True, seed=train_cfg.seed)
+    sampler = dist.shard_batches(BucketBatchSampler(dataset.lengths, train_cfg.batch_size, shuffle=True, seed=train_cfg.seed))
     loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=collate)
 
     # Sparse embedding gradients need their own optimizer (AdamW takes dense gradients only).
@@ -287,11 +314,13 @@ def train(
         torch.optim.lr_scheduler.LambdaLR(o, _lr_lambda(train_cfg.schedule, train_cfg.warmup_steps, total_steps))
         for o in optimizers
     ]
+    scaler = grad_scaler(device, precision)
 
     state = {"epoch": 0, "step": 0, "best_metric": -math.inf, "best_epoch": -1, "bad_epochs": 0, "metric": metric, "seconds": 0.0}
     metrics_path = output_dir / "metrics.jsonl"
-    if resume and (output_dir / "last.pt").is_file():
-        checkpoint = load_checkpoint(output_dir / "last.pt")  # on the CPU: random states must stay CPU tensors
+    # Rank 0 reads and sends it, so other machines need no copy of output_dir.
+    checkpoint = dist.broadcast(_read_last(output_dir) if resume and dist.is_main else None)
+    if checkpoint is not None:
         unwrap(model).load_state_dict(checkpoint["state_dict"])
         for o, s in zip(optimizers, checkpoint["optimizers"]):
             o.load_state_dict(s)
@@ -299,9 +328,12 @@ def train(
             s.load_state_dict(s_state)
         torch.set_rng_state(checkpoint["rng"]["torch"])
         random.setstate(checkpoint["rng"]["python"])
+        if checkpoint.get("grad_scaler"):
+            scaler.load_state_dict(checkpoint["grad_scaler"])
         state = {key: checkpoint[key] for key in state}
-        _truncate_metrics(metrics_path, state["epoch"])
-    elif metrics_path.exists():
+        if dist.is_main:
+            _truncate_metrics(metrics_path, state["epoch"])
+    elif dist.is_main and metrics_path.exists():
         metrics_path.unlink()
 
     start = time.perf_counter() - state["seconds"]
@@ -310,27 +342,33 @@ def train(
             break
         dataset.set_epoch(epoch)
         sampler.set_epoch(epoch)
+        dist.seed_epoch(train_cfg.seed, epoch)
         model.train()
         losses, grad_norms = [], []
         # disable=None hides the bar when output is not a terminal (CI logs, files); the epoch lines still print.
         bar = tqdm(loader, desc=f"epoch {epoch + 1}/{train_cfg.epochs}", disable=None if progress else True, leave=False)
         for batch in bar:
             batch = batch.to(device)
-            logits = model(batch.query_ids, batch.doc_ids, batch.query_mask, batch.doc_mask, batch.first_stage_score)
-            loss = ranking_loss(train_cfg.loss, logits, batch.labels, batch.group_size)
+            with autocast(device, precision):
+                logits = model(batch.query_ids, batch.doc_ids, batch.query_mask, batch.doc_mask, batch.first_stage_score)
+            loss = ranking_loss(train_cfg.loss, logits.float(), batch.labels, batch.group_size)
+            loss = dist.global_batch_mean(loss, len(batch) // batch.group_size)
             for optimizer in optimizers:
                 optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            scaler.scale(loss).backward()
             if train_cfg.grad_clip and dense:
+                for optimizer in optimizers:
+                    scaler.unscale_(optimizer)
                 grad_norms.append(float(torch.nn.utils.clip_grad_norm_(dense, train_cfg.grad_clip)))
             for optimizer, scheduler in zip(optimizers, schedulers):
-                optimizer.step()
+                scaler.step(optimizer)
                 scheduler.step()
+            scaler.update()
             state["step"] += 1
             losses.append(loss.item())
             bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}")
 
-        run = score_examples(model, data.dev_examples, train_cfg.eval_batch_size, device)
+        run = score_examples(model, data.dev_examples, train_cfg.eval_batch_size, device, precision=precision, distributed=dist)
         dev_value = evaluate(run, data.collection.split(config.data.dev_split).qrels, [metric])[metric]
         improved = dev_value > state["best_metric"]
         state.update(epoch=epoch + 1, seconds=time.perf_counter() - start)
@@ -341,18 +379,20 @@ def train(
         record = {
             "epoch": epoch + 1,
             "step": state["step"],
-            "train_loss": float(np.mean(losses)),
+            "train_loss": dist.mean(float(np.mean(losses))),  # the global batches' loss
             f"dev_{metric}": dev_value,
             "lr": schedulers[0].get_last_lr()[0],
             "grad_norm": float(np.mean(grad_norms)) if grad_norms else None,
             "seconds": state["seconds"],
         }
-        payload = checkpoint_payload(config, model, data, optimizers, schedulers, state)
-        if improved:
-            save_checkpoint(output_dir / "best.pt", payload)
-        save_checkpoint(output_dir / "last.pt", payload)
-        with open(metrics_path, "a", encoding="utf-8") as handle:
-            handle.write(json.dumps(record) + "\n")
+        if dist.is_main:
+            payload = checkpoint_payload(config, model, data, optimizers, schedulers, state)
+            payload.update(grad_scaler=scaler.state_dict(), precision=precision, world_size=dist.world_size)
+            if improved:
+                save_checkpoint(output_dir / "best.pt", payload)
+            save_checkpoint(output_dir / "last.pt", payload)
+            with open(metrics_path, "a", encoding="utf-8") as handle:
+                handle.write(json.dumps(record) + "\n")
         if progress:
             tqdm.write(
                 f"epoch {epoch + 1}: loss {record['train_loss']:.4f}, dev {metric} {dev_value:.4f}"
@@ -362,10 +402,12 @@ def train(
             on_epoch_end(epoch, record)
 
     fusion = None
-    if train_cfg.fusion and (output_dir / "best.pt").is_file():
+    if train_cfg.fusion and dist.is_main and (output_dir / "best.pt").is_file():
         fusion = _tune_fusion(model, data, config, metric, output_dir / "best.pt", device)
         if progress:
             tqdm.write(f"fusion with the first stage: alpha {fusion['alpha']} gives dev {metric} {fusion['value']:.4f}")
+    # Every rank returns rank 0's result, and only once best.pt holds its fusion weight.
+    fusion = dist.broadcast(fusion)
     return {
         "metric": metric,
         "fusion": fusion,
@@ -376,6 +418,17 @@ def train(
         "seconds": state["seconds"],
         "output_dir": str(output_dir),
     }
+
+
+def _read_last(output_dir: Path) -> dict[str, Any] | None:
+    path = output_dir / "last.pt"
+    return load_checkpoint(path) if path.is_file() else None  # on the CPU: random states must stay CPU tensors
+
+
+def _data_fingerprint(data: PreparedData) -> list:
+    # What every rank must agree on: the ids (vocabulary) and which candidates, labels and splits it trains on.
+    examples = [(e.query_id, e.doc_ids, e.labels) for e in (*data.train_examples, *data.dev_examples)]
+    return [data.vocab.tokens, examples]
 
 
 def _tune_fusion(model: nn.Module, data: PreparedData, config: ExperimentConfig, metric: str, best_path: Path, device) -> dict:
