@@ -39,6 +39,7 @@ from neurank.retrieval import bm25_run
 from neurank.text import Tokenizer, TokenizerConfig, Vocab
 from neurank.training.checkpoint import load_checkpoint, save_checkpoint, unwrap
 from neurank.training.losses import GROUPED, LOSSES, ranking_loss
+from neurank.training.tracking import TensorBoardLog, gradient_norm
 
 
 def select_device(name: str = "auto") -> torch.device:
@@ -246,7 +247,8 @@ def train(
     data: PreparedData | None = None,
     on_epoch_end: Callable[[int, dict], None] | None = None,
 ) -> dict[str, Any]:
-    """Train `config`'s model, writing `best.pt`, `last.pt` and `metrics.jsonl` to `output_dir`.
+    """Train `config`'s model, writing `best.pt`, `last.pt` and `metrics.jsonl` to `output_dir` (and TensorBoard
+    scalars to `output_dir/tensorboard` when tensorboard is installed; see `neurank.training.tracking`).
 
     Args:
         resume: continue from `output_dir/last.pt` if it exists.
@@ -304,6 +306,8 @@ def train(
     elif metrics_path.exists():
         metrics_path.unlink()
 
+    # Steps are logged from 1; purging from the next step drops what an earlier run (or a killed one) logged there.
+    tensorboard = TensorBoardLog(output_dir / "tensorboard", purge_step=state["step"] + 1)
     start = time.perf_counter() - state["seconds"]
     for epoch in range(state["epoch"], train_cfg.epochs):
         if state["bad_epochs"] >= train_cfg.patience:
@@ -321,13 +325,15 @@ def train(
             for optimizer in optimizers:
                 optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            if train_cfg.grad_clip and dense:
-                grad_norms.append(float(torch.nn.utils.clip_grad_norm_(dense, train_cfg.grad_clip)))
+            grad_norm = gradient_norm(dense, train_cfg.grad_clip)  # before clipping; clips when grad_clip > 0
+            grad_norms += [grad_norm] if grad_norm is not None else []
+            lr = schedulers[0].get_last_lr()[0]  # the rate this step uses
             for optimizer, scheduler in zip(optimizers, schedulers):
                 optimizer.step()
                 scheduler.step()
             state["step"] += 1
             losses.append(loss.item())
+            tensorboard.step(state["step"], losses[-1], lr, grad_norm)
             bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}")
 
         run = score_examples(model, data.dev_examples, train_cfg.eval_batch_size, device)
@@ -353,6 +359,7 @@ def train(
         save_checkpoint(output_dir / "last.pt", payload)
         with open(metrics_path, "a", encoding="utf-8") as handle:
             handle.write(json.dumps(record) + "\n")
+        tensorboard.epoch(record)
         if progress:
             tqdm.write(
                 f"epoch {epoch + 1}: loss {record['train_loss']:.4f}, dev {metric} {dev_value:.4f}"
@@ -361,6 +368,7 @@ def train(
         if on_epoch_end is not None:
             on_epoch_end(epoch, record)
 
+    tensorboard.close()
     fusion = None
     if train_cfg.fusion and (output_dir / "best.pt").is_file():
         fusion = _tune_fusion(model, data, config, metric, output_dir / "best.pt", device)
