@@ -163,7 +163,8 @@ def build_report(
         page.paragraph("No <code>metrics.jsonl</code> in the run folder.")
     if (run_dir / "tensorboard").is_dir():
         page.paragraph(
-            f"Per-step loss, learning rate and gradient norm: <code>tensorboard --logdir {html.escape(str(run_dir / 'tensorboard'))}</code>"
+            "Per-step loss, learning rate and gradient norm: "
+            f"<code>tensorboard --logdir {html.escape(str(run_dir / 'tensorboard'))}</code>"
         )
 
     page.section(f"Results on {collection.name} {split} ({results.queries} queries) against BM25")
@@ -213,7 +214,7 @@ def _summary_rows(state: dict, last: dict, config: ExperimentConfig, metric: str
         ["collection", f"{config.data.collection} (train on {config.data.train_split}, select on {config.data.dev_split})"],
         ["best dev " + metric, f"{state['best_metric']:.4f} at epoch {state['best_epoch']} (best.pt)"],
         ["trained", f"{last['epoch']} of {config.train.epochs} epochs, {last['step']} steps, {minutes:.1f} min"],
-        ["fusion with BM25", f"alpha {state['fusion_alpha']:g} (chosen on dev)" if state.get("fusion_alpha") is not None else "none"],
+        ["fusion with BM25", "none" if state.get("fusion_alpha") is None else f"alpha {state['fusion_alpha']:g} (chosen on dev)"],
         ["parameters", f"{sum(v.numel() for v in state['state_dict'].values()):,} values in the state dict"],
         ["vocabulary", f"{len(state['vocab'].get('tokens', [])):,} tokens" if isinstance(state.get("vocab"), dict) else "-"],
     ]

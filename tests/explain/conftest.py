@@ -11,7 +11,7 @@ matplotlib.use("Agg")  # never open a window; the figures draw on the Agg canvas
 
 
 @pytest.fixture()
-def trained(tiny_config, tmp_path):  # noqa: F811
+def trained(tiny_config, tmp_path):  # noqa: F811 (the fixture, by name)
     """A MatchPyramid run folder (best.pt, last.pt, metrics.jsonl) trained for two epochs on the tiny collection."""
     from neurank.training import train
 

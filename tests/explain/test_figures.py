@@ -132,3 +132,14 @@ def test_training_curves_plot_the_metrics_records():
     assert list(by_label["train_loss"].lines[0].get_ydata()) == [0.9, 0.7]
     assert list(by_label["dev_AP"].lines[0].get_ydata()) == [0.5, 0.6]
     assert list(by_label["grad_norm"].lines[0].get_xdata()) == [1]  # epochs without a norm are skipped
+
+
+def test_a_missing_matplotlib_names_the_extra(monkeypatch):
+    import importlib.util
+
+    from neurank.explain.figures import require_matplotlib
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *rest: None if name == "matplotlib" else real(name, *rest))
+    with pytest.raises(ImportError, match=r"pip install 'neurank\[viz\]'"):
+        require_matplotlib()

@@ -9,6 +9,7 @@ documents wrap onto several rows of heatmap, every token still labelled.
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import textwrap
 from collections.abc import Callable, Sequence
@@ -43,10 +44,8 @@ UNKNOWN_COLOR = "#c0392b"  # tick labels of tokens outside the vocabulary
 
 def require_matplotlib() -> None:
     """Raise an ImportError that says how to install matplotlib when it is missing."""
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        raise ImportError("figures need matplotlib: pip install 'neurank[viz]'") from None
+    if importlib.util.find_spec("matplotlib") is None:
+        raise ImportError("figures need matplotlib: pip install 'neurank[viz]'")
 
 
 def _figure(width: float, height: float) -> Figure:
@@ -307,7 +306,9 @@ def _channel_panels(column, pair, name, values, labels, description, left, token
         axes_names = (pair.axes[name][1], axis_x)
     y_labels = pair.query_tokens[:n_rows] if pair.axes[name][1] == "query" else labels.get(pair.axes[name][1], [])
     x_space = (_label_width(x_labels, 6.5) + 0.1) if x_labels else 0.35
-    shown = f" (strongest {len(channels)} of {values.shape[0]}, by largest value)" if picked and len(channels) < values.shape[0] else ""
+    shown = ""
+    if picked and len(channels) < values.shape[0]:
+        shown = f" (strongest {len(channels)} of {values.shape[0]}, by largest value)"
     lines = [channels[i : i + per_line] for i in range(0, len(channels), per_line)]
     for line_index, line in enumerate(lines):
         height = TITLE * (2 if line_index == 0 else 1) + n_rows * row_height + x_space
@@ -469,7 +470,8 @@ def wins_losses_figure(
         ax.set_xlabel("queries, sorted by difference", fontsize=9)
         # Gains stand left of the middle and above zero, losses right and below, so the lists go in the other corners.
         gained = [f"{d.query_id} ({d.delta:+.3f})" for d in ordered[: min(listed, wins)]]
-        lost = [f"{d.query_id} ({d.delta:+.3f})" for d in sorted(ordered, key=lambda d: (d.delta, d.query_id))[: min(listed, losses)]]
+        worst = sorted(ordered, key=lambda d: (d.delta, d.query_id))[: min(listed, losses)]
+        lost = [f"{d.query_id} ({d.delta:+.3f})" for d in worst]
         if gained:
             ax.text(0.99, 0.97, "gained most: " + ", ".join(gained), transform=ax.transAxes, ha="right", va="top",
                     fontsize=8, color="#2e7d32")

@@ -268,7 +268,8 @@ class DRMM(Ranker):
         stages = {
             "interactions": Stage(interactions, ("channel", "query", "doc"), "cosine matrix", {"channel": ["cosine"]}),
             "histogram": Stage(
-                histogram, ("query", "bin"), f"matching histogram of each query term ({self.config.histogram}; bin lower edge)",
+                histogram, ("query", "bin"),
+                f"matching histogram of each query term ({self.config.histogram}; bin lower edge)",
                 {"bin": self.bin_labels()},
             ),
             "term_scores": Stage(term_scores * query_mask, ("query",), "matching score of each query term"),

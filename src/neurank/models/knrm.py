@@ -173,13 +173,16 @@ class KNRM(Ranker):
         features = self.kernel_features(query_ids, doc_ids, query_mask, doc_mask)  # (B, K)
         kernels = {"kernel": kernel_labels(self.kernel_pooling.mus)}
         stages = {
-            "interactions": Stage(interactions, ("channel", "query", "doc"), "translation matrix", {"channel": ["cosine"]}),
+            "interactions": Stage(
+                interactions, ("channel", "query", "doc"), "translation matrix", {"channel": ["cosine"]}
+            ),
             "soft_counts": Stage(
                 self.kernel_pooling.soft_counts(interactions[:, 0], query_mask, doc_mask), ("query", "kernel"),
                 "soft match count of each query token per kernel (kernel centre on the axis)", kernels,
             ),
             "kernel_features": Stage(
-                features, ("kernel",), f"kernel features: {self.config.feature_scale:g} x sum over query tokens of log count",
+                features, ("kernel",),
+                f"kernel features: {self.config.feature_scale:g} x sum over query tokens of log count",
                 kernels,
             ),
         }

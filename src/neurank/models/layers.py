@@ -41,7 +41,8 @@ class Stage:
 
     def __post_init__(self):
         if self.values.dim() != len(self.axes) + 1:
-            raise ValueError(f"stage values have shape {tuple(self.values.shape)} but axes {self.axes} (plus the batch)")
+            shape = tuple(self.values.shape)
+            raise ValueError(f"stage values have shape {shape} but axes {self.axes} (plus the batch)")
 
 
 @dataclass

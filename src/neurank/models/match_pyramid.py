@@ -213,14 +213,17 @@ class MatchPyramid(Ranker):
             kq, kd = conv.kernel_size
             stages[f"conv{depth}"] = Stage(
                 feature_map, ("channel", "query", "doc"),
-                f"conv block {depth}: {feature_map.shape[1]} feature maps ({kq}x{kd} kernels, {self.config.activation})",
+                f"conv block {depth}: {feature_map.shape[1]} feature maps "
+                f"({kq}x{kd} kernels, {self.config.activation})",
             )
         pq, pd = self.config.pool_size
         stages["pooled"] = Stage(
-            pooled, ("channel", "query_bin", "doc_bin"), f"dynamic max pooling to the {pq}x{pd} grid the scoring layer reads"
+            pooled, ("channel", "query_bin", "doc_bin"),
+            f"dynamic max pooling to the {pq}x{pd} grid the scoring layer reads",
         )
         stages["contributions"] = Stage(
-            (pooled * weights).flatten(2).sum(2), ("channel",), "each channel's contribution to the score (weight x pooled)"
+            (pooled * weights).flatten(2).sum(2), ("channel",),  # (B, C)
+            "each channel's contribution to the score (weight x pooled)",
         )
         return Explanation(self._score(pooled, first_stage_score), stages)
 

@@ -277,7 +277,8 @@ class PACRR(Ranker):
         stages = {
             "interactions": Stage(interactions, ("channel", "query", "doc"), "cosine matrix", {"channel": ["cosine"]}),
             "ngram_signals": Stage(
-                signals, ("channel", "query", "doc"), "strongest filter per cell for each n-gram size (n-gram starts there)",
+                signals, ("channel", "query", "doc"),
+                "strongest filter per cell for each n-gram size (n-gram starts there)",
                 {"channel": [f"{n}-gram" for n in self.config.ngram_sizes]},
             ),
             "term_features": Stage(

@@ -332,11 +332,13 @@ class TK(Ranker):
                 {"channel": ["cosine"]},
             ),
             "soft_counts": Stage(
-                soft_counts * query_mask[:, :, None], ("query", "kernel"), "soft match count of each query token per kernel",
+                soft_counts * query_mask[:, :, None], ("query", "kernel"),
+                "soft match count of each query token per kernel",
                 {"kernel": kernels},
             ),
             "kernel_features": Stage(
-                torch.stack([log_features, length_features], dim=1) * self.kernel_scale, ("feature", "kernel"),  # (B, 2, K)
+                torch.stack([log_features, length_features], dim=1) * self.kernel_scale,  # (B, 2, K)
+                ("feature", "kernel"),
                 "kernel features x kernel_scale, as the scoring layers read them",
                 {"feature": ["log2 count", "count / length"], "kernel": kernels},
             ),
