@@ -421,6 +421,7 @@ def report_cmd(
     split: Optional[str] = typer.Option(None, "--split", help="Split to evaluate and explain (default: the run's dev split)."),
     explain: int = typer.Option(3, "--explain", min=0, help="Queries that get an explain figure."),
     checkpoint: str = typer.Option("best.pt", "--checkpoint", help="Checkpoint file inside RUN_DIR."),
+    figures_dir: Optional[Path] = typer.Option(None, "--figures-dir", help="Also save every figure of the page here as PNG."),
     device: str = typer.Option("cpu", "--device"),
     data_dir: Optional[Path] = DataDir,
     as_json: bool = JsonFlag,
@@ -428,7 +429,10 @@ def report_cmd(
     """Turn a training run into one self-contained HTML page: config, curves, results against BM25, explain figures."""
     from neurank.report import write_report
 
-    path = write_report(run_dir, output, data_dir=data_dir, split=split, explain=explain, device=device, checkpoint=checkpoint)
+    path = write_report(
+        run_dir, output, data_dir=data_dir, split=split, explain=explain, device=device, checkpoint=checkpoint,
+        figures_dir=figures_dir,
+    )
     _emit({"run_dir": str(run_dir), "output": str(path)}, as_json, f"report of {run_dir} written to {path}")
 
 

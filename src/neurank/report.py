@@ -112,6 +112,7 @@ def build_report(
     explain: int = 3,
     device: str = "cpu",
     checkpoint: str = "best.pt",
+    figures_dir: str | Path | None = None,
 ) -> str:
     """The report of a training run as an HTML string.
 
@@ -121,6 +122,8 @@ def build_report(
         split: the split to evaluate and explain (default: the run's dev split).
         explain: how many queries get an explain figure: the largest gains and losses against BM25, alternately.
         checkpoint: the checkpoint file inside `run_dir`.
+        figures_dir: also save every figure there as a PNG file (training-curves.png, wins-losses.png,
+            explain-query-ID.png).
     Raises:
         FileNotFoundError: `run_dir` has no such checkpoint.
     """
@@ -141,7 +144,7 @@ def build_report(
     results = evaluate_run_dir(reranker, collection, config, split, None)
     metric = state.get("metric") or results.measures[0]
 
-    page = _Page(f"neurank report: {run_dir.name or run_dir}")
+    page = _Page(f"neurank report: {run_dir.name or run_dir}", figures_dir)
     page.paragraph(
         f"Run folder <code>{html.escape(str(run_dir))}</code>, checkpoint <code>{html.escape(checkpoint)}</code>; "
         f"written {datetime.datetime.now().strftime('%Y-%m-%d %H:%M')} by neurank {html.escape(neurank.__version__)}."
@@ -156,7 +159,7 @@ def build_report(
 
     page.section("Training curves")
     if records:
-        page.figure(figures.training_curves_figure(records, metric, state.get("best_epoch")), "training curves")
+        page.figure(figures.training_curves_figure(records, metric, state.get("best_epoch")), "training-curves")
         columns = list(records[0])
         page.table(columns, [[_cell(r.get(c)) for c in columns] for r in records])
     else:
@@ -179,7 +182,7 @@ def build_report(
     deltas = per_query_deltas(results.runs["BM25"], results.runs[results.final], collection.split(split).qrels, primary)
     summary = summarise_deltas(deltas, top=5)
     page.section(f"Per-query {primary}: {results.final} against BM25")
-    page.figure(figures.wins_losses_figure(deltas, primary, "BM25", results.final), "wins and losses")
+    page.figure(figures.wins_losses_figure(deltas, primary, "BM25", results.final), "wins-losses")
     queries = collection.split(split).queries
     for title, key in (("Gained most", "gained"), ("Lost most", "lost")):
         page.paragraph(f"<b>{title}</b>")
@@ -226,7 +229,8 @@ def _split_note(config: ExperimentConfig, split: str, reranker: Reranker) -> str
         chosen = "the checkpoint" + (" and the fusion weight were" if reranker.fusion_alpha is not None else " was")
         return (f"This is the dev split, on which {chosen} chosen: these figures flatter the model. "
                 f"<code>neurank report RUN_DIR --split {html.escape(config.data.test_split)}</code> gives the held-out ones.")
-    return f"The {html.escape(split)} split; model selection read only {html.escape(config.data.dev_split)}."
+    dev = html.escape(config.data.dev_split)
+    return f"The {html.escape(split)} split; model selection (and any fusion weight) read only {dev}."
 
 
 def _explain_section(page, reranker, collection, split, results: RunResults, deltas, count: int, config) -> None:
@@ -269,7 +273,7 @@ def _explain_section(page, reranker, collection, split, results: RunResults, del
             f"<b>Query {html.escape(delta.query_id)}</b> ({verdict} {abs(delta.delta):.4f} {results.measures[0]}): "
             f"{html.escape(pair.query)}<br>its first document, {html.escape(pair.doc_id)}, has relevance {pair.relevance}."
         )
-        page.figure(figures.pair_figure(pair), f"explain query {delta.query_id}")
+        page.figure(figures.pair_figure(pair), f"explain-query-{delta.query_id}")
 
 
 def _p(value: float | None) -> str:
@@ -302,8 +306,9 @@ class _Page:
     code { background: #f4f4f4; padding: 0 0.2em; }
     """
 
-    def __init__(self, title: str):
+    def __init__(self, title: str, figures_dir: str | Path | None = None):
         self.title = title
+        self.figures_dir = None if figures_dir is None else Path(figures_dir)
         self.parts = [f"<h1>{html.escape(title)}</h1>"]
 
     def section(self, title: str) -> None:
@@ -327,11 +332,16 @@ class _Page:
         lines.append("</table>")
         self.parts.append("\n".join(lines))
 
-    def figure(self, figure, alt: str) -> None:
+    def figure(self, figure, name: str) -> None:
+        """Embed `figure` as a base64 PNG (and save it as `figures_dir/name.png` when asked)."""
         from neurank.explain.figures import figure_bytes
 
-        data = base64.b64encode(figure_bytes(figure, "png")).decode("ascii")
-        self.parts.append(f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">')
+        png = figure_bytes(figure, "png")
+        if self.figures_dir is not None:
+            with atomic_write(self.figures_dir / f"{name}.png", "wb") as handle:
+                handle.write(png)
+        data = base64.b64encode(png).decode("ascii")
+        self.parts.append(f'<img alt="{html.escape(name)}" src="data:image/png;base64,{data}">')
 
     def render(self) -> str:
         body = "\n".join(self.parts)

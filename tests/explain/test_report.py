@@ -55,10 +55,17 @@ def test_report_is_self_contained_and_its_table_is_the_checkpoints_evaluation(tr
 
 def test_report_on_test_and_without_explain_figures(trained, tmp_path):
     page = build_report(trained, split="test", explain=0)
-    assert "Results on wikiqa test (3 queries)" in page and "model selection read only dev" in page
+    assert "Results on wikiqa test (3 queries)" in page and "model selection (and any fusion weight) read only dev" in page
     assert len(images(page)) == 2
-    write_report(trained, tmp_path / "elsewhere" / "r.html", explain=0)
-    assert (tmp_path / "elsewhere" / "r.html").read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+    write_report(trained, tmp_path / "elsewhere" / "r.html", explain=1, figures_dir=tmp_path / "figures")
+    page = (tmp_path / "elsewhere" / "r.html").read_text(encoding="utf-8")
+    assert page.startswith("<!DOCTYPE html>")
+    saved = sorted(p.name for p in (tmp_path / "figures").iterdir())
+    assert len(saved) == 3 and saved[0].startswith("explain-query-")
+    assert saved[1:] == ["training-curves.png", "wins-losses.png"]
+    # The files are the very images the page embeds.
+    embedded = images(page)
+    assert sorted(embedded) == sorted((tmp_path / "figures" / name).read_bytes() for name in saved)
 
 
 def test_report_of_a_model_without_interaction_matrix_says_so(tiny_config, tmp_path):
