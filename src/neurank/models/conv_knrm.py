@@ -35,7 +35,17 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from neurank.models.layers import KernelPooling, Ranker, build_embedding, pair_mask, resolve_masks, with_first_stage_score
+from neurank.models.layers import (
+    Explanation,
+    KernelPooling,
+    Ranker,
+    Stage,
+    build_embedding,
+    kernel_labels,
+    pair_mask,
+    resolve_masks,
+    with_first_stage_score,
+)
 from neurank.models.registry import register
 from neurank.text import PAD_ID
 
@@ -229,7 +239,51 @@ class ConvKNRM(Ranker):
         Returns:
             (B,) scores, used as logits (in (-1, 1) when `config.tanh_output`); `predict_proba` gives probabilities.
         """
-        features = self.dropout(self.kernel_features(query_ids, doc_ids, query_mask, doc_mask))  # (B, C * K)
-        features = with_first_stage_score(features, first_stage_score, self.config)  # (B, C * K + 1) with the score
+        return self._score(self.kernel_features(query_ids, doc_ids, query_mask, doc_mask), first_stage_score)
+
+    def _score(self, features: Tensor, first_stage_score: Tensor | None) -> Tensor:
+        features = with_first_stage_score(self.dropout(features), first_stage_score, self.config)  # (B, C * K [+ 1])
         score = self.score(features).squeeze(1)  # (B,)
         return torch.tanh(score) if self.config.tanh_output else score
+
+    def matrix_names(self) -> list[str]:
+        """The name of each translation matrix, in channel order, e.g. "q2 x d1" for query bigrams x doc unigrams."""
+        sizes = range(1, self.config.max_ngram + 1)
+        if self.config.cross_match:
+            return [f"q{qh} x d{dh}" for qh in sizes for dh in sizes]
+        return [f"q{h} x d{h}" for h in sizes]
+
+    def explain(
+        self,
+        query_ids: Tensor,
+        doc_ids: Tensor,
+        query_mask: Tensor | None = None,
+        doc_mask: Tensor | None = None,
+        first_stage_score: Tensor | None = None,
+    ) -> Explanation:
+        """The n-gram translation matrices, soft match counts per kernel, the kernel features and the score.
+
+        Stages: "interactions" (channel, query, doc), one channel per n-gram pairing (rows and columns are the
+        positions where the n-grams start); "soft_counts" (channel, query, kernel); "kernel_features"
+        (channel, kernel), the scaled log counts summed over query n-grams that the scoring layer reads.
+        """
+        sim_matrix, query_ngram_mask, doc_ngram_mask = self._matched(query_ids, doc_ids, query_mask, doc_mask)
+        B, C = query_ids.shape[0], self.config.n_matrices
+        soft_counts = self.kernel_pooling.soft_counts(sim_matrix, query_ngram_mask, doc_ngram_mask)  # (B * C, Lq, K)
+        features = self.kernel_features(query_ids, doc_ids, query_mask, doc_mask)  # (B, C * K)
+        labels = {"channel": self.matrix_names(), "kernel": kernel_labels(self.kernel_pooling.mus)}
+        stages = {
+            "interactions": Stage(
+                sim_matrix.view(B, C, *sim_matrix.shape[1:]), ("channel", "query", "doc"),  # (B, C, Lq, Ld)
+                "n-gram translation matrices (n-grams start at the token)", labels,
+            ),
+            "soft_counts": Stage(
+                soft_counts.view(B, C, *soft_counts.shape[1:]), ("channel", "query", "kernel"),  # (B, C, Lq, K)
+                "soft match count of each query n-gram per kernel", labels,
+            ),
+            "kernel_features": Stage(
+                features.view(B, C, -1), ("channel", "kernel"),  # (B, C, K)
+                f"kernel features: {self.config.feature_scale:g} x sum over query n-grams of log count", labels,
+            ),
+        }
+        return Explanation(self._score(features, first_stage_score), stages)

@@ -40,7 +40,17 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from neurank.models.layers import Ranker, build_embedding, cosine_matrix, derive_mask, exact_match_matrix, resolve_masks, with_first_stage_score
+from neurank.models.layers import (
+    Explanation,
+    Ranker,
+    Stage,
+    build_embedding,
+    cosine_matrix,
+    derive_mask,
+    exact_match_matrix,
+    resolve_masks,
+    with_first_stage_score,
+)
 from neurank.models.registry import register
 from neurank.text import PAD_ID
 
@@ -225,6 +235,44 @@ class DRMM(Ranker):
         histogram = self.matching_histogram(query_ids, doc_ids, query_mask, doc_mask)  # (B, Lq, n_bins)
         term_scores = self.matching(histogram).squeeze(2)  # (B, Lq)
         gates = self.term_gates(query_ids, query_mask)  # (B, Lq)
+        return self._score(term_scores, gates, first_stage_score)
+
+    def _score(self, term_scores: Tensor, gates: Tensor, first_stage_score: Tensor | None) -> Tensor:
         features = (gates * term_scores).sum(1, keepdim=True)  # (B, 1)
         features = with_first_stage_score(features, first_stage_score, self.config)  # (B, 2) with the score
         return self.score(features).squeeze(1)  # (B,)
+
+    def bin_labels(self) -> list[str]:
+        """The lower edge of each soft histogram bin, then "exact" for the exact-match bin."""
+        width = 2.0 / (self.config.n_bins - 1)
+        return [f"{-1.0 + i * width:.2f}" for i in range(self.config.n_bins - 1)] + ["exact"]
+
+    def explain(
+        self,
+        query_ids: Tensor,
+        doc_ids: Tensor,
+        query_mask: Tensor | None = None,
+        doc_mask: Tensor | None = None,
+        first_stage_score: Tensor | None = None,
+    ) -> Explanation:
+        """The cosine matrix, each query term's matching histogram, term scores and gates, and the score.
+
+        Stages: "interactions" (channel, query, doc); "histogram" (query, bin), as `config.histogram` transforms
+        it; "term_scores" (query,), the matching network's output; "gates" (query,), the term gating weights.
+        """
+        query_mask, doc_mask = resolve_masks(query_ids, doc_ids, query_mask, doc_mask)
+        interactions = self.interaction_matrix(query_ids, doc_ids, query_mask, doc_mask)  # (B, 1, Lq, Ld)
+        histogram = self.matching_histogram(query_ids, doc_ids, query_mask, doc_mask)  # (B, Lq, n_bins)
+        term_scores = self.matching(histogram).squeeze(2)  # (B, Lq)
+        gates = self.term_gates(query_ids, query_mask)  # (B, Lq)
+        stages = {
+            "interactions": Stage(interactions, ("channel", "query", "doc"), "cosine matrix", {"channel": ["cosine"]}),
+            "histogram": Stage(
+                histogram, ("query", "bin"),
+                f"matching histogram of each query term ({self.config.histogram}; bin lower edge)",
+                {"bin": self.bin_labels()},
+            ),
+            "term_scores": Stage(term_scores * query_mask, ("query",), "matching score of each query term"),
+            "gates": Stage(gates, ("query",), f"term gates (softmax over the query of {self.config.gating})"),
+        }
+        return Explanation(self._score(term_scores, gates, first_stage_score), stages)

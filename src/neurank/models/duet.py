@@ -43,7 +43,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from neurank.models.layers import Ranker, build_embedding, exact_match_matrix, resolve_masks, first_stage_column
+from neurank.models.layers import (
+    Explanation,
+    Ranker,
+    Stage,
+    build_embedding,
+    exact_match_matrix,
+    first_stage_column,
+    resolve_masks,
+)
 from neurank.models.registry import register
 from neurank.text import PAD_ID
 
@@ -213,13 +221,68 @@ class DUET(Ranker):
         Returns:
             (B,) logits: local score + distributed score (+ weight * first-stage score).
         """
+        components = self.score_components(query_ids, doc_ids, query_mask, doc_mask, first_stage_score)
+        return _total(components)
+
+    def score_components(
+        self,
+        query_ids: Tensor,
+        doc_ids: Tensor,
+        query_mask: Tensor | None = None,
+        doc_mask: Tensor | None = None,
+        first_stage_score: Tensor | None = None,
+    ) -> dict[str, Tensor]:
+        """The terms whose sum is the score: "local", "distributed" (and "first stage" when configured), each (B,)."""
         query_mask, doc_mask = resolve_masks(query_ids, doc_ids, query_mask, doc_mask)
         lq, ld = self.config.max_query_len, self.config.max_doc_len
         query_ids, query_mask = query_ids[:, :lq], query_mask[:, :lq]  # (B, min(Lq, lq))
         doc_ids, doc_mask = doc_ids[:, :ld], doc_mask[:, :ld]  # (B, min(Ld, ld))
-        score = self.local_score(query_ids, doc_ids, query_mask, doc_mask) + self.distributed_score(
-            query_ids, doc_ids, query_mask, doc_mask
-        )  # (B,)
+        components = {
+            "local": self.local_score(query_ids, doc_ids, query_mask, doc_mask),  # (B,)
+            "distributed": self.distributed_score(query_ids, doc_ids, query_mask, doc_mask),  # (B,)
+        }
         if self.config.use_first_stage_score:
-            score = score + self.first_stage_weight(first_stage_column(first_stage_score, self.config, score)).squeeze(1)
-        return score
+            column = first_stage_column(first_stage_score, self.config, components["local"])  # (B, 1)
+            components["first stage"] = self.first_stage_weight(column).squeeze(1)  # (B,)
+        return components
+
+    def explain(
+        self,
+        query_ids: Tensor,
+        doc_ids: Tensor,
+        query_mask: Tensor | None = None,
+        doc_mask: Tensor | None = None,
+        first_stage_score: Tensor | None = None,
+    ) -> Explanation:
+        """The exact-match matrix the local model reads, the score's components, and the score.
+
+        Texts are cut to `config.max_query_len` x `config.max_doc_len` first, as `forward` does. Stages:
+        "interactions" (channel, query, doc); "components" (component,), the local and distributed scores (and the
+        weighted first-stage score) that add up to the score.
+        """
+        query_mask, doc_mask = resolve_masks(query_ids, doc_ids, query_mask, doc_mask)
+        lq, ld = self.config.max_query_len, self.config.max_doc_len
+        cut_query_ids, cut_query_mask = query_ids[:, :lq], query_mask[:, :lq]  # (B, min(Lq, lq))
+        cut_doc_ids, cut_doc_mask = doc_ids[:, :ld], doc_mask[:, :ld]  # (B, min(Ld, ld))
+        interactions = self.interaction_matrix(cut_query_ids, cut_doc_ids, cut_query_mask, cut_doc_mask)
+        components = self.score_components(query_ids, doc_ids, query_mask, doc_mask, first_stage_score)
+        stages = {
+            "interactions": Stage(
+                interactions, ("channel", "query", "doc"), "exact-match matrix (the local model's input)",
+                {"channel": ["exact"]},
+            ),
+            "components": Stage(
+                torch.stack(list(components.values()), dim=1), ("component",),  # (B, P)
+                "the score is the sum of the local and the distributed model's scores", {"component": list(components)},
+            ),
+        }
+        return Explanation(_total(components), stages)
+
+
+def _total(components: dict[str, Tensor]) -> Tensor:
+    # Added left to right, as the paper writes the sum: local + distributed (+ first stage).
+    values = list(components.values())
+    total = values[0]
+    for value in values[1:]:
+        total = total + value
+    return total

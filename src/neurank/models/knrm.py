@@ -27,7 +27,17 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from neurank.models.layers import KernelPooling, Ranker, build_embedding, cosine_matrix, resolve_masks, with_first_stage_score
+from neurank.models.layers import (
+    Explanation,
+    KernelPooling,
+    Ranker,
+    Stage,
+    build_embedding,
+    cosine_matrix,
+    kernel_labels,
+    resolve_masks,
+    with_first_stage_score,
+)
 from neurank.models.registry import register
 from neurank.text import PAD_ID
 
@@ -138,7 +148,42 @@ class KNRM(Ranker):
         Returns:
             (B,) scores, used as logits (in (-1, 1) when `config.tanh_output`); `predict_proba` gives probabilities.
         """
-        features = self.dropout(self.kernel_features(query_ids, doc_ids, query_mask, doc_mask))  # (B, K)
-        features = with_first_stage_score(features, first_stage_score, self.config)  # (B, K + 1) with the score
+        return self._score(self.kernel_features(query_ids, doc_ids, query_mask, doc_mask), first_stage_score)
+
+    def _score(self, features: Tensor, first_stage_score: Tensor | None) -> Tensor:
+        features = with_first_stage_score(self.dropout(features), first_stage_score, self.config)  # (B, K [+ 1])
         score = self.score(features).squeeze(1)  # (B,)
         return torch.tanh(score) if self.config.tanh_output else score
+
+    def explain(
+        self,
+        query_ids: Tensor,
+        doc_ids: Tensor,
+        query_mask: Tensor | None = None,
+        doc_mask: Tensor | None = None,
+        first_stage_score: Tensor | None = None,
+    ) -> Explanation:
+        """The translation matrix, each query token's soft match count per kernel, the kernel features and the score.
+
+        Stages: "interactions" (channel, query, doc); "soft_counts" (query, kernel); "kernel_features" (kernel,),
+        the scaled log counts summed over query tokens that the scoring layer reads.
+        """
+        query_mask, doc_mask = resolve_masks(query_ids, doc_ids, query_mask, doc_mask)
+        interactions = self.interaction_matrix(query_ids, doc_ids, query_mask, doc_mask)  # (B, 1, Lq, Ld)
+        features = self.kernel_features(query_ids, doc_ids, query_mask, doc_mask)  # (B, K)
+        kernels = {"kernel": kernel_labels(self.kernel_pooling.mus)}
+        stages = {
+            "interactions": Stage(
+                interactions, ("channel", "query", "doc"), "translation matrix", {"channel": ["cosine"]}
+            ),
+            "soft_counts": Stage(
+                self.kernel_pooling.soft_counts(interactions[:, 0], query_mask, doc_mask), ("query", "kernel"),
+                "soft match count of each query token per kernel (kernel centre on the axis)", kernels,
+            ),
+            "kernel_features": Stage(
+                features, ("kernel",),
+                f"kernel features: {self.config.feature_scale:g} x sum over query tokens of log count",
+                kernels,
+            ),
+        }
+        return Explanation(self._score(features, first_stage_score), stages)

@@ -1,5 +1,5 @@
-"""Shared pieces of the rankers: the `Ranker` base class, the word embedding layer, masks, masked interaction
-matrices, dynamic max pooling and RBF kernel pooling.
+"""Shared pieces of the rankers: the `Ranker` base class and what `Ranker.explain` returns, the word embedding layer,
+masks, masked interaction matrices, dynamic max pooling and RBF kernel pooling.
 
 Every function here takes right-padded batches (PAD id 0 at the end of each row, as the collate function builds
 them) and is written so that appending PAD tokens never changes a result: padded positions of an interaction matrix
@@ -10,7 +10,7 @@ depends on data, so the models export (ONNX, torch.export) with dynamic batch an
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
@@ -22,11 +22,67 @@ from neurank.text import PAD_ID, UNK_ID
 INTERACTIONS = ("cosine", "dot", "exact")
 
 
+@dataclass
+class Stage:
+    """One named intermediate of a ranker's computation, as `Ranker.explain` returns it.
+
+    Attributes:
+        values: (B, *shape), one entry per pair of the batch.
+        axes: the name of each axis after the batch axis. "query" and "doc" are token positions (a figure labels
+            them with the tokens the model saw); any other axis is labelled by `labels[axis]`, else by index.
+        description: one line saying what the values are, for a figure's panel title.
+        labels: labels of non-token axes, e.g. ``{"kernel": ["1.0", "0.9", ...]}``.
+    """
+
+    values: Tensor
+    axes: tuple[str, ...]
+    description: str
+    labels: dict[str, list[str]] = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.values.dim() != len(self.axes) + 1:
+            shape = tuple(self.values.shape)
+            raise ValueError(f"stage values have shape {shape} but axes {self.axes} (plus the batch)")
+
+
+@dataclass
+class Explanation:
+    """What a ranker computed for a batch of pairs: its score and its named intermediates, in the order data flows.
+
+    Attributes:
+        score: (B,) computed by the same code as `forward`, so in eval mode it equals `forward`'s output.
+        stages: name -> `Stage`. Every interaction-based ranker's first stage is "interactions", axes
+            ("channel", "query", "doc"): the interaction matrix (or matrices) exactly as the model computed it.
+    """
+
+    score: Tensor
+    stages: dict[str, Stage]
+
+
 class Ranker(nn.Module):
-    """What every ranker shares beyond `nn.Module`: `predict_proba`, the sigmoid of its `forward` logits.
+    """What every ranker shares beyond `nn.Module`: `predict_proba`, the sigmoid of its `forward` logits, and the
+    `explain` hook that returns what the ranker saw and computed on the way to a score.
 
     It holds no parameters, buffers or submodules, so it adds nothing to a state_dict.
     """
+
+    #: False for representation-based rankers, whose texts never meet in a query-by-document matrix (ArcI).
+    has_interaction_matrix = True
+
+    def explain(
+        self,
+        query_ids: Tensor,
+        doc_ids: Tensor,
+        query_mask: Tensor | None = None,
+        doc_mask: Tensor | None = None,
+        first_stage_score: Tensor | None = None,
+    ) -> Explanation:
+        """The score of each pair with the intermediates that led to it (see `Explanation`).
+
+        Each ranker implements it from the same building blocks its `forward` uses, so the two cannot drift apart;
+        call it in eval mode (dropout off) for a score equal to `forward`'s. Arguments are those of `forward`.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not implement explain")
 
     def predict_proba(
         self,
@@ -260,11 +316,27 @@ def kernel_pooling(sim_matrix: Tensor, query_mask: Tensor, doc_mask: Tensor, mus
     Returns:
         (B, K).
     """
-    diffs = sim_matrix[..., None] - mus  # (B, Lq, Ld, K)
-    kernels = torch.exp(-0.5 * (diffs / sigmas) ** 2) * doc_mask[:, None, :, None]  # (B, Lq, Ld, K)
-    soft_tf = kernels.sum(dim=2)  # (B, Lq, K)
+    soft_tf = kernel_soft_counts(sim_matrix, doc_mask, mus, sigmas)  # (B, Lq, K)
     log_tf = torch.log(soft_tf.clamp(min=1e-10)) * query_mask[:, :, None]  # (B, Lq, K)
     return log_tf.sum(dim=1)  # (B, K)
+
+
+def kernel_soft_counts(sim_matrix: Tensor, doc_mask: Tensor, mus: Tensor, sigmas: Tensor) -> Tensor:
+    """Each query token's soft match count per RBF kernel: sum over real doc tokens of exp(-(s - mu)^2 / 2 sigma^2).
+
+    Args:
+        sim_matrix: (B, Lq, Ld); doc_mask: (B, Ld); mus, sigmas: (K,).
+    Returns:
+        (B, Lq, K); rows of padded query tokens are not masked (the caller's query mask decides what counts).
+    """
+    diffs = sim_matrix[..., None] - mus  # (B, Lq, Ld, K)
+    kernels = torch.exp(-0.5 * (diffs / sigmas) ** 2) * doc_mask[:, None, :, None]  # (B, Lq, Ld, K)
+    return kernels.sum(dim=2)  # (B, Lq, K)
+
+
+def kernel_labels(mus: Tensor) -> list[str]:
+    """Axis labels of RBF kernels: their centres, the exact-match kernel first ("1.0", "0.9", ..., "-0.9")."""
+    return [f"{round(mu, 3):g}" for mu in mus.tolist()]
 
 
 class KernelPooling(nn.Module):
@@ -279,3 +351,8 @@ class KernelPooling(nn.Module):
     def forward(self, sim_matrix: Tensor, query_mask: Tensor, doc_mask: Tensor) -> Tensor:
         """(B, Lq, Ld), (B, Lq), (B, Ld) -> (B, K)."""
         return kernel_pooling(sim_matrix, query_mask, doc_mask, self.mus, self.sigmas)
+
+    def soft_counts(self, sim_matrix: Tensor, query_mask: Tensor, doc_mask: Tensor) -> Tensor:
+        """Soft match counts per query token and kernel, 0 for padded query tokens: (B, Lq, Ld) -> (B, Lq, K)."""
+        soft_tf = kernel_soft_counts(sim_matrix, doc_mask, self.mus, self.sigmas)  # (B, Lq, K)
+        return soft_tf * query_mask[:, :, None]

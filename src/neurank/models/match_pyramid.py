@@ -20,7 +20,9 @@ from torch import Tensor, nn
 
 from neurank.models.layers import (
     INTERACTIONS,
+    Explanation,
     Ranker,
+    Stage,
     build_embedding,
     dynamic_max_pool,
     embedding_config,
@@ -163,15 +165,67 @@ class MatchPyramid(Ranker):
         """
         query_mask, doc_mask = resolve_masks(query_ids, doc_ids, query_mask, doc_mask)
         x = self.interaction_matrix(query_ids, doc_ids, query_mask, doc_mask)  # (B, C, Lq, Ld)
-        cell_mask = pair_mask(query_mask, doc_mask)[:, None].to(x.dtype)  # (B, 1, Lq, Ld)
+        x = self.feature_maps(x, query_mask, doc_mask)[-1]  # (B, C_out, Lq, Ld)
+        pooled = dynamic_max_pool(x, query_mask.sum(1), doc_mask.sum(1), self.config.pool_size)  # (B, C, pq, pd)
+        return self._score(pooled, first_stage_score)
+
+    def feature_maps(self, interactions: Tensor, query_mask: Tensor, doc_mask: Tensor) -> list[Tensor]:
+        """The interaction matrix, then the output of every convolution block: [(B, C_i, Lq, Ld), ...], 0 at padding."""
+        cell_mask = pair_mask(query_mask, doc_mask)[:, None].to(interactions.dtype)  # (B, 1, Lq, Ld)
+        maps = [interactions]
         for conv in self.convs:
             # Re-masking puts padded cells back to 0 (the bias and activation moved them), so the next conv reads
             # the same zeros past the end of a pair whether or not the batch was padded further.
-            x = self.activation(conv(x)) * cell_mask  # (B, C_out, Lq, Ld)
-        pooled = dynamic_max_pool(x, query_mask.sum(1), doc_mask.sum(1), self.config.pool_size)  # (B, C, pq, pd)
+            maps.append(self.activation(conv(maps[-1])) * cell_mask)  # (B, C_out, Lq, Ld)
+        return maps
+
+    def _score(self, pooled: Tensor, first_stage_score: Tensor | None) -> Tensor:
         features = self.dropout(pooled.flatten(1))  # (B, C * pq * pd)
         features = with_first_stage_score(features, first_stage_score, self.config)  # (B, F + 1) with the score
         return self.score(features).squeeze(1)  # (B,)
+
+    def explain(
+        self,
+        query_ids: Tensor,
+        doc_ids: Tensor,
+        query_mask: Tensor | None = None,
+        doc_mask: Tensor | None = None,
+        first_stage_score: Tensor | None = None,
+    ) -> Explanation:
+        """The interaction matrix, every convolution block's feature maps, the pooled grid and the score.
+
+        Stages: "interactions" (channel, query, doc); "conv1", "conv2", ... (channel, query, doc); "pooled"
+        (channel, query_bin, doc_bin), the grid the scoring layer reads; "contributions" (channel,), each pooled
+        channel's share of the score (scoring weights times pooled values, summed over the grid).
+        """
+        query_mask, doc_mask = resolve_masks(query_ids, doc_ids, query_mask, doc_mask)
+        interactions = self.interaction_matrix(query_ids, doc_ids, query_mask, doc_mask)  # (B, C, Lq, Ld)
+        maps = self.feature_maps(interactions, query_mask, doc_mask)
+        pooled = dynamic_max_pool(maps[-1], query_mask.sum(1), doc_mask.sum(1), self.config.pool_size)  # (B, C, pq, pd)
+        weights = self.score.weight[0, : pooled[0].numel()].view(pooled.shape[1:])  # (C, pq, pd)
+        stages = {
+            "interactions": Stage(
+                interactions, ("channel", "query", "doc"), "interaction matrix",
+                {"channel": list(self.config.interactions)},
+            )
+        }
+        for depth, (feature_map, conv) in enumerate(zip(maps[1:], self.convs), start=1):
+            kq, kd = conv.kernel_size
+            stages[f"conv{depth}"] = Stage(
+                feature_map, ("channel", "query", "doc"),
+                f"conv block {depth}: {feature_map.shape[1]} feature maps "
+                f"({kq}x{kd} kernels, {self.config.activation})",
+            )
+        pq, pd = self.config.pool_size
+        stages["pooled"] = Stage(
+            pooled, ("channel", "query_bin", "doc_bin"),
+            f"dynamic max pooling to the {pq}x{pd} grid the scoring layer reads",
+        )
+        stages["contributions"] = Stage(
+            (pooled * weights).flatten(2).sum(2), ("channel",),  # (B, C)
+            "each channel's contribution to the score (weight x pooled)",
+        )
+        return Explanation(self._score(pooled, first_stage_score), stages)
 
 
 # The name under which the project specifies its CNN interaction-based ranker: it is MatchPyramid, so

@@ -34,7 +34,16 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from neurank.models.layers import Ranker, build_embedding, cosine_matrix, pair_mask, resolve_masks, with_first_stage_score
+from neurank.models.layers import (
+    Explanation,
+    Ranker,
+    Stage,
+    build_embedding,
+    cosine_matrix,
+    pair_mask,
+    resolve_masks,
+    with_first_stage_score,
+)
 from neurank.models.registry import register
 from neurank.text import PAD_ID
 
@@ -252,6 +261,38 @@ class MVLSTM(Ranker):
         query_mask, doc_mask = resolve_masks(query_ids, doc_ids, query_mask, doc_mask)
         sim = self.interaction_matrix(query_ids, doc_ids, query_mask, doc_mask)  # (B, C, Lq, Ld)
         top = k_max_pool(sim, pair_mask(query_mask, doc_mask), self.config.top_k)  # (B, C, k)
+        return self._score(top, first_stage_score)
+
+    def _score(self, top: Tensor, first_stage_score: Tensor | None) -> Tensor:
         features = self.mlp(top.flatten(1))  # (B, F)
         features = with_first_stage_score(features, first_stage_score, self.config)  # (B, F + 1) with the score
         return self.score(features).squeeze(1)  # (B,)
+
+    def explain(
+        self,
+        query_ids: Tensor,
+        doc_ids: Tensor,
+        query_mask: Tensor | None = None,
+        doc_mask: Tensor | None = None,
+        first_stage_score: Tensor | None = None,
+    ) -> Explanation:
+        """The interaction of the Bi-LSTM states, the k strongest signals the MLP reads, and the score.
+
+        Stages: "interactions" (channel, query, doc), one channel per tensor slice ("tensor") or one ("cosine",
+        "bilinear"); "top_k" (channel, rank), the k-max pooled signals.
+        """
+        query_mask, doc_mask = resolve_masks(query_ids, doc_ids, query_mask, doc_mask)
+        sim = self.interaction_matrix(query_ids, doc_ids, query_mask, doc_mask)  # (B, C, Lq, Ld)
+        top = k_max_pool(sim, pair_mask(query_mask, doc_mask), self.config.top_k)  # (B, C, k)
+        kind = self.config.interaction
+        channels = [kind] if self.config.channels == 1 else [f"{kind} {c + 1}" for c in range(self.config.channels)]
+        stages = {
+            "interactions": Stage(
+                sim, ("channel", "query", "doc"), f"{kind} interaction of the Bi-LSTM states", {"channel": channels}
+            ),
+            "top_k": Stage(
+                top, ("channel", "rank"), f"the {self.config.top_k} strongest interactions (k-max pooling)",
+                {"channel": channels, "rank": [str(r) for r in range(1, self.config.top_k + 1)]},
+            ),
+        }
+        return Explanation(self._score(top, first_stage_score), stages)

@@ -41,7 +41,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from neurank.models.layers import Ranker, build_embedding, cosine_matrix, resolve_masks, with_first_stage_score
+from neurank.models.layers import (
+    Explanation,
+    Ranker,
+    Stage,
+    build_embedding,
+    cosine_matrix,
+    pair_mask,
+    resolve_masks,
+    with_first_stage_score,
+)
 from neurank.models.registry import register
 from neurank.text import PAD_ID
 
@@ -171,6 +180,25 @@ class PACRR(Ranker):
         sim_matrix = cosine_matrix(self.embedding(query_ids), self.embedding(doc_ids), query_mask, doc_mask)
         return sim_matrix[:, None]  # (B, 1, Lq, Ld)
 
+    def ngram_signals(self, sim_matrix: Tensor) -> list[Tensor]:
+        """For each n-gram size, the strongest filter's response at every cell: [(B, Lq, Ld), ...].
+
+        Args:
+            sim_matrix: (B, 1, Lq, Ld), from `interaction_matrix`. Cells past the true lengths are not masked here
+                (k-max pooling leaves them out).
+        """
+        signals = []
+        for n, conv in zip(self.config.ngram_sizes, self.convs):
+            # n - 1 zeros after the end: the cell (i, j) reads the n-gram that starts there.
+            padded = F.pad(sim_matrix, (0, n - 1, 0, n - 1))  # (B, 1, Lq + n - 1, Ld + n - 1)
+            signals.append(torch.relu(conv(padded)).amax(dim=1))  # (B, Lq, Ld)
+        return signals
+
+    def feature_names(self) -> list[str]:
+        """The name of each per-term feature: "2-gram #1" is the strongest 2-gram signal, then "idf" if used."""
+        names = [f"{n}-gram #{rank}" for n in self.config.ngram_sizes for rank in range(1, self.config.k_max + 1)]
+        return names + (["idf"] if self.config.use_idf else [])
+
     def query_term_features(
         self, query_ids: Tensor, doc_ids: Tensor, query_mask: Tensor | None = None, doc_mask: Tensor | None = None
     ) -> Tensor:
@@ -183,12 +211,7 @@ class PACRR(Ranker):
         """
         query_mask, doc_mask = resolve_masks(query_ids, doc_ids, query_mask, doc_mask)
         sim_matrix = self.interaction_matrix(query_ids, doc_ids, query_mask, doc_mask)  # (B, 1, Lq, Ld)
-        features = []
-        for n, conv in zip(self.config.ngram_sizes, self.convs):
-            # n - 1 zeros after the end: the cell (i, j) reads the n-gram that starts there.
-            padded = F.pad(sim_matrix, (0, n - 1, 0, n - 1))  # (B, 1, Lq + n - 1, Ld + n - 1)
-            signals = torch.relu(conv(padded)).amax(dim=1)  # (B, Lq, Ld)
-            features.append(k_max_pool(signals, doc_mask, self.config.k_max))  # (B, Lq, k)
+        features = [k_max_pool(signals, doc_mask, self.config.k_max) for signals in self.ngram_signals(sim_matrix)]
         if self.config.use_idf:
             idf = self.idf[query_ids]  # (B, Lq)
             # The finite fill (not -inf) keeps a query with no real term at 0 instead of NaN.
@@ -220,7 +243,47 @@ class PACRR(Ranker):
         # Cut before the convolutions, so a cut query reads as the same terms whatever followed them.
         query_ids, query_mask = query_ids[:, :lq], query_mask[:, :lq]  # (B, min(Lq, lq))
         features = self.query_term_features(query_ids, doc_ids, query_mask, doc_mask)  # (B, Lq', F)
+        return self._score(features, first_stage_score)
+
+    def _score(self, features: Tensor, first_stage_score: Tensor | None) -> Tensor:
+        lq = self.config.max_query_len
         features = F.pad(features, (0, 0, 0, lq - features.shape[1]))  # (B, lq, F)
         features = self.dropout(features.flatten(1))  # (B, lq * F)
         features = with_first_stage_score(features, first_stage_score, self.config)  # (B, lq * F + 1) with the score
         return self.combination(features).squeeze(1)  # (B,)
+
+    def explain(
+        self,
+        query_ids: Tensor,
+        doc_ids: Tensor,
+        query_mask: Tensor | None = None,
+        doc_mask: Tensor | None = None,
+        first_stage_score: Tensor | None = None,
+    ) -> Explanation:
+        """The similarity matrix, the n-gram signals, the per-term features the dense layers read, and the score.
+
+        The query is cut to `config.max_query_len` terms first, as `forward` does, so every stage shows what the
+        model read. Stages: "interactions" (channel, query, doc); "ngram_signals" (channel, query, doc), one
+        channel per n-gram size, 0 past the true lengths; "term_features" (query, feature), k-max pooled signals
+        (and the normalised IDF) of each query term.
+        """
+        query_mask, doc_mask = resolve_masks(query_ids, doc_ids, query_mask, doc_mask)
+        lq = self.config.max_query_len
+        query_ids, query_mask = query_ids[:, :lq], query_mask[:, :lq]  # (B, min(Lq, lq))
+        interactions = self.interaction_matrix(query_ids, doc_ids, query_mask, doc_mask)  # (B, 1, Lq', Ld)
+        signals = torch.stack(self.ngram_signals(interactions), dim=1)  # (B, N, Lq', Ld)
+        signals = signals * pair_mask(query_mask, doc_mask)[:, None]
+        features = self.query_term_features(query_ids, doc_ids, query_mask, doc_mask)  # (B, Lq', F)
+        stages = {
+            "interactions": Stage(interactions, ("channel", "query", "doc"), "cosine matrix", {"channel": ["cosine"]}),
+            "ngram_signals": Stage(
+                signals, ("channel", "query", "doc"),
+                "strongest filter per cell for each n-gram size (n-gram starts there)",
+                {"channel": [f"{n}-gram" for n in self.config.ngram_sizes]},
+            ),
+            "term_features": Stage(
+                features, ("query", "feature"), "features of each query term: top-k signals per n-gram size",
+                {"feature": self.feature_names()},
+            ),
+        }
+        return Explanation(self._score(features, first_stage_score), stages)

@@ -43,7 +43,18 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from neurank.models.layers import Ranker, build_embedding, cosine_matrix, kernel_mus_sigmas, resolve_masks, first_stage_column
+from neurank.models.layers import (
+    Explanation,
+    Ranker,
+    Stage,
+    build_embedding,
+    cosine_matrix,
+    first_stage_column,
+    kernel_labels,
+    kernel_mus_sigmas,
+    kernel_soft_counts,
+    resolve_masks,
+)
 from neurank.models.registry import register
 from neurank.text import PAD_ID
 
@@ -285,6 +296,9 @@ class TK(Ranker):
         query_mask, doc_mask = resolve_masks(query_ids, doc_ids, query_mask, doc_mask)
         sim_matrix = self.interaction_matrix(query_ids, doc_ids, query_mask, doc_mask)[:, 0]  # (B, Lq, Ld)
         log_features, length_features = self.kernel_features(sim_matrix, query_mask, doc_mask)  # (B, K), (B, K)
+        return self._score(log_features, length_features, first_stage_score)
+
+    def _score(self, log_features: Tensor, length_features: Tensor, first_stage_score: Tensor | None) -> Tensor:
         scores = [
             self.log_weights(log_features * self.kernel_scale),  # (B, 1)
             self.length_weights(length_features * self.kernel_scale),  # (B, 1)
@@ -292,3 +306,41 @@ class TK(Ranker):
         if self.config.use_first_stage_score:
             scores.append(first_stage_column(first_stage_score, self.config, log_features))
         return self.combine(torch.cat(scores, dim=1)).squeeze(1)  # (B,)
+
+    def explain(
+        self,
+        query_ids: Tensor,
+        doc_ids: Tensor,
+        query_mask: Tensor | None = None,
+        doc_mask: Tensor | None = None,
+        first_stage_score: Tensor | None = None,
+    ) -> Explanation:
+        """The contextualised cosine matrix, soft match counts per kernel, the two kernel features and the score.
+
+        Stages: "interactions" (channel, query, doc); "soft_counts" (query, kernel); "kernel_features"
+        (feature, kernel), the log-normalised and length-normalised features times `kernel_scale`, as the two
+        scoring layers read them.
+        """
+        query_mask, doc_mask = resolve_masks(query_ids, doc_ids, query_mask, doc_mask)
+        interactions = self.interaction_matrix(query_ids, doc_ids, query_mask, doc_mask)  # (B, 1, Lq, Ld)
+        log_features, length_features = self.kernel_features(interactions[:, 0], query_mask, doc_mask)  # (B, K) x 2
+        soft_counts = kernel_soft_counts(interactions[:, 0], doc_mask, self.mus, self.sigmas)  # (B, Lq, K)
+        kernels = kernel_labels(self.mus)
+        stages = {
+            "interactions": Stage(
+                interactions, ("channel", "query", "doc"), "cosine of the contextualised representations",
+                {"channel": ["cosine"]},
+            ),
+            "soft_counts": Stage(
+                soft_counts * query_mask[:, :, None], ("query", "kernel"),
+                "soft match count of each query token per kernel",
+                {"kernel": kernels},
+            ),
+            "kernel_features": Stage(
+                torch.stack([log_features, length_features], dim=1) * self.kernel_scale,  # (B, 2, K)
+                ("feature", "kernel"),
+                "kernel features x kernel_scale, as the scoring layers read them",
+                {"feature": ["log2 count", "count / length"], "kernel": kernels},
+            ),
+        }
+        return Explanation(self._score(log_features, length_features, first_stage_score), stages)

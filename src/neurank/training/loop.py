@@ -41,6 +41,7 @@ from neurank.text import Tokenizer, TokenizerConfig, Vocab
 from neurank.training.checkpoint import load_checkpoint, save_checkpoint, unwrap
 from neurank.training.losses import GROUPED, LOSSES, ranking_loss
 from neurank.training.precision import autocast, check_precision, grad_scaler
+from neurank.training.tracking import TensorBoardLog, gradient_norm
 
 
 def select_device(name: str = "auto") -> torch.device:
@@ -264,7 +265,8 @@ def train(
     precision: str = "fp32",
     distributed: DistributedContext | None = None,
 ) -> dict[str, Any]:
-    """Train `config`'s model, writing `best.pt`, `last.pt` and `metrics.jsonl` to `output_dir`.
+    """Train `config`'s model, writing `best.pt`, `last.pt` and `metrics.jsonl` to `output_dir` (and TensorBoard
+    scalars to `output_dir/tensorboard` when tensorboard is installed; see `neurank.training.tracking`).
 
     Args:
         resume: continue from `output_dir/last.pt` if it exists.
@@ -336,6 +338,8 @@ def train(
     elif dist.is_main and metrics_path.exists():
         metrics_path.unlink()
 
+    # Steps are logged from 1; purging from the next step drops what an earlier run (or a killed one) logged there.
+    tensorboard = TensorBoardLog(output_dir / "tensorboard", purge_step=state["step"] + 1, enabled=dist.is_main)
     start = time.perf_counter() - state["seconds"]
     for epoch in range(state["epoch"], train_cfg.epochs):
         if state["bad_epochs"] >= train_cfg.patience:
@@ -356,16 +360,19 @@ def train(
             for optimizer in optimizers:
                 optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
-            if train_cfg.grad_clip and dense:
+            if scaler.is_enabled():  # fp16: the norm (and clipping) read the true, unscaled gradients
                 for optimizer in optimizers:
                     scaler.unscale_(optimizer)
-                grad_norms.append(float(torch.nn.utils.clip_grad_norm_(dense, train_cfg.grad_clip)))
+            grad_norm = gradient_norm(dense, train_cfg.grad_clip)  # before clipping; clips when grad_clip > 0
+            grad_norms += [grad_norm] if grad_norm is not None else []
+            lr = schedulers[0].get_last_lr()[0]  # the rate this step uses
             for optimizer, scheduler in zip(optimizers, schedulers):
                 scaler.step(optimizer)
                 scheduler.step()
             scaler.update()
             state["step"] += 1
             losses.append(loss.item())
+            tensorboard.step(state["step"], losses[-1], lr, grad_norm)
             bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}")
 
         run = score_examples(model, data.dev_examples, train_cfg.eval_batch_size, device, precision=precision, distributed=dist)
@@ -393,6 +400,7 @@ def train(
             save_checkpoint(output_dir / "last.pt", payload)
             with open(metrics_path, "a", encoding="utf-8") as handle:
                 handle.write(json.dumps(record) + "\n")
+        tensorboard.epoch(record)
         if progress:
             tqdm.write(
                 f"epoch {epoch + 1}: loss {record['train_loss']:.4f}, dev {metric} {dev_value:.4f}"
@@ -401,6 +409,7 @@ def train(
         if on_epoch_end is not None:
             on_epoch_end(epoch, record)
 
+    tensorboard.close()
     fusion = None
     if train_cfg.fusion and dist.is_main and (output_dir / "best.pt").is_file():
         fusion = _tune_fusion(model, data, config, metric, output_dir / "best.pt", device)
