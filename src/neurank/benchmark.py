@@ -65,7 +65,10 @@ class BenchmarkPlan:
     seeds: list[int]
 
 
-def load_plan(path: str | Path, quick: bool = False, data_dir: str | None = None, models: list[str] | None = None) -> BenchmarkPlan:
+def load_plan(
+    path: str | Path, quick: bool = False, data_dir: str | None = None, models: list[str] | None = None,
+    collections: list[str] | None = None,
+) -> BenchmarkPlan:
     """Read a benchmark YAML: ``collections: {name: {config, measures}}``, ``models: {name: options}``, ``seeds``,
     and ``quick: {seeds, overrides}`` applied with `quick`. A collection entry may carry its own ``overrides``
     (dotted ``key=value``, applied before the quick ones) to size that collection's training for the table."""
@@ -89,8 +92,14 @@ def load_plan(path: str | Path, quick: bool = False, data_dir: str | None = None
         if missing:
             raise ConfigError(f"{path}: model {missing[0]!r} is not in the benchmark config")
         chosen = {m: chosen[m] for m in models}
+    entries = dict(raw.get("collections", {}))
+    if collections:
+        missing = [c for c in collections if c not in entries]
+        if missing:
+            raise ConfigError(f"{path}: collection {missing[0]!r} is not in the benchmark config; it has {', '.join(entries)}")
+        entries = {c: entries[c] for c in collections}
     collections, measures = {}, {}
-    for name, entry in raw.get("collections", {}).items():
+    for name, entry in entries.items():
         base = yaml.safe_load((path.parent / entry["config"]).read_text(encoding="utf-8")) if "config" in entry else {}
         own = list(entry.get("overrides", []))
         collections[name] = config_from_dict(apply_overrides(base, own + overrides), f"{path}: {name}")

@@ -322,6 +322,7 @@ def benchmark_cmd(
     runs_dir: Path = typer.Option(Path("runs/benchmark"), "--runs-dir", help="Checkpoints and runs of every model and seed."),
     quick: bool = typer.Option(False, "--quick", help="One seed, short training: a smoke test of the whole table."),
     models: Optional[str] = typer.Option(None, "--models", help="Comma-separated subset of the config's models."),
+    collections: Optional[str] = typer.Option(None, "--collections", help="Comma-separated subset of the config's collections."),
     fresh: bool = typer.Option(False, "--fresh", help="Retrain every seed, even those finished in --runs-dir."),
     readme: Optional[Path] = typer.Option(None, "--readme", help="Also put the tables between this README's results markers."),
     data_dir: Optional[Path] = DataDir,
@@ -334,7 +335,10 @@ def benchmark_cmd(
     from neurank.distributed import require_single_process
 
     require_single_process("benchmark")
-    plan = load_plan(config, quick=quick, data_dir=str(data_dir) if data_dir else None, models=models.split(",") if models else None)
+    plan = load_plan(
+        config, quick=quick, data_dir=str(data_dir) if data_dir else None, models=models.split(",") if models else None,
+        collections=collections.split(",") if collections else None,
+    )
     started = time.perf_counter()
     results = run_benchmark(plan, runs_dir, log=lambda line: console.print(line, highlight=False), reuse=not fresh)
     command = "neurank benchmark " + " ".join(sys.argv[2:] if len(sys.argv) > 2 else [str(config)])

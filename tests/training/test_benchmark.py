@@ -87,3 +87,10 @@ def test_readme_table_is_replaced_between_the_markers(tmp_path):
     with pytest.raises(ConfigError, match="markers"):
         update_readme(readme, "| table |")
     assert readme.read_text() == "# Title without markers\n"
+
+
+def test_a_subset_of_collections_can_be_run(tmp_path, tiny_config):
+    path = write_plan(tmp_path, tiny_config, {"knrm": {}})
+    assert list(load_plan(path, collections=["wikiqa"]).collections) == ["wikiqa"]
+    with pytest.raises(ConfigError, match="collection 'msmarco' is not in the benchmark config"):
+        load_plan(path, collections=["msmarco"])

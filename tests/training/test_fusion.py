@@ -43,3 +43,15 @@ def test_training_with_fusion_stores_the_weight_and_reranking_uses_it(tiny_confi
     reranker.fusion_alpha = 0.0
     ranked = reranker.rank("who wrote hamlet", ["paris is in france", "hamlet was written by shakespeare"])
     assert ranked[0].doc_id == "1"
+
+
+def test_fusion_reads_the_best_epochs_dev_scores_and_gets_what_scoring_dev_again_gives(tiny_config, tmp_path):
+    from neurank.training.loop import _tune_fusion, make_model, prepare_data
+
+    config = dataclasses.replace(tiny_config, train=dataclasses.replace(tiny_config.train, fusion=True))
+    outcome = train(config, tmp_path / "run")
+    checkpoint = load_checkpoint(tmp_path / "run" / "best.pt")
+    data = prepare_data(config)
+    model = make_model(config, len(data.vocab), None)  # untrained: _tune_fusion must load best.pt's weights itself
+    again = _tune_fusion(model, data, config, outcome["metric"], tmp_path / "run" / "best.pt", "cpu", dev_run=None)
+    assert again == outcome["fusion"] and checkpoint["fusion_alpha"] == again["alpha"]

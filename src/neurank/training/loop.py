@@ -341,6 +341,7 @@ def train(
     # Steps are logged from 1; purging from the next step drops what an earlier run (or a killed one) logged there.
     tensorboard = TensorBoardLog(output_dir / "tensorboard", purge_step=state["step"] + 1, enabled=dist.is_main)
     start = time.perf_counter() - state["seconds"]
+    best_dev_run = None
     for epoch in range(state["epoch"], train_cfg.epochs):
         if state["bad_epochs"] >= train_cfg.patience:
             break
@@ -381,6 +382,8 @@ def train(
         state.update(epoch=epoch + 1, seconds=time.perf_counter() - start)
         if improved:
             state.update(best_metric=dev_value, best_epoch=epoch + 1, bad_epochs=0)
+            # The best model's dev scores (fp32): fusion tuning reads them instead of scoring dev again.
+            best_dev_run = run if precision == "fp32" else None
         else:
             state["bad_epochs"] += 1
         record = {
@@ -412,7 +415,7 @@ def train(
     tensorboard.close()
     fusion = None
     if train_cfg.fusion and dist.is_main and (output_dir / "best.pt").is_file():
-        fusion = _tune_fusion(model, data, config, metric, output_dir / "best.pt", device)
+        fusion = _tune_fusion(model, data, config, metric, output_dir / "best.pt", device, best_dev_run)
         if progress:
             tqdm.write(f"fusion with the first stage: alpha {fusion['alpha']} gives dev {metric} {fusion['value']:.4f}")
     # Every rank returns rank 0's result, and only once best.pt holds its fusion weight.
@@ -440,13 +443,21 @@ def _data_fingerprint(data: PreparedData) -> list:
     return [data.vocab.tokens, examples]
 
 
-def _tune_fusion(model: nn.Module, data: PreparedData, config: ExperimentConfig, metric: str, best_path: Path, device) -> dict:
-    """Choose the interpolation weight on dev with the best model, and store it in its checkpoint."""
+def _tune_fusion(
+    model: nn.Module, data: PreparedData, config: ExperimentConfig, metric: str, best_path: Path, device,
+    dev_run: list[ScoredDoc] | None = None,
+) -> dict:
+    """Choose the interpolation weight on dev with the best model, and store it in its checkpoint.
+
+    `dev_run`: the best model's dev scores from the epoch that saved it, when this process scored them (None
+    after a resume that did not improve): the same weights give the same scores, so dev is not scored again."""
     from neurank.training.fusion import tune_alpha
 
     checkpoint = load_checkpoint(best_path)
-    unwrap(model).load_state_dict(checkpoint["state_dict"])
-    run = score_examples(model, data.dev_examples, config.train.eval_batch_size, device)
+    if dev_run is None:
+        unwrap(model).load_state_dict(checkpoint["state_dict"])
+        dev_run = score_examples(model, data.dev_examples, config.train.eval_batch_size, device)
+    run = dev_run
     alpha, value, values = tune_alpha(run, data.dev_examples, data.collection.split(config.data.dev_split).qrels, metric)
     checkpoint["fusion_alpha"] = float(alpha)
     save_checkpoint(best_path, checkpoint)
