@@ -28,6 +28,7 @@ from neurank.experiment import load_seed_run, summarise, train_and_test, with_se
 from neurank.models import model_names
 from neurank.retrieval import bm25_run
 from neurank.training import prepare_data
+from neurank.training.loop import load_configured_collection
 
 
 @dataclass
@@ -118,8 +119,8 @@ def run_benchmark(
     output_dir = Path(output_dir)
     results = []
     for name, base in plan.collections.items():
-        data = prepare_data(base)
-        collection = data.collection
+        data = None  # prepared (vocabulary, examples, embeddings) only when a seed has to be trained
+        collection = load_configured_collection(base)
         split = collection.split(base.data.test_split)
         measures = plan.measures[name] or list(collection.measures)
         depth = None if collection.task == ANSWER_SELECTION else base.data.candidates
@@ -136,6 +137,8 @@ def run_benchmark(
             for seed in plan.seeds:
                 run_dir = output_dir / name / model_name / f"seed-{seed}"
                 done = load_seed_run(run_dir, with_seed(config, seed), measures) if reuse else None
+                if done is None and data is None:
+                    data = prepare_data(base)
                 runs.append(done or train_and_test(config, data, seed, run_dir, bm25, measures, progress, depth))
                 log(f"{name} {model_name} seed {seed}: " + ", ".join(f"{m} {runs[-1].metrics[m]:.4f}" for m in measures)
                     + f" ({runs[-1].train_seconds:.0f} s{', earlier run' if done else ''})")

@@ -49,7 +49,16 @@ def test_finished_seeds_are_read_back_and_a_changed_config_retrains(tmp_path, ti
     plan = load_plan(path, quick=True)
     first = run_benchmark(plan, tmp_path / "runs", log=lambda line: None)
     lines = []
-    again = run_benchmark(plan, tmp_path / "runs", log=lines.append)
+    import neurank.benchmark as benchmark_module
+
+    def no_preparing(config):
+        raise AssertionError("nothing to train: the data must not be prepared")
+
+    original, benchmark_module.prepare_data = benchmark_module.prepare_data, no_preparing
+    try:
+        again = run_benchmark(plan, tmp_path / "runs", log=lines.append)
+    finally:
+        benchmark_module.prepare_data = original
     assert all("earlier run" in line for line in lines) and len(lines) == 2
     assert again[0].models[0].per_seed == first[0].models[0].per_seed
     # Another learning rate is another experiment: nothing is read back.

@@ -91,11 +91,17 @@ def collection_texts(collection: Collection) -> list[str]:
     return list(dict.fromkeys(texts))
 
 
+def load_configured_collection(config: ExperimentConfig) -> Collection:
+    """The config's collection, with its fold for the collections that are split by folds (Cranfield, CISI)."""
+    data = config.data
+    options = {"fold": data.fold, "folds": data.folds} if data.collection in ("cranfield", "cisi") else {}
+    return load_collection(data.collection, data.data_dir, **options)
+
+
 def prepare_data(config: ExperimentConfig, progress: bool = False) -> PreparedData:
     """Load the collection, build tokenizer and vocabulary, BM25 candidates, examples and embeddings."""
     data = config.data
-    options = {"fold": data.fold, "folds": data.folds} if data.collection in ("cranfield", "cisi") else {}
-    collection = load_collection(data.collection, data.data_dir, **options)
+    collection = load_configured_collection(config)
     tokenizer = Tokenizer(TokenizerConfig(stopwords=data.stopwords, stemmer=data.stemmer))
     texts = collection_texts(collection)
     token_lists = tokenizer.tokenize_batch(texts)
