@@ -155,7 +155,9 @@ def run_benchmark(
     return results
 
 
-def results_markdown(results: list[CollectionResult], plan: BenchmarkPlan, command: str, wall_seconds: float) -> str:
+def results_markdown(
+    results: list[CollectionResult], plan: BenchmarkPlan, command: str, wall_seconds: float, note: str | None = None
+) -> str:
     """`docs/results.md`: one table per collection, with how it was made."""
     compute = sum(m.compute_seconds for r in results for m in r.models)
     threads = sorted({t for r in results for m in r.models for t in m.threads if t}) or [torch.get_num_threads()]
@@ -169,6 +171,7 @@ def results_markdown(results: list[CollectionResult], plan: BenchmarkPlan, comma
         "Mean ± standard deviation over seeds; † / ‡: different from BM25 at p < 0.05 (paired t-test / randomisation",
         "test over queries, on per-query values averaged over seeds). Training time is per seed, until early stopping;",
         "throughput is re-ranking pairs per second on the test split (batch 256, this machine).",
+        *([note] if note else []),
         "",
     ]
     for result in results:
@@ -186,11 +189,15 @@ def results_markdown(results: list[CollectionResult], plan: BenchmarkPlan, comma
     return "\n".join(lines)
 
 
-def write_results(results: list[CollectionResult], plan: BenchmarkPlan, output: str | Path, command: str, wall_seconds: float) -> None:
-    """Write the Markdown table and, beside it, the same results as JSON."""
+def write_results(
+    results: list[CollectionResult], plan: BenchmarkPlan, output: str | Path, command: str, wall_seconds: float,
+    note: str | None = None,
+) -> None:
+    """Write the Markdown table and, beside it, the same results as JSON; `note` (e.g. how the machine was
+    shared while the timings were taken) goes under the table's explanation."""
     output = Path(output)
     with atomic_write(output) as handle:
-        handle.write(results_markdown(results, plan, command, wall_seconds))
+        handle.write(results_markdown(results, plan, command, wall_seconds, note))
     with atomic_write(output.with_suffix(".json")) as handle:
         json.dump({"seeds": plan.seeds, "wall_seconds": wall_seconds, "results": [dataclasses.asdict(r) for r in results]}, handle, indent=2)
 

@@ -325,6 +325,7 @@ def benchmark_cmd(
     collections: Optional[str] = typer.Option(None, "--collections", help="Comma-separated subset of the config's collections."),
     fresh: bool = typer.Option(False, "--fresh", help="Retrain every seed, even those finished in --runs-dir."),
     readme: Optional[Path] = typer.Option(None, "--readme", help="Also put the tables between this README's results markers."),
+    note: Optional[str] = typer.Option(None, "--note", help="A line for the table's header, e.g. how the machine was shared."),
     data_dir: Optional[Path] = DataDir,
 ) -> None:
     """Train and evaluate every model on every benchmark collection; write the results table.
@@ -342,7 +343,7 @@ def benchmark_cmd(
     started = time.perf_counter()
     results = run_benchmark(plan, runs_dir, log=lambda line: console.print(line, highlight=False), reuse=not fresh)
     command = "neurank benchmark " + " ".join(sys.argv[2:] if len(sys.argv) > 2 else [str(config)])
-    write_results(results, plan, output, command, time.perf_counter() - started)
+    write_results(results, plan, output, command, time.perf_counter() - started, note)
     if readme:
         update_readme(readme, output.read_text(encoding="utf-8"))
     typer.echo(output.read_text(encoding="utf-8"))
