@@ -19,12 +19,13 @@ from torch import nn
 
 from neurank.collections import ANSWER_SELECTION, Collection, Doc, Query, ScoredDoc
 from neurank.data.examples import QueryExample, TextEncoder, build_examples, normalise_scores
+from neurank.inference import InferenceOptions, Scorer
 from neurank.models import build_model
 from neurank.retrieval import score_candidates
 from neurank.text import Tokenizer, Vocab
 from neurank.training.checkpoint import CheckpointError, load_checkpoint
 from neurank.training.fusion import fuse
-from neurank.training.loop import score_examples, select_device
+from neurank.training.loop import select_device
 
 
 class Reranker:
@@ -37,6 +38,7 @@ class Reranker:
         device: where the model runs ("auto": cuda, mps, else cpu).
         batch_size: pairs per forward pass.
         fusion_alpha: interpolate with the first-stage score (`neurank.training.fusion`); None: model scores only.
+        options: batching and numerics of scoring (`neurank.inference`); None: exact, with `batch_size`.
     """
 
     def __init__(
@@ -49,9 +51,11 @@ class Reranker:
         device: str | torch.device = "auto",
         batch_size: int = 256,
         fusion_alpha: float | None = None,
+        options: InferenceOptions | None = None,
     ):
         self.device = select_device(device) if isinstance(device, str) else device
         self.model = model.to(self.device).eval()
+        self.scorer = Scorer(self.model, options or InferenceOptions(batch_size=batch_size), self.device)
         self.tokenizer = tokenizer
         self.vocab = vocab
         self.encoder = TextEncoder(tokenizer, vocab, max_query_len, max_doc_len)
@@ -59,7 +63,9 @@ class Reranker:
         self.fusion_alpha = fusion_alpha
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, device: str | torch.device = "auto", batch_size: int = 256) -> Reranker:
+    def from_checkpoint(
+        cls, path: str | Path, device: str | torch.device = "auto", batch_size: int = 256, options: InferenceOptions | None = None
+    ) -> Reranker:
         """Rebuild a ranker from a `best.pt` / `last.pt` written by training."""
         checkpoint = load_checkpoint(path)
         try:
@@ -72,7 +78,7 @@ class Reranker:
             raise CheckpointError(f"{path}: checkpoint does not match this neurank ({type(error).__name__}: {error})") from None
         return cls(
             model, tokenizer, vocab, text["max_query_len"], text["max_doc_len"], device, batch_size,
-            fusion_alpha=checkpoint.get("fusion_alpha"),
+            fusion_alpha=checkpoint.get("fusion_alpha"), options=options,
         )
 
     @property
@@ -82,7 +88,7 @@ class Reranker:
         return model_input or self.fusion_alpha is not None
 
     def _score(self, examples: Sequence[QueryExample], batch_size: int | None) -> dict[tuple[str, str], float]:
-        run = score_examples(self.model, examples, batch_size or self.batch_size, self.device)
+        run = self.scorer.score_examples(examples, batch_size)
         if self.fusion_alpha is not None:
             run = fuse(run, examples, self.fusion_alpha)
         return {(r.query_id, r.doc_id): r.score for r in run}

@@ -9,13 +9,24 @@ matching patterns (n-gram and phrase matches) off it, dynamic max pooling brings
 
 Appending PAD never changes a score: the interaction matrix is 0 at padded positions, convolutions pad with zeros
 ('same' padding, so a real cell's neighbours past the end read 0 whether the matrix is padded or not), the
-feature maps are re-masked after every convolution block, and pooling looks only at the true lengths.
+feature maps that feed another convolution are re-masked, and pooling looks only at the true lengths.
+
+Speed (the forward computes exactly what "activation after every convolution, then re-mask, then pool" computes):
+- padded cells are zeroed before the activation rather than after (every activation here maps 0 to 0), in place,
+  which saves a pass and an allocation per block;
+- pooling never reads a padded cell, so the last block is not re-masked; with ReLU its output is pooled raw and
+  the activation applied to the small pooled grid (max pooling commutes with ReLU, gradients included);
+- without autograd (scoring), the convolutions run channels-last, which oneDNN computes faster for so few channels
+  and which also avoids PyTorch's slow fallback for one-token queries. Training keeps the default layout, so the
+  gradients are bit for bit those of the plain formulation.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from neurank.models.layers import (
@@ -33,6 +44,21 @@ from neurank.models.registry import register
 from neurank.text import PAD_ID
 
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "gelu": nn.GELU, "leaky_relu": nn.LeakyReLU}
+# ReLU commutes with max pooling, values and gradients alike: max(relu(x)) == relu(max(x)), and where relu makes
+# ties (all at 0) its gradient is 0 either way. tanh and leaky_relu are non-decreasing too, but float rounding can
+# map two inputs to one output, a tie that would route the gradient differently.
+POOL_FIRST = {"relu"}
+
+
+def _activate_(x: Tensor, name: str) -> Tensor:
+    """The activation `name` applied in place where autograd allows it (it saves the result, not the input)."""
+    if name == "relu":
+        return x.relu_()
+    if name == "tanh":
+        return x.tanh_()
+    if name == "leaky_relu":
+        return F.leaky_relu_(x)
+    return F.gelu(x)
 
 
 @dataclass(frozen=True)
@@ -163,12 +189,21 @@ class MatchPyramid(Ranker):
         """
         query_mask, doc_mask = resolve_masks(query_ids, doc_ids, query_mask, doc_mask)
         x = self.interaction_matrix(query_ids, doc_ids, query_mask, doc_mask)  # (B, C, Lq, Ld)
+        if not torch.is_grad_enabled():
+            x = x.contiguous(memory_format=torch.channels_last)
         cell_mask = pair_mask(query_mask, doc_mask)[:, None].to(x.dtype)  # (B, 1, Lq, Ld)
-        for conv in self.convs:
-            # Re-masking puts padded cells back to 0 (the bias and activation moved them), so the next conv reads
-            # the same zeros past the end of a pair whether or not the batch was padded further.
-            x = self.activation(conv(x)) * cell_mask  # (B, C_out, Lq, Ld)
+        name = self.config.activation
+        *inner, last = self.convs
+        for conv in inner:
+            # Re-masking puts padded cells back to 0 (the bias moved them), so the next conv reads the same zeros
+            # past the end of a pair whether or not the batch was padded further.
+            x = _activate_(conv(x).mul_(cell_mask), name)  # (B, C_out, Lq, Ld)
+        x = last(x)  # (B, C, Lq, Ld); padded cells are never pooled, so they stay unmasked
+        if name not in POOL_FIRST:
+            x = _activate_(x, name)
         pooled = dynamic_max_pool(x, query_mask.sum(1), doc_mask.sum(1), self.config.pool_size)  # (B, C, pq, pd)
+        if name in POOL_FIRST:
+            pooled = _activate_(pooled, name)
         features = self.dropout(pooled.flatten(1))  # (B, C * pq * pd)
         features = with_first_stage_score(features, first_stage_score, self.config)  # (B, F + 1) with the score
         return self.score(features).squeeze(1)  # (B,)

@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 from neurank.collections import ANSWER_SELECTION, Collection, ScoredDoc, load_collection
 from neurank.config import ExperimentConfig
 from neurank.data.collate import collate
-from neurank.data.datasets import InferenceDataset, ListwiseDataset, PairwiseDataset, PointwiseDataset
+from neurank.data.datasets import ListwiseDataset, PairwiseDataset, PointwiseDataset
 from neurank.data.examples import QueryExample, TextEncoder, build_examples
 from neurank.data.sampler import BucketBatchSampler
 from neurank.evaluation import evaluate
@@ -188,20 +188,15 @@ def training_dataset(config: ExperimentConfig, examples: Sequence[QueryExample])
 def score_examples(
     model: nn.Module, examples: Sequence[QueryExample], batch_size: int = 256, device: torch.device | str = "cpu"
 ) -> list[ScoredDoc]:
-    """Score every candidate of `examples`; batches are sorted by length so padding stays small."""
-    dataset = InferenceDataset(examples)
-    if len(dataset) == 0:
+    """Score every candidate of `examples`, in their order, in length-bucketed batches (see `neurank.inference`)."""
+    from neurank.inference import InferenceOptions, Scorer
+
+    if not any(len(example) for example in examples):
         return []
-    sampler = BucketBatchSampler(dataset.lengths, batch_size, shuffle=False)
-    loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=collate)
-    model.eval()
-    run: list[ScoredDoc] = []
-    for batch in loader:
-        pairs = batch.pairs
-        batch = batch.to(device)
-        scores = model(batch.query_ids, batch.doc_ids, batch.query_mask, batch.doc_mask, batch.first_stage_score)
-        run += [ScoredDoc(q, d, s) for (q, d), s in zip(pairs, scores.float().cpu().tolist())]
-    return run
+    # The DataLoader this replaced drew its base seed from the global generator; drawing it still keeps every
+    # later dropout mask, and so a seed's trained weights, as they were.
+    torch.empty((), dtype=torch.int64).random_()
+    return Scorer(model, InferenceOptions(batch_size=batch_size), device).score_examples(examples)
 
 
 def _lr_lambda(schedule: str, warmup: int, total: int) -> Callable[[int], float]:
