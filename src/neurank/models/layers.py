@@ -39,6 +39,16 @@ class Ranker(nn.Module):
         """The sigmoid of `forward`: the probability that each pair is relevant, (B,) in [0, 1]."""
         return torch.sigmoid(self.forward(query_ids, doc_ids, query_mask, doc_mask, first_stage_score))
 
+    def flops_per_pair(self, query_len: int, doc_len: int) -> int:
+        """Floating-point operations to score one unpadded pair of these lengths, counted from the architecture.
+
+        Counts what `torch.utils.flop_counter` counts: 2 per multiply-add of every matrix product, convolution,
+        linear layer and LSTM gate. Elementwise work (normalisation, masking, activations, RBF kernels, pooling,
+        top-k) is left out, so for K-NRM and DRMM, whose work is mostly elementwise, it understates the work done.
+        A padded batch does the work of its padded lengths.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not count its FLOPs")
+
 
 def embedding_config(vocab_size: int, config: Any, embeddings: Tensor | None = None) -> Any:
     """`config` with `embedding_dim` set to the width of `embeddings`, checked against `vocab_size`; as is when None.
@@ -75,6 +85,11 @@ def build_embedding(vocab_size: int, config: Any, embeddings: Tensor | None = No
             embedding.weight.copy_(embeddings)
     embedding.weight.requires_grad_(not config.freeze_embeddings)
     return embedding, config
+
+
+def linear_flops(module: nn.Module, rows: int = 1) -> int:
+    """FLOPs of every `nn.Linear` inside `module` (itself included) applied to `rows` rows: 2 x in x out each."""
+    return sum(2 * rows * m.in_features * m.out_features for m in module.modules() if isinstance(m, nn.Linear))
 
 
 def derive_mask(ids: Tensor) -> Tensor:

@@ -36,6 +36,7 @@ from neurank.models.layers import (
     dynamic_max_pool,
     embedding_config,
     interaction_matrices,
+    linear_flops,
     pair_mask,
     resolve_masks,
     with_first_stage_score,
@@ -168,6 +169,16 @@ class MatchPyramid(Ranker):
         return interaction_matrices(
             self.config.interactions, query_ids, doc_ids, query_emb, doc_emb, query_mask, doc_mask
         )
+
+    def flops_per_pair(self, query_len: int, doc_len: int) -> int:
+        """See `Ranker.flops_per_pair`: the similarity products, the 'same' convolutions and the scoring layer."""
+        config, cells = self.config, query_len * doc_len
+        flops = sum(2 * cells * config.embedding_dim for kind in config.interactions if kind != "exact")
+        in_channels = len(config.interactions)
+        for out_channels, (kq, kd) in zip(config.conv_channels, config.kernel_sizes):
+            flops += 2 * in_channels * kq * kd * out_channels * cells
+            in_channels = out_channels
+        return flops + linear_flops(self.score)
 
     def forward(
         self,

@@ -43,7 +43,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from neurank.models.layers import Ranker, build_embedding, cosine_matrix, kernel_mus_sigmas, resolve_masks, first_stage_column
+from neurank.models.layers import Ranker, build_embedding, cosine_matrix, kernel_mus_sigmas, linear_flops, resolve_masks, first_stage_column
 from neurank.models.registry import register
 from neurank.text import PAD_ID
 
@@ -263,6 +263,18 @@ class TK(Ranker):
         doc_lengths = doc_mask.sum(dim=1).clamp(min=1)  # (B,)
         length_tf = soft_tf / doc_lengths[:, None, None] * query_mask[:, :, None]  # (B, Lq, K)
         return log_tf.sum(dim=1), length_tf.sum(dim=1)  # (B, K), (B, K)
+
+    def flops_per_pair(self, query_len: int, doc_len: int) -> int:
+        """See `Ranker.flops_per_pair`: every transformer layer over each text (projections, attention scores and
+        mixing, feed-forward), the cosine matrix, and the kernel and combining layers."""
+        dim = self.config.embedding_dim
+        flops = 0
+        for length in (query_len, doc_len):
+            for layer in self.layers:
+                attention = linear_flops(layer.attention, rows=length) + 2 * 2 * length * length * dim
+                flops += attention + linear_flops(layer.feed_forward, rows=length)
+        flops += 2 * query_len * doc_len * dim
+        return flops + linear_flops(self.log_weights) + linear_flops(self.length_weights) + linear_flops(self.combine)
 
     def forward(
         self,
