@@ -77,3 +77,16 @@ def test_training_gradients_equal_the_plain_formulation(config):
     assert fast_grads.keys() == plain_grads.keys()
     for name in plain_grads:
         assert torch.equal(fast_grads[name], plain_grads[name]), name
+
+
+@pytest.mark.parametrize("shape,output_size", [((5, 3, 7, 23), (3, 10)), ((4, 1, 2, 3), (3, 5)), ((3, 6, 12, 40), (4, 4))])
+def test_channels_last_pooling_equals_the_gather_pooling(shape, output_size):
+    """Scoring pools channels-last tensors by whole channel vectors; the maxima are those of the gather formulation."""
+    generator = torch.Generator().manual_seed(3)
+    x = torch.randn(*shape, generator=generator)
+    query_lengths = torch.randint(0, shape[2] + 1, (shape[0],), generator=generator)  # 0: an empty pair pools to 0
+    doc_lengths = torch.randint(0, shape[3] + 1, (shape[0],), generator=generator)
+    query_lengths[0], doc_lengths[0] = shape[2], shape[3]
+    expected = dynamic_max_pool(x, query_lengths, doc_lengths, output_size)
+    pooled = dynamic_max_pool(x.contiguous(memory_format=torch.channels_last), query_lengths, doc_lengths, output_size)
+    assert torch.equal(pooled, expected)
