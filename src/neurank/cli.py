@@ -284,7 +284,7 @@ def experiment_cmd(
 
 @app.command("rerank")
 def rerank_cmd(
-    checkpoint: Path = typer.Argument(..., help="A best.pt / last.pt written by `neurank train`."),
+    checkpoint: Path = typer.Argument(..., help="A best.pt / last.pt written by `neurank train`, or a .onnx from `neurank export`."),
     collection: str = typer.Argument(..., help="Collection whose texts are re-ranked."),
     split: str = typer.Option("test", "--split"),
     run: Optional[Path] = typer.Option(None, "--run", help="First-stage TREC run (default: BM25 computed now)."),
@@ -305,7 +305,14 @@ def rerank_cmd(
 
     coll = _load(collection, data_dir, fold, folds)
     with init_distributed(device) as context:
-        reranker = Reranker.from_checkpoint(checkpoint, device=device, precision=precision, distributed=context)
+        if checkpoint.suffix == ".onnx":
+            if context.enabled or precision != "fp32":
+                raise ValueError(f"{checkpoint}: an ONNX model re-ranks in one process at fp32 (onnxruntime); drop torchrun / --precision")
+            from neurank.onnx_reranker import OnnxReranker
+
+            reranker = OnnxReranker.from_file(checkpoint)
+        else:
+            reranker = Reranker.from_checkpoint(checkpoint, device=device, precision=precision, distributed=context)
         first_stage = read_run(run) if run is not None else None
         reranked = reranker.rerank_collection(coll, split, first_stage, depth=depth)
     if not context.is_main:
@@ -313,6 +320,25 @@ def rerank_cmd(
     write_run(reranked, output, tag=f"neurank-{checkpoint.stem}")
     result = {"collection": collection, "split": split, "queries": len({r.query_id for r in reranked}), "results": len(reranked), "output": str(output)}
     _emit(result, as_json, f"re-ranked {result['results']} results for {result['queries']} queries into {output}")
+
+
+@app.command("export")
+def export_cmd(
+    checkpoint: Path = typer.Argument(..., help="A best.pt / last.pt written by `neurank train`."),
+    output: Path = typer.Option(..., "--output", help="File to write, e.g. model.onnx."),
+    format: str = typer.Option("onnx", "--format", help="Export format: onnx."),
+    as_json: bool = JsonFlag,
+) -> None:
+    """Export a trained ranker (with its tokenizer and vocabulary) for re-ranking without PyTorch.
+
+    The export is checked against PyTorch at lengths other than the example's before it is written;
+    `neurank rerank OUTPUT ...` and `neurank.onnx_reranker.OnnxReranker` run it."""
+    from neurank.export import export_checkpoint
+
+    info = export_checkpoint(checkpoint, output, format=format)
+    worst = max(info["check"].values())
+    result = {"model": info["model_name"], "format": format, "output": str(output), "max_difference": worst, "static_lengths": info["static_lengths"]}
+    _emit(result, as_json, f"exported {info['model_name']} to {output} (largest difference from PyTorch {worst:.1e})")
 
 
 @app.command("benchmark")

@@ -20,13 +20,14 @@ from torch import nn
 from neurank.collections import ANSWER_SELECTION, Collection, Doc, Query, ScoredDoc
 from neurank.data.examples import QueryExample, TextEncoder, build_examples, normalise_scores
 from neurank.distributed import DistributedContext
+from neurank.inference import InferenceOptions, Scorer
 from neurank.models import build_model
 from neurank.retrieval import score_candidates
 from neurank.text import Tokenizer, Vocab
 from neurank.training.checkpoint import CheckpointError, load_checkpoint
 from neurank.training.fusion import fuse
-from neurank.training.loop import score_examples, select_device
-from neurank.training.precision import check_precision
+from neurank.training.loop import select_device
+from neurank.training.precision import autocast, check_precision
 
 
 class Reranker:
@@ -42,6 +43,7 @@ class Reranker:
         precision: "fp32", "bf16" or "fp16" forward passes (`neurank.training.precision`).
         distributed: under torchrun, from `neurank.distributed.init_distributed`: every call scores its batches
             spread over the ranks and returns the whole result on every rank, identical to a single process's.
+        options: batching and numerics of scoring (`neurank.inference`); None: exact, with `batch_size`.
     """
 
     def __init__(
@@ -56,6 +58,7 @@ class Reranker:
         fusion_alpha: float | None = None,
         precision: str = "fp32",
         distributed: DistributedContext | None = None,
+        options: InferenceOptions | None = None,
     ):
         self.device = select_device(device) if isinstance(device, str) else device
         if distributed is not None:
@@ -64,6 +67,7 @@ class Reranker:
         self.precision = precision
         self.distributed = distributed
         self.model = model.to(self.device).eval()
+        self.scorer = Scorer(self.model, options or InferenceOptions(batch_size=batch_size), self.device)
         self.tokenizer = tokenizer
         self.vocab = vocab
         self.encoder = TextEncoder(tokenizer, vocab, max_query_len, max_doc_len)
@@ -78,6 +82,7 @@ class Reranker:
         batch_size: int = 256,
         precision: str = "fp32",
         distributed: DistributedContext | None = None,
+        options: InferenceOptions | None = None,
     ) -> Reranker:
         """Rebuild a ranker from a `best.pt` / `last.pt` written by training."""
         checkpoint = load_checkpoint(path)
@@ -92,6 +97,7 @@ class Reranker:
         return cls(
             model, tokenizer, vocab, text["max_query_len"], text["max_doc_len"], device, batch_size,
             fusion_alpha=checkpoint.get("fusion_alpha"), precision=precision, distributed=distributed,
+            options=options,
         )
 
     @property
@@ -101,9 +107,8 @@ class Reranker:
         return model_input or self.fusion_alpha is not None
 
     def _score(self, examples: Sequence[QueryExample], batch_size: int | None) -> dict[tuple[str, str], float]:
-        run = score_examples(
-            self.model, examples, batch_size or self.batch_size, self.device, precision=self.precision, distributed=self.distributed
-        )
+        with autocast(self.device, self.precision):
+            run = self.scorer.score_examples(examples, batch_size, distributed=self.distributed)
         if self.fusion_alpha is not None:
             run = fuse(run, examples, self.fusion_alpha)
         return {(r.query_id, r.doc_id): r.score for r in run}

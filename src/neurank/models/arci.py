@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from neurank.models.layers import Ranker, build_embedding, resolve_masks, with_first_stage_score
+from neurank.models.layers import Ranker, build_embedding, linear_flops, resolve_masks, with_first_stage_score
 from neurank.models.registry import register
 from neurank.text import PAD_ID
 
@@ -159,6 +159,16 @@ class ArcI(Ranker):
         query_vec = self.query_encoder(self.embedding(query_ids), query_mask)  # (B, C)
         doc_vec = self.doc_encoder(self.embedding(doc_ids), doc_mask)  # (B, C)
         return query_vec, doc_vec
+
+    def flops_per_pair(self, query_len: int, doc_len: int) -> int:
+        """See `Ranker.flops_per_pair`: each text's convolutions (one window per position, then pooling shortens the
+        text), the MLP and the scoring layer."""
+        flops = 0
+        for encoder, length in ((self.query_encoder, query_len), (self.doc_encoder, doc_len)):
+            for conv, pool_size in zip(encoder.convs, encoder.pool_sizes):
+                flops += 2 * conv.in_channels * conv.kernel_size[0] * conv.out_channels * length
+                length = -(-length // pool_size)
+        return flops + linear_flops(self.mlp) + linear_flops(self.score)
 
     def forward(
         self,

@@ -42,6 +42,7 @@ from neurank.models.layers import (
     Stage,
     build_embedding,
     kernel_labels,
+    linear_flops,
     pair_mask,
     resolve_masks,
     with_first_stage_score,
@@ -220,6 +221,14 @@ class ConvKNRM(Ranker):
         sim_matrix, query_ngram_mask, doc_ngram_mask = self._matched(query_ids, doc_ids, query_mask, doc_mask)
         pooled = self.kernel_pooling(sim_matrix, query_ngram_mask, doc_ngram_mask)  # (B * C, K)
         return pooled.view(query_ids.shape[0], -1) * self.config.feature_scale  # (B, C * K)
+
+    def flops_per_pair(self, query_len: int, doc_len: int) -> int:
+        """See `Ranker.flops_per_pair`: the n-gram convolutions (one window per position), the translation matrices
+        and the scoring layer."""
+        config = self.config
+        convs = sum(2 * config.embedding_dim * h * config.n_filters * (query_len + doc_len) for h in range(1, config.max_ngram + 1))
+        matrices = 2 * config.n_matrices * query_len * doc_len * config.n_filters
+        return convs + matrices + linear_flops(self.score)
 
     def forward(
         self,

@@ -48,6 +48,7 @@ from neurank.models.layers import (
     cosine_matrix,
     derive_mask,
     exact_match_matrix,
+    linear_flops,
     resolve_masks,
     with_first_stage_score,
 )
@@ -212,6 +213,14 @@ class DRMM(Ranker):
         # The finite fill (not -inf) keeps a query with no real term at 0 instead of NaN.
         logits = logits.masked_fill(~query_mask, torch.finfo(logits.dtype).min)
         return torch.softmax(logits, dim=1) * query_mask  # (B, Lq)
+
+    def flops_per_pair(self, query_len: int, doc_len: int) -> int:
+        """See `Ranker.flops_per_pair`: the cosine matrix, the matching network on every query term, the term-vector
+        gate ("tv") and the scoring layer (the histograms are counts)."""
+        flops = 2 * query_len * doc_len * self.config.embedding_dim + linear_flops(self.matching, rows=query_len)
+        if self.config.gating == "tv":
+            flops += linear_flops(self.gate, rows=query_len)
+        return flops + linear_flops(self.score)
 
     def forward(
         self,

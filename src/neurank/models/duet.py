@@ -50,6 +50,7 @@ from neurank.models.layers import (
     build_embedding,
     exact_match_matrix,
     first_stage_column,
+    linear_flops,
     resolve_masks,
 )
 from neurank.models.registry import register
@@ -202,6 +203,18 @@ class DUET(Ranker):
 
         matched = query_rep[:, :, None] * doc_rep  # (B, H, W)
         return self.distributed_head(matched.flatten(1)).squeeze(1)  # (B,)
+
+    def flops_per_pair(self, query_len: int, doc_len: int) -> int:
+        """See `Ranker.flops_per_pair`. The local model and the document side work on the fixed frame whatever the
+        lengths; the query convolution reads the query cut to `max_query_len`."""
+        config, hidden = self.config, self.config.hidden_dim
+        local = linear_flops(self.local_conv, rows=config.max_query_len) + linear_flops(self.local_head)
+        query = 2 * config.embedding_dim * config.window * hidden * min(query_len, config.max_query_len)
+        query += linear_flops(self.query_dense)
+        doc = 2 * config.embedding_dim * config.window * hidden * config.max_doc_len
+        doc += 2 * hidden * hidden * config.n_doc_windows  # the 1x1 convolution over the windows
+        first_stage = linear_flops(self.first_stage_weight) if config.use_first_stage_score else 0
+        return local + query + doc + linear_flops(self.distributed_head) + first_stage
 
     def forward(
         self,

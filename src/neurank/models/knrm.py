@@ -35,6 +35,7 @@ from neurank.models.layers import (
     build_embedding,
     cosine_matrix,
     kernel_labels,
+    linear_flops,
     resolve_masks,
     with_first_stage_score,
 )
@@ -129,6 +130,10 @@ class KNRM(Ranker):
         query_mask, doc_mask = resolve_masks(query_ids, doc_ids, query_mask, doc_mask)
         sim_matrix = self.interaction_matrix(query_ids, doc_ids, query_mask, doc_mask)[:, 0]  # (B, Lq, Ld)
         return self.kernel_pooling(sim_matrix, query_mask, doc_mask) * self.config.feature_scale  # (B, K)
+
+    def flops_per_pair(self, query_len: int, doc_len: int) -> int:
+        """See `Ranker.flops_per_pair`: the translation matrix and the scoring layer (the kernels are elementwise)."""
+        return 2 * query_len * doc_len * self.config.embedding_dim + linear_flops(self.score)
 
     def forward(
         self,

@@ -40,6 +40,7 @@ from neurank.models.layers import (
     Stage,
     build_embedding,
     cosine_matrix,
+    linear_flops,
     pair_mask,
     resolve_masks,
     with_first_stage_score,
@@ -239,6 +240,21 @@ class MVLSTM(Ranker):
         query_mask, doc_mask = resolve_masks(query_ids, doc_ids, query_mask, doc_mask)
         query_states, doc_states = self._states(query_ids, doc_ids, query_mask, doc_mask)
         return self._interaction(query_states, doc_states, query_mask, doc_mask)
+
+    def flops_per_pair(self, query_len: int, doc_len: int) -> int:
+        """See `Ranker.flops_per_pair`: both LSTM directions over both texts (4 gates, input and hidden products at
+        every step), the interaction, the MLP and the scoring layer."""
+        config = self.config
+        state, gates = 2 * config.hidden_size, 4 * config.hidden_size
+        lstm = 2 * (query_len + doc_len) * 2 * gates * (config.embedding_dim + config.hidden_size)
+        if config.interaction == "cosine":
+            interaction = 2 * query_len * doc_len * state
+        else:
+            channels = config.channels
+            interaction = 2 * channels * query_len * state * state + 2 * channels * query_len * state * doc_len
+            if config.interaction == "tensor":
+                interaction += 2 * (query_len + doc_len) * state * channels
+        return lstm + interaction + linear_flops(self.mlp) + linear_flops(self.score)
 
     def forward(
         self,

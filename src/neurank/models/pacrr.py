@@ -47,6 +47,7 @@ from neurank.models.layers import (
     Stage,
     build_embedding,
     cosine_matrix,
+    linear_flops,
     pair_mask,
     resolve_masks,
     with_first_stage_score,
@@ -120,10 +121,10 @@ def k_max_pool(x: Tensor, doc_mask: Tensor, k: int) -> Tensor:
     Returns:
         (B, Lq, k).
     """
-    if x.shape[2] < k:  # topk needs k positions; the extra ones are padding
-        x = F.pad(x, (0, k - x.shape[2]))  # (B, Lq, k)
-        doc_mask = F.pad(doc_mask, (0, k - doc_mask.shape[1]), value=False)  # (B, k)
     x = x.masked_fill(~doc_mask.bool()[:, None, :], float("-inf"))
+    # k spare -inf positions make topk valid however short the documents, without a branch on the shape (which an
+    # export would freeze at the example's length); they never displace a real value.
+    x = F.pad(x, (0, k), value=float("-inf"))  # (B, Lq, Ld + k)
     top = x.topk(k, dim=2).values  # (B, Lq, k)
     return torch.where(torch.isinf(top), torch.zeros_like(top), top)
 
@@ -219,6 +220,14 @@ class PACRR(Ranker):
             features.append(torch.softmax(idf, dim=1)[:, :, None])  # (B, Lq, 1)
         features = torch.cat(features, dim=2)  # (B, Lq, F)
         return features * query_mask[:, :, None]
+
+    def flops_per_pair(self, query_len: int, doc_len: int) -> int:
+        """See `Ranker.flops_per_pair`: on the query cut to `max_query_len`, the cosine matrix and the n x n
+        convolutions (one output per cell), then the dense combination."""
+        config = self.config
+        cells = min(query_len, config.max_query_len) * doc_len
+        convs = sum(2 * n * n * config.n_filters * cells for n in config.ngram_sizes)
+        return 2 * cells * config.embedding_dim + convs + linear_flops(self.combination)
 
     def forward(
         self,

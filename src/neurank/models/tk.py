@@ -53,6 +53,7 @@ from neurank.models.layers import (
     kernel_labels,
     kernel_mus_sigmas,
     kernel_soft_counts,
+    linear_flops,
     resolve_masks,
 )
 from neurank.models.registry import register
@@ -274,6 +275,18 @@ class TK(Ranker):
         doc_lengths = doc_mask.sum(dim=1).clamp(min=1)  # (B,)
         length_tf = soft_tf / doc_lengths[:, None, None] * query_mask[:, :, None]  # (B, Lq, K)
         return log_tf.sum(dim=1), length_tf.sum(dim=1)  # (B, K), (B, K)
+
+    def flops_per_pair(self, query_len: int, doc_len: int) -> int:
+        """See `Ranker.flops_per_pair`: every transformer layer over each text (projections, attention scores and
+        mixing, feed-forward), the cosine matrix, and the kernel and combining layers."""
+        dim = self.config.embedding_dim
+        flops = 0
+        for length in (query_len, doc_len):
+            for layer in self.layers:
+                attention = linear_flops(layer.attention, rows=length) + 2 * 2 * length * length * dim
+                flops += attention + linear_flops(layer.feed_forward, rows=length)
+        flops += 2 * query_len * doc_len * dim
+        return flops + linear_flops(self.log_weights) + linear_flops(self.length_weights) + linear_flops(self.combine)
 
     def forward(
         self,

@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 from neurank.collections import ANSWER_SELECTION, Collection, ScoredDoc, load_collection
 from neurank.config import ExperimentConfig
 from neurank.data.collate import collate
-from neurank.data.datasets import InferenceDataset, ListwiseDataset, PairwiseDataset, PointwiseDataset
+from neurank.data.datasets import ListwiseDataset, PairwiseDataset, PointwiseDataset
 from neurank.data.examples import QueryExample, TextEncoder, build_examples
 from neurank.data.sampler import BucketBatchSampler
 from neurank.distributed import SINGLE_PROCESS, DistributedContext
@@ -203,28 +203,22 @@ def score_examples(
     precision: str = "fp32",
     distributed: DistributedContext | None = None,
 ) -> list[ScoredDoc]:
-    """Score every candidate of `examples`; batches are sorted by length so padding stays small.
+    """Score every candidate of `examples`, in their order, in length-bucketed batches (see `neurank.inference`).
 
     With `distributed`, the batches are dealt over the ranks and every rank returns the whole run, identical to
     the single-process one (see `neurank.distributed`).
     """
-    dataset = InferenceDataset(examples)
-    if len(dataset) == 0:
+    from neurank.inference import InferenceOptions, Scorer
+
+    if not any(len(example) for example in examples):
         return []
-    dist = distributed or SINGLE_PROCESS
-    sampler = BucketBatchSampler(dataset.lengths, batch_size, shuffle=False)
-    loader = DataLoader(dataset, batch_sampler=dist.deal_batches(sampler), collate_fn=collate)
+    # The DataLoader this replaced drew its base seed from the global generator; drawing it still keeps every
+    # later dropout mask, and so a seed's trained weights, as they were.
+    torch.empty((), dtype=torch.int64).random_()
     # The plain module: a DDP wrapper may run collectives in forward, and ranks score different numbers of batches.
-    model = unwrap(model)
-    model.eval()
-    chunks: list[list[ScoredDoc]] = []
-    for batch in loader:
-        pairs = batch.pairs
-        batch = batch.to(device)
-        with autocast(device, precision):
-            scores = model(batch.query_ids, batch.doc_ids, batch.query_mask, batch.doc_mask, batch.first_stage_score)
-        chunks.append([ScoredDoc(q, d, s) for (q, d), s in zip(pairs, scores.float().cpu().tolist())])
-    return [entry for chunk in dist.gather_dealt(chunks) for entry in chunk]
+    scorer = Scorer(unwrap(model), InferenceOptions(batch_size=batch_size), device)
+    with autocast(device, precision):
+        return scorer.score_examples(examples, distributed=distributed or SINGLE_PROCESS)
 
 
 def _lr_lambda(schedule: str, warmup: int, total: int) -> Callable[[int], float]:

@@ -1,0 +1,124 @@
+"""`OnnxReranker`: a ranker exported by `neurank export` run by onnxruntime, with `Reranker`'s API.
+
+    reranker = OnnxReranker.from_file("wikiqa.onnx")
+    reranker.rank("who wrote hamlet", ["Hamlet is a tragedy by Shakespeare.", "Paris is in France."])
+
+Texts are tokenised with the tokenizer and vocabulary stored in the file and batched as `Reranker` batches them
+(length buckets under a cell budget, `neurank.inference`); only the forward pass runs in onnxruntime instead of
+PyTorch. `predict`, `rank`, `rerank` and `rerank_collection` behave as `Reranker`'s (fusion included).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from neurank.data.examples import TextEncoder
+from neurank.export import METADATA_FORMAT, METADATA_KEY, onnx_inputs, require_onnx
+from neurank.inference import InferenceOptions, Scorer
+from neurank.reranker import Reranker
+from neurank.text import Tokenizer, Vocab
+from neurank.training.checkpoint import CheckpointError
+
+
+class _OnnxRunner:
+    """Calls the ONNX session the way `Scorer` calls a model: (ids, ids, masks, scores) tensors in, scores out."""
+
+    def __init__(self, session, uses_score: bool, static_lengths):
+        self.session = session
+        self.uses_score = uses_score
+        self.static_lengths = static_lengths
+
+    def __call__(self, query_ids, doc_ids, query_mask, doc_mask, first_stage_score):
+        # The graph derives its masks from PAD, which is what `pad_ids` wrote where the masks are False.
+        feed = onnx_inputs(query_ids.numpy(), doc_ids.numpy(), first_stage_score.numpy(), self.uses_score, self.static_lengths)
+        return torch.from_numpy(self.session.run(["score"], feed)[0])
+
+
+class OnnxScorer(Scorer):
+    """`Scorer` with an onnxruntime session in place of the PyTorch model (exact options only)."""
+
+    def __init__(self, session, uses_score: bool, static_lengths, options: InferenceOptions | None = None):
+        self.options = options or InferenceOptions()
+        if not self.options.exact or self.options.compile:
+            raise ValueError("an ONNX model runs as exported: bf16, int8 and compile are PyTorch options")
+        self.device = torch.device("cpu")
+        self.model = None
+        self.runner = _OnnxRunner(session, uses_score, static_lengths)
+
+
+def read_metadata(path: str | Path) -> dict[str, Any]:
+    """The `neurank` metadata of an exported ONNX file.
+
+    Raises:
+        FileNotFoundError: no such file. CheckpointError: not an ONNX file written by `neurank export`.
+    """
+    onnx, _ = require_onnx()
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: ONNX model not found")
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as error:  # onnx raises DecodeError and others for a file that is not a model
+        raise CheckpointError(f"{path}: not a readable ONNX model ({type(error).__name__}: {error})") from None
+    entries = {entry.key: entry.value for entry in model.metadata_props}
+    if METADATA_KEY not in entries:
+        raise CheckpointError(f"{path}: an ONNX model without neurank metadata; export it with `neurank export`")
+    metadata = json.loads(entries[METADATA_KEY])
+    if metadata.get("format") != METADATA_FORMAT:
+        raise CheckpointError(f"{path}: neurank ONNX metadata format {metadata.get('format')}, this neurank reads {METADATA_FORMAT}")
+    return metadata
+
+
+class OnnxReranker(Reranker):
+    """An exported ranker with its tokenizer and vocabulary; `predict`, `rank`, `rerank` as `Reranker`.
+
+    Args:
+        path: a `.onnx` file written by `neurank export`.
+        batch_size: pairs per forward pass; options: batching (exact options only).
+        threads: onnxruntime intra-op threads (None: its default, one per physical core).
+    """
+
+    def __init__(self, path: str | Path, batch_size: int = 256, options: InferenceOptions | None = None, threads: int | None = None):
+        _, ort = require_onnx()
+        metadata = read_metadata(path)
+        try:
+            self.vocab = Vocab.from_dict(metadata["vocab"], source=path)
+            self.tokenizer = Tokenizer.from_dict(metadata["tokenizer"])
+            text = metadata["text"]
+            self.encoder = TextEncoder(self.tokenizer, self.vocab, text["max_query_len"], text["max_doc_len"])
+            self.model_name = metadata["model_name"]
+            self.model_config = metadata["model_config"]
+            self.input_names = list(metadata["inputs"])
+            static_lengths = metadata.get("static_lengths")
+        except (KeyError, TypeError) as error:
+            raise CheckpointError(f"{path}: incomplete neurank ONNX metadata ({type(error).__name__}: {error})") from None
+        session_options = ort.SessionOptions()
+        if threads is not None:
+            session_options.intra_op_num_threads = threads
+        session = ort.InferenceSession(str(path), session_options, providers=["CPUExecutionProvider"])
+        self.metadata = metadata
+        self.path = Path(path)
+        self.device = torch.device("cpu")
+        self.model = None
+        self.batch_size = batch_size
+        self.fusion_alpha = metadata.get("fusion_alpha")
+        uses_score = "first_stage_score" in self.input_names
+        self.scorer = OnnxScorer(session, uses_score, static_lengths, options or InferenceOptions(batch_size=batch_size))
+
+    @classmethod
+    def from_file(cls, path: str | Path, batch_size: int = 256, options: InferenceOptions | None = None, threads: int | None = None) -> OnnxReranker:
+        """Load a `.onnx` file written by `neurank export`."""
+        return cls(path, batch_size, options, threads)
+
+    @classmethod
+    def from_checkpoint(cls, *args, **kwargs):
+        raise TypeError("OnnxReranker loads exported .onnx files: use OnnxReranker.from_file (or Reranker for .pt)")
+
+    @property
+    def uses_first_stage_score(self) -> bool:
+        """Whether scoring needs first-stage scores (as a model input, or for fusion)."""
+        return "first_stage_score" in self.input_names or self.fusion_alpha is not None
