@@ -104,6 +104,8 @@ class OnnxReranker(Reranker):
         self.path = Path(path)
         self.device = torch.device("cpu")
         self.model = None
+        self.precision = "fp32"  # onnxruntime runs the graph as exported
+        self.distributed = None  # one process (neurank rerank refuses an ONNX model under torchrun)
         self.batch_size = batch_size
         self.fusion_alpha = metadata.get("fusion_alpha")
         uses_score = "first_stage_score" in self.input_names
