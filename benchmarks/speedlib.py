@@ -23,12 +23,9 @@ from typing import Any
 import numpy as np
 import torch
 
-# glibc returns freed blocks above 128 KiB to the kernel (mmap/munmap, and trims the heap top), so every large
-# tensor is fresh memory that the kernel must fault in page by page. Raising both thresholds keeps freed memory in
-# the process for the next batch. The values are the largest glibc accepts (the mmap threshold is capped at 32 MiB
-# on 64-bit; a larger value is ignored).
-TUNED_MALLOC = {"MALLOC_MMAP_THRESHOLD_": str(1 << 25), "MALLOC_TRIM_THRESHOLD_": str(1 << 36), "MALLOC_TOP_PAD_": str(1 << 28)}
-ALLOCATOR_VARS = tuple(TUNED_MALLOC)
+from neurank.allocator import TUNED_MALLOC  # the settings `neurank train` restarts with (see neurank.allocator)
+
+ALLOCATOR_VARS = (*TUNED_MALLOC, "NEURANK_MALLOC")
 
 
 def machine() -> dict[str, Any]:

@@ -12,12 +12,13 @@ What makes it fast without changing a score (each measured by `benchmarks/infere
   must also fault in. Smaller batches are scored exactly as larger ones (padding never changes a score);
 - ids padded with numpy from the cached id lists (texts are tokenised once by `TextEncoder`), and `inference_mode`.
 
-Options that change numerics, off by default (`InferenceOptions`), each checked for the ranking it gives:
-- `precision="bf16"`: autocast to bfloat16. Fine for most models, ruinous for K-NRM's exact-match kernel
-  (sigma 1e-3 cannot tell 1.0 from the nearest bfloat16 values): check the rank correlation before using it;
-- `quantize="int8"`: dynamic int8 quantisation of the `nn.Linear` layers (and LSTMs);
-- `compile=True`: `torch.compile` with static shapes; lengths are rounded up to `length_multiple` and every batch of
-  a length bucket is filled to the bucket's batch size, so each bucket compiles once.
+One option changes numerics and is off by default: `precision="bf16"` (autocast to bfloat16). It paid for TK
+(2.3x), MV-LSTM (1.3x) and ArcI (1.2x) and nothing for MatchPyramid (0.9x); it keeps most rankings (Spearman > 0.99
+against fp32 on NFCorpus candidates) but not Conv-KNRM's (0.87), and it blurs the kernel models' exact-match kernel
+(sigma 1e-3 cannot separate 1.0 from its bfloat16 neighbours): check the ranking before using it. Measured and
+dropped (`benchmarks/inference.py` still measures them): int8 dynamic quantisation of the linear layers (0.9-1.06x,
+the models' work is not in their linear layers, and rankings moved more than with bf16) and `torch.compile` with
+static shapes (0.4x for scoring, 0.9x for a training step, after 20-30 s of compiling each shape).
 """
 
 from __future__ import annotations
@@ -36,7 +37,6 @@ from neurank.data.examples import QueryExample
 from neurank.text import PAD_ID
 
 PRECISIONS = ("fp32", "bf16")
-QUANTIZATIONS = (None, "int8")
 # 2^16 cells x 32 channels x 4 bytes is 8 MiB, the largest MatchPyramid activation at this budget: it stays in the
 # last-level cache of a laptop or server CPU. GPUs want the opposite (few, large batches): no budget there.
 CPU_MAX_CELLS = 1 << 16
@@ -51,17 +51,11 @@ class InferenceOptions:
         max_cells: the most query x document cells per forward pass (pairs x padded query length x padded document
             length); "auto": `CPU_MAX_CELLS` on a CPU, no limit on other devices; None: no limit.
         precision: "fp32" (exact) or "bf16" (autocast; changes scores).
-        quantize: None (exact) or "int8" (dynamic quantisation of linear and LSTM layers; changes scores).
-        compile: `torch.compile` with static shapes per length bucket (first batches of each bucket are slow).
-        length_multiple: round padded lengths up to a multiple of this (8 with `compile`, to bound the shapes).
     """
 
     batch_size: int = 256
     max_cells: int | str | None = "auto"
     precision: str = "fp32"
-    quantize: str | None = None
-    compile: bool = False
-    length_multiple: int = 1
 
     def __post_init__(self):
         if self.batch_size < 1:
@@ -70,15 +64,11 @@ class InferenceOptions:
             raise ValueError(f"max_cells must be a positive int, 'auto' or None, got {self.max_cells!r}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"unknown precision {self.precision!r}; valid: {', '.join(PRECISIONS)}")
-        if self.quantize not in QUANTIZATIONS:
-            raise ValueError(f"unknown quantize {self.quantize!r}; valid: int8 (or none)")
-        if self.length_multiple < 1:
-            raise ValueError(f"length_multiple must be >= 1, got {self.length_multiple}")
 
     @property
     def exact(self) -> bool:
-        """Whether scores are the model's own (up to float rounding): no bf16, no quantisation."""
-        return self.precision == "fp32" and self.quantize is None
+        """Whether scores are the model's own, up to float rounding (fp32)."""
+        return self.precision == "fp32"
 
     def cell_budget(self, device: torch.device) -> int | None:
         if self.max_cells == "auto":
@@ -86,13 +76,7 @@ class InferenceOptions:
         return self.max_cells
 
 
-def round_up(length: int, multiple: int) -> int:
-    return -(-length // multiple) * multiple
-
-
-def plan_batches(
-    query_lengths: np.ndarray, doc_lengths: np.ndarray, batch_size: int, max_cells: int | None = None, length_multiple: int = 1
-) -> list[np.ndarray]:
+def plan_batches(query_lengths: np.ndarray, doc_lengths: np.ndarray, batch_size: int, max_cells: int | None = None) -> list[np.ndarray]:
     """Cut pairs into batches of similar lengths: longest documents first, each batch under both limits.
 
     Args:
@@ -100,7 +84,6 @@ def plan_batches(
         batch_size: the most pairs per batch.
         max_cells: the most pairs x padded query length x padded document length per batch (None: no limit); a
             single pair over the budget still gets a batch of its own.
-        length_multiple: padded lengths are rounded up to this multiple.
     Returns:
         Index arrays into the pairs, covering each pair exactly once.
     """
@@ -115,58 +98,30 @@ def plan_batches(
         else:
             # Documents shrink along the order, so the first pair sets the batch's document length; the query
             # length is the running maximum.
-            doc_len = round_up(int(doc_lengths[order[start]]), length_multiple)
+            doc_len = int(doc_lengths[order[start]])
             query_max = np.maximum.accumulate(query_lengths[order[start : start + batch_size]])
-            padded = -(-query_max // length_multiple) * length_multiple
-            cells = np.arange(1, len(padded) + 1) * padded * doc_len  # increasing: the fitting pairs are a prefix
+            cells = np.arange(1, len(query_max) + 1) * query_max * doc_len  # increasing: the fitting pairs are a prefix
             stop = start + max(1, int((cells <= max_cells).sum()))
         batches.append(order[start:stop])
         start = stop
     return batches
 
 
-def pad_ids(sequences: Sequence[Sequence[int]], length_multiple: int = 1, rows: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Right-pad id lists (or arrays) with PAD into (N, L) ids and a (N, L) bool mask.
-
-    Args:
-        length_multiple: L is the longest length rounded up to this multiple.
-        rows: pad the batch itself to this many rows by repeating the first (for static shapes); None: N rows.
-    """
+def pad_ids(sequences: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-pad id lists (or arrays) with PAD to the longest: (N, L) int64 ids and a (N, L) bool mask."""
     lengths = np.fromiter((len(seq) for seq in sequences), dtype=np.int64, count=len(sequences))
     if len(lengths) == 0 or lengths.min() == 0:
         raise ValueError("cannot pad an empty id list: the model would get an all-PAD row (see data.examples)")
-    width = round_up(int(lengths.max()), length_multiple)
+    width = int(lengths.max())
     flat = np.fromiter(itertools.chain.from_iterable(sequences), dtype=np.int64, count=int(lengths.sum()))
     mask = np.arange(width) < lengths[:, None]  # (N, L)
     ids = np.full(mask.shape, PAD_ID, dtype=np.int64)  # (N, L)
     ids[mask] = flat  # row by row, left to right: the concatenated sequences
-    if rows is not None and rows > len(ids):
-        fill = rows - len(ids)
-        ids = np.concatenate([ids, np.repeat(ids[:1], fill, axis=0)])
-        mask = np.concatenate([mask, np.repeat(mask[:1], fill, axis=0)])
     return torch.from_numpy(ids), torch.from_numpy(mask)
 
 
-def prepare_model(model: nn.Module, options: InferenceOptions) -> nn.Module:
-    """The model to run under `options`: as is (in eval mode), int8-quantised, or compiled. Never modifies `model`."""
-    model = model.eval()
-    if options.quantize == "int8":
-        import copy
-        import warnings
-
-        from torch.ao.quantization import quantize_dynamic
-
-        with warnings.catch_warnings():
-            # torch marks its eager quantisation API deprecated (in favour of torchao) but still ships it.
-            warnings.simplefilter("ignore")
-            model = quantize_dynamic(copy.deepcopy(model), {nn.Linear, nn.LSTM}, dtype=torch.qint8)
-    if options.compile:
-        model = torch.compile(model, dynamic=False)
-    return model
-
-
 class Scorer:
-    """Scores id pairs with a model under `InferenceOptions`; build it once and reuse it (compiled shapes persist).
+    """Scores id pairs with a model under `InferenceOptions`.
 
     Args:
         model: any registered ranker (put on `device` here).
@@ -176,11 +131,9 @@ class Scorer:
 
     def __init__(self, model: nn.Module, options: InferenceOptions | None = None, device: torch.device | str = "cpu"):
         self.options = options or InferenceOptions()
-        if self.options.compile and self.options.length_multiple == 1:
-            self.options = replace(self.options, length_multiple=8)
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
-        self.runner = prepare_model(self.model, self.options)
+        self.runner = self.model
 
     def _autocast(self):
         if self.options.precision == "bf16":
@@ -216,28 +169,21 @@ class Scorer:
         doc_lengths = np.fromiter((len(d) for d in doc_ids), dtype=np.int64, count=n)
         options = self.options if batch_size is None else replace(self.options, batch_size=batch_size)
         budget = options.cell_budget(self.device)
-        batches = plan_batches(query_lengths, doc_lengths, options.batch_size, budget, options.length_multiple)
+        batches = plan_batches(query_lengths, doc_lengths, options.batch_size, budget)
         if distributed is not None and distributed.enabled:
             mine = list(distributed.deal_batches(batches))
         else:
             distributed, mine = None, batches
         for index in mine:
-            rows = None
-            if options.compile:
-                # Static shapes: every batch of this length bucket gets the bucket's full number of rows.
-                cells = round_up(int(query_lengths[index].max()), options.length_multiple) * round_up(int(doc_lengths[index].max()), options.length_multiple)
-                rows = options.batch_size if budget is None else max(1, min(options.batch_size, budget // cells))
-            queries, query_mask = pad_ids([query_ids[i] for i in index], options.length_multiple, rows)
-            docs, doc_mask = pad_ids([doc_ids[i] for i in index], options.length_multiple, rows)
+            queries, query_mask = pad_ids([query_ids[i] for i in index])
+            docs, doc_mask = pad_ids([doc_ids[i] for i in index])
             scores_in = torch.from_numpy(first_stage[index])
-            if rows is not None and rows > len(index):
-                scores_in = torch.cat([scores_in, scores_in[:1].expand(rows - len(index))])
             with self._autocast():
                 scores = self.runner(
                     queries.to(self.device), docs.to(self.device), query_mask.to(self.device), doc_mask.to(self.device),
                     scores_in.to(self.device),
                 )
-            out[index] = scores[: len(index)].float().cpu().numpy()
+            out[index] = scores.float().cpu().numpy()
         if distributed is not None:
             for index, values in zip(batches, distributed.gather_dealt([out[index] for index in mine])):
                 out[index] = values
