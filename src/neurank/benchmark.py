@@ -68,7 +68,7 @@ class BenchmarkPlan:
 
 def load_plan(
     path: str | Path, quick: bool = False, data_dir: str | None = None, models: list[str] | None = None,
-    collections: list[str] | None = None,
+    collections: list[str] | None = None, seeds: list[int] | None = None,
 ) -> BenchmarkPlan:
     """Read a benchmark YAML: ``collections: {name: {config, measures}}``, ``models: {name: options}``, ``seeds``,
     and ``quick: {seeds, overrides}`` applied with `quick`. A collection entry may carry its own ``overrides``
@@ -82,7 +82,7 @@ def load_plan(
         raise ConfigError(f"{path}: unknown key {sorted(unknown)[0]!r}; valid keys: collections, models, quick, seeds")
     quick_part = raw.get("quick", {}) if quick else {}
     overrides = list(quick_part.get("overrides", [])) + ([f"data.data_dir={data_dir}"] if data_dir else [])
-    seeds = list(quick_part.get("seeds", raw.get("seeds", [1, 2, 3, 4, 5])))
+    seeds = list(seeds or quick_part.get("seeds", raw.get("seeds", [1, 2, 3, 4, 5])))
     registered = set(model_names())
     chosen = dict(raw.get("models", {}))
     for name in chosen:

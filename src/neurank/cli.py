@@ -349,6 +349,7 @@ def benchmark_cmd(
     quick: bool = typer.Option(False, "--quick", help="One seed, short training: a smoke test of the whole table."),
     models: Optional[str] = typer.Option(None, "--models", help="Comma-separated subset of the config's models."),
     collections: Optional[str] = typer.Option(None, "--collections", help="Comma-separated subset of the config's collections."),
+    seeds: Optional[str] = typer.Option(None, "--seeds", help="Comma-separated seeds instead of the config's (e.g. one seed per process)."),
     fresh: bool = typer.Option(False, "--fresh", help="Retrain every seed, even those finished in --runs-dir."),
     readme: Optional[Path] = typer.Option(None, "--readme", help="Also put the tables between this README's results markers."),
     note: Optional[str] = typer.Option(None, "--note", help="A line for the table's header, e.g. how the machine was shared."),
@@ -365,6 +366,7 @@ def benchmark_cmd(
     plan = load_plan(
         config, quick=quick, data_dir=str(data_dir) if data_dir else None, models=models.split(",") if models else None,
         collections=collections.split(",") if collections else None,
+        seeds=[int(seed) for seed in seeds.split(",")] if seeds else None,
     )
     started = time.perf_counter()
     results = run_benchmark(plan, runs_dir, log=lambda line: console.print(line, highlight=False), reuse=not fresh)

@@ -103,3 +103,9 @@ def test_a_subset_of_collections_can_be_run(tmp_path, tiny_config):
     assert list(load_plan(path, collections=["wikiqa"]).collections) == ["wikiqa"]
     with pytest.raises(ConfigError, match="collection 'msmarco' is not in the benchmark config"):
         load_plan(path, collections=["msmarco"])
+
+
+def test_seeds_can_be_chosen_on_the_command_line(tmp_path, tiny_config):
+    path = write_plan(tmp_path, tiny_config, {"knrm": {}})
+    assert load_plan(path).seeds == [1, 2, 3]
+    assert load_plan(path, seeds=[3]).seeds == [3] and load_plan(path, quick=True, seeds=[5]).seeds == [5]
