@@ -458,7 +458,9 @@ def onnx_option(configs, vocab_size, shape, min_seconds, log, tmp_dir: Path) -> 
             warnings.simplefilter("ignore")
             info = export_model_onnx(model, name, path, max_query_len=max(query_len, 20), max_doc_len=max(doc_len, 200))
         export_seconds = time.perf_counter() - start
-        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        session_options = ort.SessionOptions()
+        session_options.intra_op_num_threads = torch.get_num_threads()  # the same threads as PyTorch
+        session = ort.InferenceSession(str(path), session_options, providers=["CPUExecutionProvider"])
         onnx_scorer = OnnxScorer(session, True, info["static_lengths"], InferenceOptions(batch_size=batch_size))
         torch_scorer = Scorer(model, InferenceOptions(batch_size=batch_size))
         queries, docs, first_stage = synthetic_pairs(batch_size, query_len, doc_len, vocab_size)
