@@ -16,8 +16,8 @@ Sections (each prints a Markdown table; everything also goes to the JSON file):
    throughput ratio, and a check that both rank every query's candidates identically.
 4. what each optimisation buys on that CNN re-ranking workload, interleaved: length bucketing, the cell budget,
    `inference_mode`, cached ids, the fast forward; then the options that change numerics (bf16, int8) per model
-   with their rank correlation to fp32, `torch.compile`, onnxruntime per model, and the allocator setting (worker
-   processes with and without it, interleaved).
+   with their rank correlation to fp32, `torch.compile`, onnxruntime per model, and two process settings (worker
+   processes with and without each, interleaved): glibc's malloc thresholds and OpenMP's wait policy.
 
 Weights are random (speed does not depend on them; rankings are compared between implementations of the same
 weights). The models are configured as in configs/benchmark.yaml, with the first-stage score as a feature (as the
@@ -458,7 +458,9 @@ def onnx_option(configs, vocab_size, shape, min_seconds, log, tmp_dir: Path) -> 
             warnings.simplefilter("ignore")
             info = export_model_onnx(model, name, path, max_query_len=max(query_len, 20), max_doc_len=max(doc_len, 200))
         export_seconds = time.perf_counter() - start
-        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        session_options = ort.SessionOptions()
+        session_options.intra_op_num_threads = torch.get_num_threads()  # the same threads as PyTorch
+        session = ort.InferenceSession(str(path), session_options, providers=["CPUExecutionProvider"])
         onnx_scorer = OnnxScorer(session, True, info["static_lengths"], InferenceOptions(batch_size=batch_size))
         torch_scorer = Scorer(model, InferenceOptions(batch_size=batch_size))
         queries, docs, first_stage = synthetic_pairs(batch_size, query_len, doc_len, vocab_size)
@@ -474,10 +476,11 @@ def onnx_option(configs, vocab_size, shape, min_seconds, log, tmp_dir: Path) -> 
     return rows
 
 
-def allocator_option(shapes, rounds, log) -> list[dict]:
-    """The CNN scoring workload in two worker processes, default glibc malloc and the tuned thresholds, interleaved."""
+def allocator_option(shapes, rounds, log, env=None) -> list[dict]:
+    """The CNN scoring workload in two worker processes, interleaved: default settings against `env` (default: the
+    tuned glibc malloc thresholds; the OpenMP wait policy is the other setting compared this way)."""
     drop = speedlib.ALLOCATOR_VARS
-    workers = {"default": speedlib.Worker(__file__, drop=drop), "tuned": speedlib.Worker(__file__, env=speedlib.TUNED_MALLOC, drop=drop)}
+    workers = {"default": speedlib.Worker(__file__, drop=drop), "tuned": speedlib.Worker(__file__, env=env or speedlib.TUNED_MALLOC, drop=drop)}
     rows = []
     try:
         for shape in shapes:
@@ -539,7 +542,7 @@ def main() -> None:
     parser.add_argument("--output", default=str(ROOT / "benchmarks" / "results" / "inference.json"))
     parser.add_argument("--quick", action="store_true", help="fewer sizes, queries and repetitions (a smoke test)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's, one per core)")
-    parser.add_argument("--sections", default="throughput,latency,reference,optimisations,numerics,compile,onnx,allocator")
+    parser.add_argument("--sections", default="throughput,latency,reference,optimisations,numerics,compile,onnx,allocator,waitpolicy")
     parser.add_argument("--models", default=None, help="comma-separated subset of the models (default: all)")
     args = parser.parse_args()
     if args.threads:
@@ -606,6 +609,9 @@ def main() -> None:
     if "allocator" in sections:
         log("\n## Allocator: glibc defaults against raised mmap/trim thresholds (CNN scoring, worker processes)")
         result["allocator"] = allocator_option([[256, QUERY_LEN, 100], [256, QUERY_LEN, 400]], 3 if quick else 8, log)
+    if "waitpolicy" in sections:
+        log("\n## OpenMP waiting: spinning (default) against OMP_WAIT_POLICY=PASSIVE (CNN scoring, worker processes; 'tuned' = passive)")
+        result["wait_policy"] = allocator_option([[100, 3, 150], [256, QUERY_LEN, 400]], 3 if quick else 8, log, env=speedlib.PASSIVE_WAIT)
 
     result["matmul_gflop_per_s_end"] = speedlib.matmul_gflops()
     result["seconds"] = time.perf_counter() - started

@@ -25,7 +25,10 @@ import torch
 
 from neurank.allocator import TUNED_MALLOC  # the settings `neurank train` restarts with (see neurank.allocator)
 
-ALLOCATOR_VARS = (*TUNED_MALLOC, "NEURANK_MALLOC")
+# OpenMP threads that wait for each other spin (libgomp's default, OMP_WAIT_POLICY=ACTIVE): on a quiet machine that
+# saves a wake-up per parallel region; on an oversubscribed one the spinning thread holds the core its partner needs.
+PASSIVE_WAIT = {"OMP_WAIT_POLICY": "PASSIVE"}
+ALLOCATOR_VARS = (*TUNED_MALLOC, "NEURANK_MALLOC", *PASSIVE_WAIT)
 
 
 def machine() -> dict[str, Any]:
@@ -45,7 +48,7 @@ def machine() -> dict[str, Any]:
         "torch_threads": torch.get_num_threads(),
         "python": platform.python_version(),
         "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None,
-        "allocator_env": {name: os.environ[name] for name in ALLOCATOR_VARS if name in os.environ},
+        "process_env": {name: os.environ[name] for name in (*ALLOCATOR_VARS, "OMP_NUM_THREADS") if name in os.environ},
     }
 
 

@@ -10,8 +10,8 @@ Sections (each prints a Markdown table; everything also goes to the JSON file):
    batches, every text padded to the fixed maximum lengths (20 / 60), interleaved with neurank's CNN.
 2. options: the CNN's training step with sparse embedding gradients (SparseAdam), with frozen embeddings, and
    under `torch.compile` (static shapes), interleaved with the default step. These change what is trained.
-3. allocator: the CNN's training step in two worker processes, glibc defaults against raised thresholds,
-   interleaved.
+3. process settings: the CNN's training step in two worker processes, interleaved: glibc's default malloc
+   thresholds against raised ones, then OpenMP's default (spinning) wait policy against OMP_WAIT_POLICY=PASSIVE.
 4. full run: `neurank train configs/wikiqa.yaml` as a user runs it (word2vec on WikiQA and the Brown corpus, BM25,
    10 epochs with early stopping on dev AP, fusion), in a worker process with default and with tuned allocator
    settings: wall time in all, data preparation, the training loop, and the time at which the best dev AP was
@@ -184,9 +184,11 @@ def options_section(config, data, n_steps, budget, log) -> list[dict]:
     return rows
 
 
-def allocator_section(data_dir, rounds, log) -> dict:
+def allocator_section(data_dir, rounds, log, env=None) -> dict:
+    """The CNN's training step in two worker processes, interleaved: default settings against `env` (default: the
+    tuned glibc malloc thresholds)."""
     drop = speedlib.ALLOCATOR_VARS
-    workers = {"default": speedlib.Worker(__file__, drop=drop), "tuned": speedlib.Worker(__file__, env=speedlib.TUNED_MALLOC, drop=drop)}
+    workers = {"default": speedlib.Worker(__file__, drop=drop), "tuned": speedlib.Worker(__file__, env=env or speedlib.TUNED_MALLOC, drop=drop)}
     try:
         for worker in workers.values():
             worker.ask(task="setup_steps", data_dir=data_dir)
@@ -277,7 +279,7 @@ def main() -> None:
     parser.add_argument("--output", default=str(ROOT / "benchmarks" / "results" / "training.json"))
     parser.add_argument("--quick", action="store_true", help="fewer steps, a 2-epoch full run (a smoke test)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's; workers inherit it)")
-    parser.add_argument("--sections", default="steps,options,allocator,full")
+    parser.add_argument("--sections", default="steps,options,allocator,waitpolicy,full")
     parser.add_argument("--full-runs", default="default,tuned", help="allocator settings of the full WikiQA runs")
     args = parser.parse_args()
     if args.threads:
@@ -309,6 +311,9 @@ def main() -> None:
     if "allocator" in sections:
         log("\n## Allocator (CNN training step, worker processes, interleaved)")
         result["allocator"] = allocator_section(args.data_dir, 4 if args.quick else 12, log)
+    if "waitpolicy" in sections:
+        log("\n## OpenMP waiting: spinning (default) against OMP_WAIT_POLICY=PASSIVE (CNN training step; 'tuned' = passive)")
+        result["wait_policy"] = allocator_section(args.data_dir, 4 if args.quick else 12, log, env=speedlib.PASSIVE_WAIT)
     if "full" in sections:
         log("\n## Full WikiQA training of the CNN (configs/wikiqa.yaml)")
         result["full_run"] = full_run_section(args.data_dir, args.full_runs.split(","), 2 if args.quick else 10, log)

@@ -4,9 +4,9 @@ glibc hands a freed block above its mmap threshold (128 KiB by default, adjusted
 back to the kernel and trims the top of its heap, so each training step's large activations and gradients are
 fresh pages that the kernel must fault in and zero one by one. With the thresholds raised, freed memory stays in the
 process and the next step reuses it. `python benchmarks/training.py` measures it (worker processes with and without
-the settings, interleaved): the CNN's training step ran 1.6x faster with page faults per step down from ~77,000 to
-~4,500 (2 cores, loaded machine). Scoring gains nothing: its batches are kept small by the cell budget
-(`neurank.inference`), below the threshold.
+the settings, interleaved): the CNN's training step ran 1.3x faster (1.6x in an earlier run), page faults per step
+down from ~51,000 to ~1,800, and the training loop of configs/wikiqa.yaml took 34 s instead of 48 s (loaded
+machine, one thread). Scoring gains nothing: the cell budget (`neurank.inference`) keeps its batches small.
 
 `neurank train`, `experiment` and `benchmark` restart themselves once with these settings on Linux/glibc when none
 of them is set; `NEURANK_MALLOC=default` keeps the allocator as it is. Nothing here changes a number a run computes.
