@@ -18,8 +18,8 @@ def test_tuned_environment_respects_the_user(monkeypatch):
     assert allocator.tuned_environment({}) is None  # musl, macOS, Windows: nothing to set
 
 
-@pytest.mark.parametrize("command,restarts", [("train", True), ("experiment", True), ("benchmark", True), ("evaluate", False)])
-def test_training_commands_restart_once_with_the_settings(monkeypatch, command, restarts):
+@pytest.mark.parametrize("command,restarts", [("train", True), ("experiment", True), ("benchmark", True), ("rerank", True), ("evaluate", False)])
+def test_training_and_rerank_commands_restart_once_with_the_settings(monkeypatch, command, restarts):
     calls = []
 
     def fake_execve(path, args, env):

@@ -555,7 +555,7 @@ def _expand_multi_value_options(argv: list[str], options: tuple[str, ...] = ("--
 
 def main(argv: Optional[list[str]] = None) -> None:
     """Entry point of the `neurank` script."""
-    if argv is None and sys.argv[1:2] and sys.argv[1] in ("train", "experiment", "benchmark"):
+    if argv is None and sys.argv[1:2] and sys.argv[1] in ("train", "experiment", "benchmark", "rerank"):
         from neurank.allocator import restart_with_tuned_malloc
 
         restart_with_tuned_malloc(sys.argv[1:])  # training faults in fresh pages every step; see neurank.allocator

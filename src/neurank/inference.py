@@ -13,13 +13,13 @@ What makes it fast without changing a score (each measured by `benchmarks/infere
 - ids padded with numpy from the cached id lists (texts are tokenised once by `TextEncoder`), and `inference_mode`.
 
 One option changes numerics and is off by default: `precision="bf16"` (autocast to bfloat16). It paid for TK
-(2.2x), MV-LSTM (1.4x), ArcI and PACRR (1.2x) and cost MatchPyramid (0.8x) and DUET (0.4x); it kept the rankings of
-NFCorpus candidates close (Spearman >= 0.993 against fp32) except Conv-KNRM's (0.87), and it blurs the kernel
-models' exact-match kernel (sigma 1e-3 cannot separate 1.0 from its bfloat16 neighbours): check the ranking before
-using it. Measured and dropped (`benchmarks/inference.py` still measures them): int8 dynamic quantisation of the
-linear and LSTM layers (0.93-1.07x: the models' work is not there, and rankings moved more than with bf16) and
-`torch.compile` (1.2x at one fixed shape after 9-20 s of compiling it, but every length bucket is a new shape, and
-a training step ran 0.9x). The README's "Speed" section has the tables.
+(1.8-2.2x), MV-LSTM (1.3-1.4x) and ArcI (1.2x) and cost MatchPyramid (0.8x) and DUET (0.4-0.5x); it kept the
+rankings of NFCorpus candidates close (Spearman >= 0.993 against fp32) except Conv-KNRM's (0.87), and it blurs the
+kernel models' exact-match kernel (sigma 1e-3 cannot separate 1.0 from its bfloat16 neighbours): check the ranking
+before using it. Measured and dropped (`benchmarks/inference.py` still measures them): int8 dynamic quantisation of
+the linear and LSTM layers (0.87-1.07x: the models' work is not there, and rankings moved more than with bf16) and
+`torch.compile` (1.1-1.2x at one fixed shape after 7-21 s of compiling it, but every length bucket is a new shape,
+and a training step ran 0.9x). The README's "Speed" section has the tables.
 """
 
 from __future__ import annotations

@@ -16,11 +16,9 @@ Speed (the forward computes exactly what "activation after every convolution, th
   which saves a pass and an allocation per block;
 - pooling never reads a padded cell, so the last block is not re-masked; with ReLU its output is pooled raw and
   the activation applied to the small pooled grid (max pooling commutes with ReLU, gradients included);
-- without autograd (scoring), cosine similarities read a cached, normalised copy of the embedding table (one
-  normalisation per vocabulary row instead of one per looked-up token: the same values), and the convolutions run
-  channels-last, which oneDNN computes faster for so few channels and which also avoids PyTorch's slow fallback for
-  one-token queries. Training keeps the default layout, so the gradients are bit for bit those of the plain
-  formulation.
+- without autograd (scoring), the convolutions run channels-last, which oneDNN computes faster for so few channels
+  and which also avoids PyTorch's slow fallback for one-token queries, and pooling gathers whole channel vectors.
+  Training keeps the default layout, so the gradients are bit for bit those of the plain formulation.
 """
 
 from __future__ import annotations
@@ -166,29 +164,13 @@ class MatchPyramid(Ranker):
             (B, C, Lq, Ld).
         """
         query_mask, doc_mask = resolve_masks(query_ids, doc_ids, query_mask, doc_mask)
-        kinds = self.config.interactions
         query_emb = doc_emb = None
-        if self.embedding is not None and not torch.is_grad_enabled() and "dot" not in kinds:
-            # Scoring: look unit vectors up in a normalised copy of the table rather than normalise every looked-up
-            # vector (the same rows through the same operation); the cosine is then their dot product.
-            unit = self._unit_embeddings()
-            query_emb, doc_emb = F.embedding(query_ids, unit), F.embedding(doc_ids, unit)  # (B, Lq, D), (B, Ld, D)
-            kinds = tuple("dot" if kind == "cosine" else kind for kind in kinds)
-        elif self.embedding is not None:
+        if self.embedding is not None:
             query_emb = self.embedding(query_ids)  # (B, Lq, D)
             doc_emb = self.embedding(doc_ids)  # (B, Ld, D)
-        return interaction_matrices(kinds, query_ids, doc_ids, query_emb, doc_emb, query_mask, doc_mask)
-
-    def _unit_embeddings(self) -> Tensor:
-        """The embedding table with every row scaled to unit length (as `F.normalize` does), cached until the
-        weights change: training steps and `load_state_dict` update them in place, which bumps their version."""
-        weight = self.embedding.weight
-        key = (weight.data_ptr(), weight._version, weight.dtype, weight.device)
-        cached = self.__dict__.get("_unit_cache")
-        if cached is None or cached[0] != key:
-            cached = (key, F.normalize(weight.detach(), dim=-1))  # (V, D)
-            self.__dict__["_unit_cache"] = cached
-        return cached[1]
+        return interaction_matrices(
+            self.config.interactions, query_ids, doc_ids, query_emb, doc_emb, query_mask, doc_mask
+        )
 
     def flops_per_pair(self, query_len: int, doc_len: int) -> int:
         """See `Ranker.flops_per_pair`: the similarity products, the 'same' convolutions and the scoring layer."""
