@@ -74,6 +74,27 @@ def test_scores_equal_the_model_on_one_padded_batch(name, max_cells):
     np.testing.assert_allclose(scores, expected, atol=1e-5, rtol=0)
 
 
+@pytest.mark.parametrize(
+    "name, options",
+    [(n, {}) for n in model_names() if n != "cnn"] + [("match_pyramid", {"interactions": ["cosine", "dot", "exact"]})],
+)
+def test_one_querys_candidates_score_as_each_pair_alone(name, options):
+    """Batches of one query's candidates (where models compare each distinct token with the query once) give each
+    pair the score it gets scored on its own."""
+    torch.manual_seed(0)
+    model = build_model(name, VOCAB_SIZE, {"use_first_stage_score": True, **options}).eval()
+    _, docs, first_stage = random_pairs(30, seed=3)
+    query = [7, 3, 11, 1]  # UNK in the query too
+    docs[0][:3] = [7, 1, 1]
+    scores = Scorer(model, InferenceOptions(batch_size=16)).score([query] * 30, docs, first_stage)
+    with torch.no_grad():
+        alone = [
+            model(torch.tensor([query]), torch.tensor([doc]), first_stage_score=torch.tensor([score])).item()
+            for doc, score in zip(docs, first_stage)
+        ]
+    np.testing.assert_allclose(scores, alone, atol=1e-5, rtol=0)
+
+
 def test_score_examples_keeps_the_examples_order():
     torch.manual_seed(0)
     model = build_model("knrm", VOCAB_SIZE)

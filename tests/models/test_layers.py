@@ -18,12 +18,14 @@ from neurank.models import (
     derive_mask,
     dot_matrix,
     dynamic_max_pool,
-    exact_match_matrix,
     embedding_config,
+    embedding_similarity,
+    exact_match_matrix,
     interaction_matrices,
     kernel_mus_sigmas,
     kernel_pooling,
     resolve_masks,
+    shared_query,
 )
 from neurank.text import PAD_ID, UNK_ID
 
@@ -77,6 +79,59 @@ def test_cosine_and_dot_of_known_vectors_with_padding_zeroed():
     assert torch.allclose(cosine, torch.tensor([[[24 / 25, 0.8, 0.0], [0.0, 0.0, 0.0]]]))
     dot = dot_matrix(query_emb, doc_emb, query_mask, doc_mask)
     assert torch.equal(dot, torch.tensor([[[24.0, 8.0, 0.0], [0.0, 0.0, 0.0]]]))
+
+
+class _RecordingEmbedding(torch.nn.Embedding):
+    """An embedding that records the shape of every id tensor it looks up."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.lookups = []
+
+    def forward(self, ids):
+        self.lookups.append(tuple(ids.shape))
+        return super().forward(ids)
+
+
+def _one_query_batch():
+    torch.manual_seed(0)
+    query = [5, UNK_ID, 9, PAD_ID]  # one padded query position
+    docs = [[9, 9, 7, 5, 11, PAD_ID], [3, UNK_ID, 9, 12, 4, 6], [5, PAD_ID, PAD_ID, PAD_ID, PAD_ID, PAD_ID]]
+    query_ids, doc_ids = torch.tensor([query] * len(docs)), torch.tensor(docs)
+    return query_ids, doc_ids, derive_mask(query_ids), derive_mask(doc_ids)
+
+
+@pytest.mark.parametrize("kind", ["cosine", "dot"])
+def test_embedding_similarity_of_one_query_reads_each_distinct_token_once(kind):
+    embedding = _RecordingEmbedding(13, 8, padding_idx=PAD_ID)
+    query_ids, doc_ids, query_mask, doc_mask = _one_query_batch()
+    plain = (cosine_matrix if kind == "cosine" else dot_matrix)(embedding(query_ids), embedding(doc_ids), query_mask, doc_mask)
+    embedding.lookups.clear()
+    with torch.inference_mode():
+        shared = embedding_similarity(embedding, kind, query_ids, doc_ids, query_mask, doc_mask)
+    # The distinct document ids (PAD, UNK, 3..12: 10 of them) and the query's 4 positions, not 3 x 6 and 3 x 4.
+    assert embedding.lookups == [(10,), (4,)]
+    assert shared.shape == plain.shape == (3, 4, 6)
+    torch.testing.assert_close(shared, plain, atol=1e-6, rtol=0)
+    assert torch.equal(shared == 0, plain == 0)  # padded cells are exactly 0 in both
+
+
+def test_embedding_similarity_keeps_the_plain_path_under_autograd_and_for_different_queries():
+    embedding = _RecordingEmbedding(13, 8, padding_idx=PAD_ID)
+    query_ids, doc_ids, query_mask, doc_mask = _one_query_batch()
+    with_grad = embedding_similarity(embedding, "cosine", query_ids, doc_ids, query_mask, doc_mask)
+    assert with_grad.requires_grad and embedding.lookups == [(3, 4), (3, 6)]
+    with_grad.sum().backward()
+    assert embedding.weight.grad is not None
+    query_ids[1, 0] = 7  # a second query
+    embedding.lookups.clear()
+    with torch.no_grad():
+        embedding_similarity(embedding, "dot", query_ids, doc_ids, derive_mask(query_ids), doc_mask)
+    assert embedding.lookups == [(3, 4), (3, 6)]
+    assert not shared_query(query_ids, derive_mask(query_ids))
+    assert not shared_query(query_ids[:1], query_mask[:1])  # one pair: nothing to share
+    with pytest.raises(ValueError, match="'cosine' or 'dot'"):
+        embedding_similarity(embedding, "exact", query_ids, doc_ids, query_mask, doc_mask)
 
 
 def test_exact_match_indicator_never_matches_pad_or_unk():

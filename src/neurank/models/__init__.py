@@ -15,6 +15,7 @@ from neurank.models.layers import (
     dot_matrix,
     dynamic_max_pool,
     embedding_config,
+    embedding_similarity,
     exact_match_matrix,
     interaction_matrices,
     kernel_mus_sigmas,
@@ -22,6 +23,7 @@ from neurank.models.layers import (
     kernel_soft_counts,
     pair_mask,
     resolve_masks,
+    shared_query,
 )
 from neurank.models.arci import ArcI, ArcIConfig
 from neurank.models.conv_knrm import ConvKNRM, ConvKNRMConfig
@@ -78,6 +80,7 @@ __all__ = [
     "dot_matrix",
     "dynamic_max_pool",
     "embedding_config",
+    "embedding_similarity",
     "exact_match_matrix",
     "interaction_matrices",
     "kernel_mus_sigmas",
@@ -89,4 +92,5 @@ __all__ = [
     "pair_mask",
     "register",
     "resolve_masks",
+    "shared_query",
 ]

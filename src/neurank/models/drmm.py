@@ -46,6 +46,7 @@ from neurank.models.layers import (
     Stage,
     build_embedding,
     cosine_matrix,
+    embedding_similarity,
     derive_mask,
     exact_match_matrix,
     linear_flops,
@@ -174,7 +175,7 @@ class DRMM(Ranker):
             (B, 1, Lq, Ld).
         """
         query_mask, doc_mask = resolve_masks(query_ids, doc_ids, query_mask, doc_mask)
-        sim_matrix = cosine_matrix(self.embedding(query_ids), self.embedding(doc_ids), query_mask, doc_mask)
+        sim_matrix = embedding_similarity(self.embedding, "cosine", query_ids, doc_ids, query_mask, doc_mask)
         return sim_matrix[:, None]  # (B, 1, Lq, Ld)
 
     def matching_histogram(

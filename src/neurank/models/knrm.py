@@ -34,6 +34,7 @@ from neurank.models.layers import (
     Stage,
     build_embedding,
     cosine_matrix,
+    embedding_similarity,
     kernel_labels,
     linear_flops,
     resolve_masks,
@@ -119,9 +120,8 @@ class KNRM(Ranker):
             (B, 1, Lq, Ld).
         """
         query_mask, doc_mask = resolve_masks(query_ids, doc_ids, query_mask, doc_mask)
-        query_emb = self.embedding(query_ids)  # (B, Lq, D)
-        doc_emb = self.embedding(doc_ids)  # (B, Ld, D)
-        return cosine_matrix(query_emb, doc_emb, query_mask, doc_mask)[:, None]  # (B, 1, Lq, Ld)
+        sim_matrix = embedding_similarity(self.embedding, "cosine", query_ids, doc_ids, query_mask, doc_mask)
+        return sim_matrix[:, None]  # (B, 1, Lq, Ld)
 
     def kernel_features(
         self, query_ids: Tensor, doc_ids: Tensor, query_mask: Tensor | None = None, doc_mask: Tensor | None = None

@@ -210,6 +210,54 @@ def dot_matrix(query_emb: Tensor, doc_emb: Tensor, query_mask: Tensor, doc_mask:
     return sim_matrix * pair_mask(query_mask, doc_mask)
 
 
+def shared_query(query_ids: Tensor, query_mask: Tensor) -> bool:
+    """Whether every pair of the batch has the same query (ids and mask), as when one query's candidates are scored.
+
+    Always False while torch.export, torch.compile or the JIT tracer records the model: the answer depends on the
+    data, and an exported graph must hold for every batch.
+    """
+    if torch.compiler.is_compiling() or torch.jit.is_tracing():
+        return False
+    return query_ids.shape[0] > 1 and bool((query_ids == query_ids[:1]).all()) and bool((query_mask == query_mask[:1]).all())
+
+
+def embedding_similarity(
+    embedding: nn.Embedding, kind: str, query_ids: Tensor, doc_ids: Tensor, query_mask: Tensor, doc_mask: Tensor
+) -> Tensor:
+    """`cosine_matrix` or `dot_matrix` of the embedded texts, computed once per distinct token when it pays.
+
+    Scoring one query's candidates (no autograd, the same query in every row), each document token's similarity to
+    the query depends only on its id: the distinct document ids are embedded once and compared with the query once,
+    and every cell reads its value from that (distinct ids x query length) table, instead of embedding every
+    document position and multiplying (B, Lq, D) by (B, D, Ld). The values are the same products (float rounding
+    aside; `tests/models` compares the two). Otherwise, and always under autograd, the plain formulation runs.
+
+    Args:
+        embedding: the model's embedding layer; kind: "cosine" or "dot".
+        query_ids: (B, Lq); doc_ids: (B, Ld); query_mask: (B, Lq) bool; doc_mask: (B, Ld) bool.
+    Returns:
+        (B, Lq, Ld), 0 at padded positions.
+    """
+    if kind not in ("cosine", "dot"):
+        raise ValueError(f"kind must be 'cosine' or 'dot', got {kind!r}")
+    if torch.is_grad_enabled() or not shared_query(query_ids, query_mask):
+        query_emb, doc_emb = embedding(query_ids), embedding(doc_ids)  # (B, Lq, D), (B, Ld, D)
+        similarity = cosine_matrix if kind == "cosine" else dot_matrix
+        return similarity(query_emb, doc_emb, query_mask, doc_mask)
+    # Distinct ids without sorting: mark the ids present in a vocabulary-sized table, then number them.
+    present = torch.zeros(embedding.num_embeddings, dtype=torch.bool, device=doc_ids.device)
+    present[doc_ids] = True
+    distinct = present.nonzero().squeeze(1)  # (U,)
+    position = torch.empty(embedding.num_embeddings, dtype=torch.long, device=doc_ids.device)
+    position[distinct] = torch.arange(distinct.numel(), device=doc_ids.device)
+    doc_vectors, query_vectors = embedding(distinct), embedding(query_ids[0])  # (U, D), (Lq, D)
+    if kind == "cosine":
+        doc_vectors, query_vectors = F.normalize(doc_vectors, dim=-1), F.normalize(query_vectors, dim=-1)
+    table = doc_vectors @ query_vectors.T  # (U, Lq)
+    cells = table[position[doc_ids]]  # (B, Ld, Lq)
+    return cells.transpose(1, 2) * pair_mask(query_mask, doc_mask)  # (B, Lq, Ld)
+
+
 def exact_match_matrix(query_ids: Tensor, doc_ids: Tensor, query_mask: Tensor, doc_mask: Tensor) -> Tensor:
     """1.0 where the query token and the document token are the same id, else 0.0.
 

@@ -37,10 +37,13 @@ from neurank.models.layers import (
     build_embedding,
     dynamic_max_pool,
     embedding_config,
+    embedding_similarity,
+    exact_match_matrix,
     interaction_matrices,
     linear_flops,
     pair_mask,
     resolve_masks,
+    shared_query,
     with_first_stage_score,
 )
 from neurank.models.registry import register
@@ -164,6 +167,14 @@ class MatchPyramid(Ranker):
             (B, C, Lq, Ld).
         """
         query_mask, doc_mask = resolve_masks(query_ids, doc_ids, query_mask, doc_mask)
+        if self.embedding is not None and not torch.is_grad_enabled() and shared_query(query_ids, query_mask):
+            # One query's candidates: similarities once per distinct document token (see `embedding_similarity`).
+            channels = [
+                exact_match_matrix(query_ids, doc_ids, query_mask, doc_mask) if kind == "exact"
+                else embedding_similarity(self.embedding, kind, query_ids, doc_ids, query_mask, doc_mask)
+                for kind in self.config.interactions
+            ]
+            return torch.stack(channels, dim=1)  # (B, C, Lq, Ld)
         query_emb = doc_emb = None
         if self.embedding is not None:
             query_emb = self.embedding(query_ids)  # (B, Lq, D)

@@ -47,6 +47,7 @@ from neurank.models.layers import (
     Stage,
     build_embedding,
     cosine_matrix,
+    embedding_similarity,
     linear_flops,
     pair_mask,
     resolve_masks,
@@ -178,7 +179,7 @@ class PACRR(Ranker):
             (B, 1, Lq, Ld).
         """
         query_mask, doc_mask = resolve_masks(query_ids, doc_ids, query_mask, doc_mask)
-        sim_matrix = cosine_matrix(self.embedding(query_ids), self.embedding(doc_ids), query_mask, doc_mask)
+        sim_matrix = embedding_similarity(self.embedding, "cosine", query_ids, doc_ids, query_mask, doc_mask)
         return sim_matrix[:, None]  # (B, 1, Lq, Ld)
 
     def ngram_signals(self, sim_matrix: Tensor) -> list[Tensor]:
