@@ -15,6 +15,7 @@ import json
 import platform
 import statistics
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
@@ -44,6 +45,8 @@ class ModelResult:
     best_epochs: list[int]
     threads: list[int] = field(default_factory=list)
     compute_seconds: float = 0.0
+    started_at: float | None = None  # Unix times: the first seed's start and the last seed's finish
+    finished_at: float | None = None
 
 
 @dataclass
@@ -149,10 +152,34 @@ def run_benchmark(
                     statistics.mean(r.train_seconds for r in runs), statistics.mean(r.pairs_per_second for r in runs),
                     [r.best_epoch for r in runs], [r.threads for r in runs],
                     sum(r.train_seconds + r.rerank_seconds for r in runs),
+                    _earliest(r.started_at for r in runs), _latest(r.finished_at for r in runs),
                 )
             )
         results.append(result)
     return results
+
+
+def _earliest(times) -> float | None:
+    known = [t for t in times if t is not None]
+    return min(known) if len(known) else None
+
+
+def _latest(times) -> float | None:
+    known = [t for t in times if t is not None]
+    return max(known) if len(known) else None
+
+
+def training_span(results: list[CollectionResult]) -> str:
+    """When the table's seeds were trained: first start to last finish, in UTC, read from the seeds' results."""
+    start = _earliest(m.started_at for r in results for m in r.models)
+    end = _latest(m.finished_at for r in results for m in r.models)
+    if start is None or end is None:
+        return ""
+    first, last = (datetime.fromtimestamp(t, timezone.utc) for t in (start, end))
+    return (
+        f" The seeds were trained and scored between {first:%Y-%m-%d %H:%M} and {last:%Y-%m-%d %H:%M} UTC: "
+        f"{(end - start) / 60:.0f} min of wall-clock time from the first seed's start to the last seed's end."
+    )
 
 
 def results_markdown(
@@ -167,7 +194,7 @@ def results_markdown(
         f"Made by `{command}` on {platform.machine()} (torch {torch.__version__}, {'/'.join(map(str, threads))} torch "
         f"thread(s) per training process): {compute / 60:.0f} min of training and re-ranking in all, this command's "
         f"wall time {wall_seconds / 60:.0f} min (seeds found finished in the runs directory are read back, not "
-        f"retrained). Seeds {plan.seeds}; each seed's model is the best on dev.",
+        f"retrained).{training_span(results)} Seeds {plan.seeds}; each seed's model is the best on dev.",
         "Mean ± standard deviation over seeds; † / ‡: different from BM25 at p < 0.05 (paired t-test / randomisation",
         "test over queries, on per-query values averaged over seeds). Training time is per seed, until early stopping;",
         "throughput is re-ranking pairs per second on the test split (batch 256, this machine).",

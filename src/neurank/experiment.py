@@ -69,6 +69,12 @@ class SeedRun:
     pairs_per_second: float
     threads: int = 0
     rerank_seconds: float = 0.0
+    finished_at: float | None = None  # Unix time when the result was written
+
+    @property
+    def started_at(self) -> float | None:
+        """Unix time when training began (the finish less training and re-ranking), None if unknown."""
+        return None if self.finished_at is None else self.finished_at - self.train_seconds - self.rerank_seconds
 
 
 SEED_RESULT = "seed.json"
@@ -89,7 +95,10 @@ def load_seed_run(run_dir: Path, config: ExperimentConfig, measures: list[str]) 
     if saved.get("config") != json.loads(json.dumps(config.to_dict())) or saved.get("measures") != list(measures):
         return None
     fields = {f.name for f in dataclasses.fields(SeedRun)}
-    return SeedRun(**{k: v for k, v in saved["result"].items() if k in fields})
+    result = SeedRun(**{k: v for k, v in saved["result"].items() if k in fields})
+    if result.finished_at is None:  # written before the field existed: the file's own time says when
+        result.finished_at = path.stat().st_mtime
+    return result
 
 
 def train_and_test(
@@ -117,7 +126,7 @@ def train_and_test(
     qrels = data.collection.split(split_name).qrels
     result = SeedRun(
         seed, evaluate(run, qrels, measures), evaluate_per_query(run, qrels, measures), train_seconds,
-        outcome["best_epoch"], len(run) / rerank_seconds, torch.get_num_threads(), rerank_seconds,
+        outcome["best_epoch"], len(run) / rerank_seconds, torch.get_num_threads(), rerank_seconds, time.time(),
     )
     with atomic_write(run_dir / SEED_RESULT) as handle:
         json.dump({"config": config.to_dict(), "measures": list(measures), "result": dataclasses.asdict(result)}, handle)

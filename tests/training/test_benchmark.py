@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import os
 
 import pytest
 import yaml
@@ -36,6 +37,24 @@ def test_quick_benchmark_writes_the_table(tmp_path, tiny_config):
     # The mean in the table is the mean of the per-seed values that were measured.
     assert model["mean"]["AP"] == pytest.approx(sum(r["AP"] for r in model["per_seed"]) / 2)
     assert (tmp_path / "runs" / "wikiqa" / "knrm" / "seed-2" / "best.pt").is_file()
+    # When the seeds ran, from their own results: the first start comes before the last finish.
+    assert model["started_at"] < model["finished_at"]
+    assert "UTC: " in text and "min of wall-clock time from the first seed's start" in text
+
+
+def test_a_seed_result_without_its_finish_time_takes_the_files(tmp_path, tiny_config):
+    path = write_plan(tmp_path, tiny_config, {"knrm": {}})
+    plan = load_plan(path, quick=True)
+    run_benchmark(plan, tmp_path / "runs", log=lambda line: None)
+    seed_file = tmp_path / "runs" / "wikiqa" / "knrm" / "seed-1" / "seed.json"
+    saved = json.loads(seed_file.read_text())
+    assert saved["result"]["finished_at"] > 0
+    del saved["result"]["finished_at"]  # as written by neurank before the field existed
+    seed_file.write_text(json.dumps(saved))
+    os.utime(seed_file, (1_700_000_000, 1_700_000_000))
+    again = run_benchmark(plan, tmp_path / "runs", log=lambda line: None)
+    seed_1 = again[0].models[0]
+    assert seed_1.started_at < 1_700_000_000 <= seed_1.finished_at
 
 
 def test_unknown_models_are_named(tmp_path, tiny_config):
