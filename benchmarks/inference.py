@@ -9,7 +9,8 @@ Sections (each prints a Markdown table; everything also goes to the JSON file):
    just before the model's rows; peak resident memory of each run. A row "plain MatchPyramid" runs the textbook
    forward (activation then re-mask after every convolution, default layout, whole batch at once) on the same inputs.
 2. latency: `Reranker.rerank` of one NFCorpus test query (text in, ranked run out; texts pre-tokenised by an earlier
-   pass) with its BM25 top 100 and top 1000, documents cut at 200 tokens: p50 / p95 per model.
+   pass) with its BM25 top 100 and top 1000, documents cut at 200 tokens: p50 / p95 per model; then, interleaved
+   query by query, the same with and without the similarity table per distinct token (the models that use it).
 3. the straightforward reference: a MatchPyramid re-ranker written as tutorials and older toolkits write one
    (every text tokenised on each call and padded to the fixed maximum lengths, a Python loop scoring one candidate
    at a time), with the same weights, interleaved query by query with neurank on the same NFCorpus queries: the
@@ -283,6 +284,46 @@ def latency(configs, workload: NFCorpusWorkload, depths, n_queries, log) -> list
     return rows
 
 
+def shared_query_option(configs, workload: NFCorpusWorkload, depth, n_queries, log) -> list[dict]:
+    """One-query re-ranking with and without the per-distinct-token similarity table (`embedding_similarity`),
+    interleaved query by query, for the models that use it; the scores of both ways are compared."""
+    import neurank.models.layers as layers
+
+    users = [name for name in (CNN, "knrm", "drmm", "pacrr") if name in configs]
+    original = layers.shared_query
+    rows = []
+    for name in users:
+        model = make_model(name, len(workload.vocab), configs)
+        reranker = Reranker(model, workload.tokenizer, workload.vocab, MAX_QUERY_LEN, MAX_DOC_LEN, device="cpu")
+        query_ids = list(workload.queries)[:n_queries]
+        for query_id in query_ids:
+            reranker.encoder.encode_queries([workload.queries[query_id].text])
+            reranker.encoder.encode_docs([workload.docs[r.doc_id].text for r in workload.run_for(query_id, depth)])
+        times = {True: [], False: []}
+        difference = 0.0
+        try:
+            for _ in range(3):
+                for query_id in query_ids:
+                    run, scores = workload.run_for(query_id, depth), {}
+                    for shared in (False, True):
+                        layers.shared_query = original if shared else (lambda *args: False)
+                        start = time.perf_counter()
+                        scores[shared] = reranker.rerank(run, workload.queries, workload.docs, depth)
+                        times[shared].append(time.perf_counter() - start)
+                    plain = {r.doc_id: r.score for r in scores[False]}
+                    difference = max(difference, max(abs(r.score - plain[r.doc_id]) for r in scores[True]))
+        finally:
+            layers.shared_query = original
+        plain_p50, shared_p50 = speedlib.median(times[False]), speedlib.median(times[True])
+        rows.append({
+            "model": name, "candidates": depth, "plain_p50_ms": 1e3 * plain_p50, "shared_p50_ms": 1e3 * shared_p50,
+            "speedup": plain_p50 / shared_p50, "max_score_difference": difference,
+        })
+        log(f"  {name} top {depth}: {1e3 * plain_p50:.1f} -> {1e3 * shared_p50:.1f} ms p50 ({plain_p50 / shared_p50:.2f}x), "
+            f"scores within {difference:.1e}")
+    return rows
+
+
 def reference_comparison(configs, workload: NFCorpusWorkload, depth, n_queries, log) -> dict:
     model = make_model(CNN, len(workload.vocab), configs)
     reference = TutorialMatchPyramid(len(workload.vocab), model.config).eval()
@@ -545,7 +586,7 @@ def main() -> None:
     parser.add_argument("--output", default=str(ROOT / "benchmarks" / "results" / "inference.json"))
     parser.add_argument("--quick", action="store_true", help="fewer sizes, queries and repetitions (a smoke test)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's, one per core)")
-    parser.add_argument("--sections", default="throughput,latency,reference,optimisations,numerics,compile,onnx,allocator,waitpolicy")
+    parser.add_argument("--sections", default="throughput,latency,sharedquery,reference,optimisations,numerics,compile,onnx,allocator,waitpolicy")
     parser.add_argument("--models", default=None, help="comma-separated subset of the models (default: all)")
     args = parser.parse_args()
     if args.threads:
@@ -580,6 +621,12 @@ def main() -> None:
         tables.append(("Latency: Reranker.rerank of one query", speedlib.markdown_table(
             result["latency"], ["model", "candidates", "queries", "p50_ms", "p95_ms", "peak_mib"],
             {"candidates": "d", "queries": "d", "p50_ms": ".1f", "p95_ms": ".1f", "peak_mib": ",.0f"})))
+    if "sharedquery" in sections:
+        log("\n## One query's candidates: the per-distinct-token similarity table against the plain look-up (interleaved)")
+        result["shared_query"] = shared_query_option(configs, workload, 100, 5 if quick else 20, log)
+        tables.append(("One-query re-ranking, top 100: similarity table per distinct token", speedlib.markdown_table(
+            result["shared_query"], ["model", "plain_p50_ms", "shared_p50_ms", "speedup", "max_score_difference"],
+            {"plain_p50_ms": ".1f", "shared_p50_ms": ".1f", "speedup": ".2f", "max_score_difference": ".1e"})))
     if "reference" in sections:
         log("\n## The straightforward reference (CNN), interleaved on the same queries")
         result["reference"] = reference_comparison(configs, workload, 100, 5 if quick else 20, log)
