@@ -287,10 +287,9 @@ def latency(configs, workload: NFCorpusWorkload, depths, n_queries, log) -> list
 def shared_query_option(configs, workload: NFCorpusWorkload, depth, n_queries, log) -> list[dict]:
     """One-query re-ranking with and without the per-distinct-token similarity table (`embedding_similarity`),
     interleaved query by query, for the models that use it; the scores of both ways are compared."""
-    import neurank.models.layers as layers
+    from neurank.models import one_query_tables
 
     users = [name for name in (CNN, "knrm", "drmm", "pacrr") if name in configs]
-    original = layers.shared_query
     rows = []
     for name in users:
         model = make_model(name, len(workload.vocab), configs)
@@ -301,19 +300,16 @@ def shared_query_option(configs, workload: NFCorpusWorkload, depth, n_queries, l
             reranker.encoder.encode_docs([workload.docs[r.doc_id].text for r in workload.run_for(query_id, depth)])
         times = {True: [], False: []}
         difference = 0.0
-        try:
-            for _ in range(3):
-                for query_id in query_ids:
-                    run, scores = workload.run_for(query_id, depth), {}
-                    for shared in (False, True):
-                        layers.shared_query = original if shared else (lambda *args: False)
+        for _ in range(3):
+            for query_id in query_ids:
+                run, scores = workload.run_for(query_id, depth), {}
+                for shared in (False, True):
+                    with one_query_tables(shared):
                         start = time.perf_counter()
                         scores[shared] = reranker.rerank(run, workload.queries, workload.docs, depth)
                         times[shared].append(time.perf_counter() - start)
-                    plain = {r.doc_id: r.score for r in scores[False]}
-                    difference = max(difference, max(abs(r.score - plain[r.doc_id]) for r in scores[True]))
-        finally:
-            layers.shared_query = original
+                plain = {r.doc_id: r.score for r in scores[False]}
+                difference = max(difference, max(abs(r.score - plain[r.doc_id]) for r in scores[True]))
         plain_p50, shared_p50 = speedlib.median(times[False]), speedlib.median(times[True])
         rows.append({
             "model": name, "candidates": depth, "plain_p50_ms": 1e3 * plain_p50, "shared_p50_ms": 1e3 * shared_p50,

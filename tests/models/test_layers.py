@@ -24,6 +24,8 @@ from neurank.models import (
     interaction_matrices,
     kernel_mus_sigmas,
     kernel_pooling,
+    one_query_interactions,
+    one_query_tables,
     resolve_masks,
     shared_query,
 )
@@ -109,11 +111,25 @@ def test_embedding_similarity_of_one_query_reads_each_distinct_token_once(kind):
     embedding.lookups.clear()
     with torch.inference_mode():
         shared = embedding_similarity(embedding, kind, query_ids, doc_ids, query_mask, doc_mask)
-    # The distinct document ids (PAD, UNK, 3..12: 10 of them) and the query's 4 positions, not 3 x 6 and 3 x 4.
-    assert embedding.lookups == [(10,), (4,)]
+    # The query's 4 positions and the distinct document ids (PAD, UNK, 3..12: 10 of them), not 3 x 4 and 3 x 6.
+    assert embedding.lookups == [(4,), (10,)]
     assert shared.shape == plain.shape == (3, 4, 6)
     torch.testing.assert_close(shared, plain, atol=1e-6, rtol=0)
     assert torch.equal(shared == 0, plain == 0)  # padded cells are exactly 0 in both
+
+
+def test_one_query_interactions_equal_the_stacked_matrices_channels_last():
+    embedding = torch.nn.Embedding(13, 8, padding_idx=PAD_ID)
+    query_ids, doc_ids, query_mask, doc_mask = _one_query_batch()
+    kinds = ("exact", "cosine", "dot")
+    with torch.no_grad():
+        plain = interaction_matrices(kinds, query_ids, doc_ids, embedding(query_ids), embedding(doc_ids), query_mask, doc_mask)
+        cells = one_query_interactions(embedding, kinds, query_ids, doc_ids, query_mask, doc_mask)
+    assert cells.shape == (3, 4, 6, 3) and cells.is_contiguous()
+    torch.testing.assert_close(cells.permute(0, 3, 1, 2), plain, atol=1e-6, rtol=0)
+    assert torch.equal(cells[..., 0], plain[:, 0])  # exact match: the same 0s and 1s, UNK and PAD never matching
+    with pytest.raises(ValueError, match="valid interactions"):
+        one_query_interactions(embedding, ("jaccard",), query_ids, doc_ids, query_mask, doc_mask)
 
 
 def test_embedding_similarity_keeps_the_plain_path_under_autograd_and_for_different_queries():
@@ -130,6 +146,11 @@ def test_embedding_similarity_keeps_the_plain_path_under_autograd_and_for_differ
     assert embedding.lookups == [(3, 4), (3, 6)]
     assert not shared_query(query_ids, derive_mask(query_ids))
     assert not shared_query(query_ids[:1], query_mask[:1])  # one pair: nothing to share
+    query_ids[1, 0] = 5
+    assert shared_query(query_ids, query_mask)
+    with one_query_tables(False):
+        assert not shared_query(query_ids, query_mask)
+    assert shared_query(query_ids, query_mask)
     with pytest.raises(ValueError, match="'cosine' or 'dot'"):
         embedding_similarity(embedding, "exact", query_ids, doc_ids, query_mask, doc_mask)
 

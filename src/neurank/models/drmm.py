@@ -45,7 +45,6 @@ from neurank.models.layers import (
     Ranker,
     Stage,
     build_embedding,
-    cosine_matrix,
     embedding_similarity,
     derive_mask,
     exact_match_matrix,

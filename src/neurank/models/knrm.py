@@ -33,7 +33,6 @@ from neurank.models.layers import (
     Ranker,
     Stage,
     build_embedding,
-    cosine_matrix,
     embedding_similarity,
     kernel_labels,
     linear_flops,

@@ -9,6 +9,7 @@ depends on data, so the models export (ONNX, torch.export) with dynamic batch an
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -210,13 +211,28 @@ def dot_matrix(query_emb: Tensor, doc_emb: Tensor, query_mask: Tensor, doc_mask:
     return sim_matrix * pair_mask(query_mask, doc_mask)
 
 
+_ONE_QUERY_TABLES = True
+
+
+@contextlib.contextmanager
+def one_query_tables(enabled: bool):
+    """Switch the per-distinct-token path of one query's batches (`one_query_interactions`) on or off in this block,
+    e.g. to measure it (`benchmarks/inference.py --sections sharedquery`) or to compare both ways."""
+    global _ONE_QUERY_TABLES
+    previous, _ONE_QUERY_TABLES = _ONE_QUERY_TABLES, enabled
+    try:
+        yield
+    finally:
+        _ONE_QUERY_TABLES = previous
+
+
 def shared_query(query_ids: Tensor, query_mask: Tensor) -> bool:
     """Whether every pair of the batch has the same query (ids and mask), as when one query's candidates are scored.
 
     Always False while torch.export, torch.compile or the JIT tracer records the model: the answer depends on the
     data, and an exported graph must hold for every batch.
     """
-    if torch.compiler.is_compiling() or torch.jit.is_tracing():
+    if not _ONE_QUERY_TABLES or torch.compiler.is_compiling() or torch.jit.is_tracing():
         return False
     return query_ids.shape[0] > 1 and bool((query_ids == query_ids[:1]).all()) and bool((query_mask == query_mask[:1]).all())
 
@@ -244,18 +260,52 @@ def embedding_similarity(
         query_emb, doc_emb = embedding(query_ids), embedding(doc_ids)  # (B, Lq, D), (B, Ld, D)
         similarity = cosine_matrix if kind == "cosine" else dot_matrix
         return similarity(query_emb, doc_emb, query_mask, doc_mask)
+    return one_query_interactions(embedding, (kind,), query_ids, doc_ids, query_mask, doc_mask)[..., 0]
+
+
+def one_query_interactions(
+    embedding: nn.Embedding, kinds: Sequence[str], query_ids: Tensor, doc_ids: Tensor, query_mask: Tensor,
+    doc_mask: Tensor,
+) -> Tensor:
+    """Interaction matrices of a batch whose pairs all have the same query (see `shared_query`), channels last.
+
+    Each kind's value at (query position, document token) is computed once per distinct document id, in a
+    (Lq, distinct ids, C) table, and one indexing spreads it over the batch, already in channels-last order.
+
+    Args:
+        embedding: the model's embedding layer; kinds: names from `INTERACTIONS`.
+        query_ids: (B, Lq), every row the same; doc_ids: (B, Ld); query_mask: (B, Lq) bool; doc_mask: (B, Ld) bool.
+    Returns:
+        (B, Lq, Ld, C): the values of `interaction_matrices` (float rounding aside), 0 at padded positions.
+    """
+    vocab_size, device = embedding.num_embeddings, doc_ids.device
     # Distinct ids without sorting: mark the ids present in a vocabulary-sized table, then number them.
-    present = torch.zeros(embedding.num_embeddings, dtype=torch.bool, device=doc_ids.device)
+    present = torch.zeros(vocab_size, dtype=torch.bool, device=device)
     present[doc_ids] = True
     distinct = present.nonzero().squeeze(1)  # (U,)
-    position = torch.empty(embedding.num_embeddings, dtype=torch.long, device=doc_ids.device)
-    position[distinct] = torch.arange(distinct.numel(), device=doc_ids.device)
-    doc_vectors, query_vectors = embedding(distinct), embedding(query_ids[0])  # (U, D), (Lq, D)
-    if kind == "cosine":
-        doc_vectors, query_vectors = F.normalize(doc_vectors, dim=-1), F.normalize(query_vectors, dim=-1)
-    table = doc_vectors @ query_vectors.T  # (U, Lq)
-    cells = table[position[doc_ids]]  # (B, Ld, Lq)
-    return cells.transpose(1, 2) * pair_mask(query_mask, doc_mask)  # (B, Lq, Ld)
+    position = torch.empty(vocab_size, dtype=torch.long, device=device)
+    position[distinct] = torch.arange(distinct.numel(), device=device)
+    query = query_ids[0]  # (Lq,)
+    vectors = {}
+    if any(kind != "exact" for kind in kinds):
+        vectors["dot"] = (embedding(query), embedding(distinct))  # (Lq, D), (U, D)
+        if "cosine" in kinds:
+            vectors["cosine"] = tuple(F.normalize(v, dim=-1) for v in vectors["dot"])
+    columns = []
+    for kind in kinds:
+        if kind == "exact":
+            known = query_mask[0] & (query != UNK_ID)  # (Lq,); UNK and PAD never match
+            columns.append(((query[:, None] == distinct[None, :]) & known[:, None]).float())  # (Lq, U)
+        elif kind in vectors:
+            query_vectors, doc_vectors = vectors[kind]
+            columns.append(query_vectors @ doc_vectors.T)  # (Lq, U)
+        else:
+            raise ValueError(f"unknown interaction {kind!r}; valid interactions: {', '.join(INTERACTIONS)}")
+    table = torch.stack(columns, dim=-1)  # (Lq, U, C)
+    # Row (i, u) of the flattened table is query position i against distinct id u: gather whole C-vectors.
+    rows = torch.arange(query.numel(), device=device)[None, :, None] * distinct.numel() + position[doc_ids][:, None, :]
+    cells = table.flatten(0, 1).index_select(0, rows.flatten()).view(*rows.shape, len(kinds))  # (B, Lq, Ld, C)
+    return cells.mul_(pair_mask(query_mask, doc_mask)[..., None])
 
 
 def exact_match_matrix(query_ids: Tensor, doc_ids: Tensor, query_mask: Tensor, doc_mask: Tensor) -> Tensor:

@@ -37,10 +37,9 @@ from neurank.models.layers import (
     build_embedding,
     dynamic_max_pool,
     embedding_config,
-    embedding_similarity,
-    exact_match_matrix,
     interaction_matrices,
     linear_flops,
+    one_query_interactions,
     pair_mask,
     resolve_masks,
     shared_query,
@@ -168,13 +167,12 @@ class MatchPyramid(Ranker):
         """
         query_mask, doc_mask = resolve_masks(query_ids, doc_ids, query_mask, doc_mask)
         if self.embedding is not None and not torch.is_grad_enabled() and shared_query(query_ids, query_mask):
-            # One query's candidates: similarities once per distinct document token (see `embedding_similarity`).
-            channels = [
-                exact_match_matrix(query_ids, doc_ids, query_mask, doc_mask) if kind == "exact"
-                else embedding_similarity(self.embedding, kind, query_ids, doc_ids, query_mask, doc_mask)
-                for kind in self.config.interactions
-            ]
-            return torch.stack(channels, dim=1)  # (B, C, Lq, Ld)
+            # One query's candidates: every interaction once per distinct document token, laid out channels-last
+            # as the scoring convolutions read it (see `one_query_interactions`).
+            cells = one_query_interactions(
+                self.embedding, self.config.interactions, query_ids, doc_ids, query_mask, doc_mask
+            )  # (B, Lq, Ld, C)
+            return cells.permute(0, 3, 1, 2)  # (B, C, Lq, Ld), channels-last memory
         query_emb = doc_emb = None
         if self.embedding is not None:
             query_emb = self.embedding(query_ids)  # (B, Lq, D)

@@ -46,7 +46,6 @@ from neurank.models.layers import (
     Ranker,
     Stage,
     build_embedding,
-    cosine_matrix,
     embedding_similarity,
     linear_flops,
     pair_mask,
