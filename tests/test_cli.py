@@ -129,3 +129,11 @@ def test_baseline_table_agrees_with_search_and_evaluate(capsys, shared_data, tmp
     status, out, _ = run_cli(capsys, "evaluate", run_path, tmp_path / "nf.qrels", "--measures", "nDCG@10", "--json")
     assert json.loads(out)["nDCG@10"] == pytest.approx(rows["nfcorpus"]["metrics"]["nDCG@10"])
     assert "| nfcorpus | test |" in table.read_text()
+
+
+def test_the_benchmark_table_shows_its_command_without_the_notes_text():
+    from neurank.cli import _without_note
+
+    args = ["configs/benchmark.yaml", "--note", "two processes, 1 thread each", "--readme", "README.md"]
+    assert _without_note(args) == ["configs/benchmark.yaml", "--note", "'...'", "--readme", "README.md"]
+    assert _without_note(["--note=shared machine", "--quick"]) == ["--note '...'", "--quick"]

@@ -370,11 +370,28 @@ def benchmark_cmd(
     )
     started = time.perf_counter()
     results = run_benchmark(plan, runs_dir, log=lambda line: console.print(line, highlight=False), reuse=not fresh)
-    command = "neurank benchmark " + " ".join(sys.argv[2:] if len(sys.argv) > 2 else [str(config)])
+    command = "neurank benchmark " + " ".join(_without_note(sys.argv[2:]) if len(sys.argv) > 2 else [str(config)])
     write_results(results, plan, output, command, time.perf_counter() - started, note)
     if readme:
         update_readme(readme, output.read_text(encoding="utf-8"))
     typer.echo(output.read_text(encoding="utf-8"))
+
+
+def _without_note(args: list[str]) -> list[str]:
+    """The command line with the text of `--note` elided: the table prints the note on its own line."""
+    shown, skip = [], False
+    for arg in args:
+        if skip:
+            shown.append("'...'")
+            skip = False
+        elif arg == "--note":
+            shown.append(arg)
+            skip = True
+        elif arg.startswith("--note="):
+            shown.append("--note '...'")
+        else:
+            shown.append(arg)
+    return shown
 
 
 @app.command("explain")
