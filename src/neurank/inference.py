@@ -10,15 +10,17 @@ What makes it fast without changing a score (each measured by `benchmarks/infere
   length). Every interaction model materialises tensors of that many cells times its channels; on a CPU a batch
   that fits in the caches runs several times faster than one that spills to memory, whose fresh pages the allocator
   must also fault in. Smaller batches are scored exactly as larger ones (padding never changes a score);
-- ids padded with numpy from the cached id lists (texts are tokenised once by `TextEncoder`), and `inference_mode`.
+- ids padded with numpy from the cached id lists (texts are tokenised once by `TextEncoder`), and `inference_mode`;
+- a batch of one query's candidates (re-ranking one query) lets the models that compare embeddings compute each
+  distinct document token's similarity to the query once (`neurank.models.one_query_interactions`).
 
 One option changes numerics and is off by default: `precision="bf16"` (autocast to bfloat16). It paid for TK
-(1.8-2.2x), MV-LSTM (1.3-1.4x) and ArcI (1.2x) and cost MatchPyramid (0.8x) and DUET (0.4-0.5x); it kept the
+(1.8-2.6x), MV-LSTM (1.2-1.4x) and ArcI (1.2-1.3x) and cost MatchPyramid (0.8x) and DUET (0.4-0.5x); it kept the
 rankings of NFCorpus candidates close (Spearman >= 0.993 against fp32) except Conv-KNRM's (0.87), and it blurs the
 kernel models' exact-match kernel (sigma 1e-3 cannot separate 1.0 from its bfloat16 neighbours): check the ranking
 before using it. Measured and dropped (`benchmarks/inference.py` still measures them): int8 dynamic quantisation of
-the linear and LSTM layers (0.87-1.07x: the models' work is not there, and rankings moved more than with bf16) and
-`torch.compile` (1.1-1.2x at one fixed shape after 7-21 s of compiling it, but every length bucket is a new shape,
+the linear and LSTM layers (0.65-1.07x: the models' work is not there, and rankings moved more than with bf16) and
+`torch.compile` (1.1-1.3x at one fixed shape after 7-21 s of compiling it, but every length bucket is a new shape,
 and a training step ran 0.9x). The README's "Speed" section has the tables.
 """
 
