@@ -67,6 +67,12 @@ class BenchmarkPlan:
     measures: dict[str, list[str]]
     models: dict[str, dict]
     seeds: list[int]
+    # Per collection, options that replace a model's own there (chosen on that collection's dev split).
+    collection_models: dict[str, dict[str, dict]] = field(default_factory=dict)
+
+    def model_options(self, collection: str, model: str) -> dict:
+        """A model's options on a collection: its own, with the collection's replacements."""
+        return {**self.models[model], **self.collection_models.get(collection, {}).get(model, {})}
 
 
 def load_plan(
@@ -75,7 +81,8 @@ def load_plan(
 ) -> BenchmarkPlan:
     """Read a benchmark YAML: ``collections: {name: {config, measures}}``, ``models: {name: options}``, ``seeds``,
     and ``quick: {seeds, overrides}`` applied with `quick`. A collection entry may carry its own ``overrides``
-    (dotted ``key=value``, applied before the quick ones) to size that collection's training for the table."""
+    (dotted ``key=value``, applied before the quick ones) to size that collection's training for the table, and
+    its own ``models: {name: options}``, which replace those models' options on that collection only."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: benchmark config not found")
@@ -102,13 +109,21 @@ def load_plan(
         if missing:
             raise ConfigError(f"{path}: collection {missing[0]!r} is not in the benchmark config; it has {', '.join(entries)}")
         entries = {c: entries[c] for c in collections}
-    collections, measures = {}, {}
+    collections, measures, collection_models = {}, {}, {}
     for name, entry in entries.items():
+        unknown = set(entry) - {"config", "measures", "overrides", "models"}
+        if unknown:
+            raise ConfigError(f"{path}: collection {name!r}: unknown key {sorted(unknown)[0]!r}; valid keys: config, measures, models, overrides")
+        own_models = dict(entry.get("models") or {})
+        strangers = [m for m in own_models if m not in raw.get("models", {})]
+        if strangers:
+            raise ConfigError(f"{path}: collection {name!r} sets options of {strangers[0]!r}, which is not in the benchmark's models")
+        collection_models[name] = {m: dict(o or {}) for m, o in own_models.items() if m in chosen}
         base = yaml.safe_load((path.parent / entry["config"]).read_text(encoding="utf-8")) if "config" in entry else {}
         own = list(entry.get("overrides", []))
         collections[name] = config_from_dict(apply_overrides(base, own + overrides), f"{path}: {name}")
         measures[name] = list(entry.get("measures", []))
-    return BenchmarkPlan(collections, measures, {m: dict(o or {}) for m, o in chosen.items()}, seeds)
+    return BenchmarkPlan(collections, measures, {m: dict(o or {}) for m, o in chosen.items()}, seeds, collection_models)
 
 
 def run_benchmark(
@@ -130,7 +145,8 @@ def run_benchmark(
         bm25 = bm25_run(collection, base.data.test_split, k=base.data.candidates)
         bm25_values = evaluate_per_query(bm25, split.qrels, measures)
         result = CollectionResult(name, base.data.test_split, len(bm25_values[measures[0]]), measures, evaluate(bm25, split.qrels, measures))
-        for model_name, options in plan.models.items():
+        for model_name in plan.models:
+            options = plan.model_options(name, model_name)
             config = dataclasses.replace(
                 base,
                 model=model_name,

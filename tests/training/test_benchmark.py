@@ -128,3 +128,24 @@ def test_seeds_can_be_chosen_on_the_command_line(tmp_path, tiny_config):
     path = write_plan(tmp_path, tiny_config, {"knrm": {}})
     assert load_plan(path).seeds == [1, 2, 3]
     assert load_plan(path, seeds=[3]).seeds == [3] and load_plan(path, quick=True, seeds=[5]).seeds == [5]
+
+
+def test_a_collection_can_set_its_own_model_options(tmp_path, tiny_config):
+    path = write_plan(tmp_path, tiny_config, {"knrm": {"n_kernels": 11}, "drmm": {}})
+    plan = yaml.safe_load(path.read_text())
+    plan["collections"]["wikiqa"]["models"] = {"knrm": {"n_kernels": 5}}
+    path.write_text(yaml.safe_dump(plan))
+    loaded = load_plan(path, quick=True)
+    assert loaded.model_options("wikiqa", "knrm") == {"n_kernels": 5}
+    assert loaded.model_options("wikiqa", "drmm") == {} and loaded.models["knrm"] == {"n_kernels": 11}
+    results = run_benchmark(loaded, tmp_path / "runs", log=lambda line: None)
+    saved = json.loads((tmp_path / "runs" / "wikiqa" / "knrm" / "seed-1" / "seed.json").read_text())
+    assert saved["config"]["model_config"]["n_kernels"] == 5 and len(results[0].models) == 2
+    plan["collections"]["wikiqa"]["models"] = {"tk": {}}
+    path.write_text(yaml.safe_dump(plan))
+    with pytest.raises(ConfigError, match="'tk', which is not in the benchmark's models"):
+        load_plan(path)
+    plan["collections"]["wikiqa"] = {"config": "base.yaml", "model": {}}
+    path.write_text(yaml.safe_dump(plan))
+    with pytest.raises(ConfigError, match="unknown key 'model'"):
+        load_plan(path)
