@@ -180,16 +180,24 @@ class DistributedContext:
 
     # -- lifetime ----------------------------------------------------------------------------------------------
 
-    def close(self) -> None:
-        """Leave the process group (no collective: a rank that failed must not make the others wait)."""
+    def close(self, failed: bool = False) -> None:
+        """Leave the process group.
+
+        A rank that finished waits at a barrier first, so that no rank tears down its connections while a peer's
+        last collective (the final broadcast of the results) is still in flight: gloo then aborted the process at
+        exit now and then ("terminate called without an active exception") after the work was done. A rank that
+        `failed` leaves at once: it must not make the others wait.
+        """
         if self.enabled and dist.is_initialized():
+            if not failed:
+                dist.barrier()
             dist.destroy_process_group()
 
     def __enter__(self) -> DistributedContext:
         return self
 
-    def __exit__(self, *exc_info) -> None:
-        self.close()
+    def __exit__(self, exc_type, *exc_info) -> None:
+        self.close(failed=exc_type is not None)
 
     def _collective_device(self) -> torch.device:
         # NCCL moves only CUDA tensors; gloo moves CPU tensors.
