@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -32,6 +30,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from neurank.collections.textio import atomic_write
 from neurank.models import build_model, model_config_to_dict
 from neurank.text import PAD_ID, Tokenizer, Vocab
 from neurank.training.checkpoint import CheckpointError, load_checkpoint
@@ -146,16 +145,8 @@ def export_model_onnx(
     info["check"] = check
     entry = proto.metadata_props.add()
     entry.key, entry.value = METADATA_KEY, json.dumps(info)
-    output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".tmp", dir=output.parent)
-    os.close(fd)
-    try:
-        onnx.save(proto, tmp)
-        os.replace(tmp, output)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(output, "wb") as handle:  # a failed write leaves an existing file as it was
+        handle.write(proto.SerializeToString())  # what onnx.save writes for a model without external data
     return info
 
 

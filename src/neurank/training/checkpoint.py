@@ -7,8 +7,6 @@ the epoch, the step and the best dev metric. Files are written to a temporary fi
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +14,7 @@ import torch
 from torch import nn
 
 import neurank
+from neurank.collections.textio import atomic_write
 
 FORMAT = 1
 
@@ -37,17 +36,9 @@ def unwrap(model: nn.Module) -> nn.Module:
 
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
     """Write `payload` (plus format and version stamps) to `path` atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"format": FORMAT, "neurank_version": neurank.__version__, **payload}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path, "wb") as handle:
+        torch.save(payload, handle)
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
