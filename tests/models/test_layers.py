@@ -118,16 +118,24 @@ def test_embedding_similarity_of_one_query_reads_each_distinct_token_once(kind):
     assert torch.equal(shared == 0, plain == 0)  # padded cells are exactly 0 in both
 
 
-def test_one_query_interactions_equal_the_stacked_matrices_channels_last():
+@pytest.mark.parametrize("kinds", [("exact", "cosine", "dot"), ("cosine", "exact"), ("exact",), ("dot",)])
+@pytest.mark.parametrize("mask_a_token", [False, True])
+def test_one_query_interactions_equal_the_stacked_matrices_channels_last(kinds, mask_a_token):
+    # Three channels gather rows, two float32 channels gather 8-byte values, one channel single values.
     embedding = torch.nn.Embedding(13, 8, padding_idx=PAD_ID)
     query_ids, doc_ids, query_mask, doc_mask = _one_query_batch()
-    kinds = ("exact", "cosine", "dot")
+    if mask_a_token:  # masks given by the caller, False at real tokens: their cells are 0 like padding
+        query_mask, doc_mask = query_mask.clone(), doc_mask.clone()
+        query_mask[:, 0] = False
+        doc_mask[0, 2] = False
     with torch.no_grad():
         plain = interaction_matrices(kinds, query_ids, doc_ids, embedding(query_ids), embedding(doc_ids), query_mask, doc_mask)
         cells = one_query_interactions(embedding, kinds, query_ids, doc_ids, query_mask, doc_mask)
-    assert cells.shape == (3, 4, 6, 3) and cells.is_contiguous()
+    assert cells.shape == (3, 4, 6, len(kinds)) and cells.is_contiguous()
     torch.testing.assert_close(cells.permute(0, 3, 1, 2), plain, atol=1e-6, rtol=0)
-    assert torch.equal(cells[..., 0], plain[:, 0])  # exact match: the same 0s and 1s, UNK and PAD never matching
+    assert torch.equal(cells.permute(0, 3, 1, 2) == 0, plain == 0)  # the same zeros: padding and masked cells
+    if "exact" in kinds:  # exact match: the same 0s and 1s, UNK and PAD never matching
+        assert torch.equal(cells[..., kinds.index("exact")], plain[:, kinds.index("exact")])
     with pytest.raises(ValueError, match="valid interactions"):
         one_query_interactions(embedding, ("jaccard",), query_ids, doc_ids, query_mask, doc_mask)
 
