@@ -10,7 +10,10 @@ Sections (each prints a Markdown table; everything also goes to the JSON file):
    forward (activation then re-mask after every convolution, default layout, whole batch at once) on the same inputs.
 2. latency: `Reranker.rerank` of one NFCorpus test query (text in, ranked run out; texts pre-tokenised by an earlier
    pass) with its BM25 top 100 and top 1000, documents cut at 200 tokens: p50 / p95 per model; then, interleaved
-   query by query, the same with and without the similarity table per distinct token (the models that use it).
+   query by query, the same with and without the similarity table per distinct token (the models that use it);
+   then the cell budget (`max_cells`): per model, the throughput of re-ranking every candidate of 20 queries in one
+   call at budgets 2^12 to 2^18 against 2^16 (the evidence for each model's `cpu_max_cells`), and the CNN's
+   one-query latency at 2^16, 2^17 and 2^18.
 3. the straightforward reference: a MatchPyramid re-ranker written as tutorials and older toolkits write one
    (every text tokenised on each call and padded to the fixed maximum lengths, a Python loop scoring one candidate
    at a time), with the same weights, interleaved query by query with neurank on the same NFCorpus queries: the
@@ -49,7 +52,7 @@ import speedlib  # noqa: E402
 
 from neurank.collections import load_collection  # noqa: E402
 from neurank.data.examples import TextEncoder, normalise_scores  # noqa: E402
-from neurank.inference import CPU_MAX_CELLS, InferenceOptions, Scorer, pad_ids, plan_batches  # noqa: E402
+from neurank.inference import CPU_MAX_CELLS, InferenceOptions, Scorer, cpu_cell_budget, pad_ids, plan_batches  # noqa: E402
 from neurank.models import build_model  # noqa: E402
 from neurank.models.layers import dynamic_max_pool, interaction_matrices, pair_mask, resolve_masks, with_first_stage_score  # noqa: E402
 from neurank.reranker import Reranker  # noqa: E402
@@ -320,6 +323,60 @@ def shared_query_option(configs, workload: NFCorpusWorkload, depth, n_queries, l
     return rows
 
 
+BUDGETS = (1 << 12, 1 << 14, 1 << 16, 1 << 17, 1 << 18)
+
+
+def budget_option(configs, workload: NFCorpusWorkload, n_queries, min_seconds, log) -> tuple[list[dict], list[dict]]:
+    """The cell budget (`max_cells`), per model: bulk re-ranking throughput (every candidate of the queries in one
+    call, interleaved over the budgets) against the old single default 2^16, the model's own default marked; and the
+    CNN's one-query latency (top 100, interleaved query by query) at 2^16, 2^17 and 2^18."""
+    queries, docs, first_stage, _ = cnn_pairs(workload, 100, n_queries)
+    bulk_rows = []
+    for name in configs:
+        model = make_model(name, len(workload.vocab), configs)
+        default = cpu_cell_budget(model)
+        budgets = sorted(set(BUDGETS) | {default})
+        calls = {budget: (lambda s=Scorer(model, InferenceOptions(max_cells=budget)): s.score(queries, docs, first_stage)) for budget in budgets}
+        reference = calls[CPU_MAX_CELLS]()
+        times = speedlib.interleave(calls, repetitions=3, min_seconds=min_seconds)
+        base = speedlib.median(times[CPU_MAX_CELLS])
+        for budget in budgets:
+            seconds = speedlib.median(times[budget])
+            bulk_rows.append({
+                "model": name, "max_cells": budget, "default": budget == default, "pairs_per_s": len(docs) / seconds,
+                "speedup_over_2_16": base / seconds, "max_score_difference": float(np.abs(calls[budget]() - reference).max()),
+            })
+        log(f"  {name} (default {default}): " + ", ".join(f"{r['max_cells']}: {r['speedup_over_2_16']:.2f}x" for r in bulk_rows if r["model"] == name))
+    latency_rows = []
+    if CNN in configs:
+        model = make_model(CNN, len(workload.vocab), configs)
+        reranker = Reranker(model, workload.tokenizer, workload.vocab, MAX_QUERY_LEN, MAX_DOC_LEN, device="cpu")
+        budgets = (CPU_MAX_CELLS, 1 << 17, 1 << 18)
+        scorers = {budget: Scorer(model, InferenceOptions(max_cells=budget)) for budget in budgets}
+        query_ids = list(workload.queries)[:n_queries]
+        for query_id in query_ids:
+            reranker.encoder.encode_queries([workload.queries[query_id].text])
+            reranker.encoder.encode_docs([workload.docs[r.doc_id].text for r in workload.run_for(query_id, 100)])
+        latencies = {budget: [] for budget in budgets}
+        for _ in range(3):
+            for query_id in query_ids:
+                run = workload.run_for(query_id, 100)
+                for budget, scorer in scorers.items():
+                    reranker.scorer = scorer
+                    start = time.perf_counter()
+                    reranker.rerank(run, workload.queries, workload.docs, 100)
+                    latencies[budget].append(time.perf_counter() - start)
+        for budget in budgets:
+            p50 = speedlib.median(latencies[budget])
+            latency_rows.append({
+                "model": CNN, "max_cells": budget, "default": budget == cpu_cell_budget(model), "p50_ms": 1e3 * p50,
+                "p95_ms": 1e3 * speedlib.percentile(latencies[budget], 95),
+                "speedup_over_2_16": speedlib.median(latencies[CPU_MAX_CELLS]) / p50,
+            })
+            log(f"  {CNN} one query, max_cells {budget}: p50 {latency_rows[-1]['p50_ms']:.1f} ms ({latency_rows[-1]['speedup_over_2_16']:.2f}x)")
+    return bulk_rows, latency_rows
+
+
 def reference_comparison(configs, workload: NFCorpusWorkload, depth, n_queries, log) -> dict:
     model = make_model(CNN, len(workload.vocab), configs)
     reference = TutorialMatchPyramid(len(workload.vocab), model.config).eval()
@@ -392,9 +449,9 @@ def optimisations(configs, workload: NFCorpusWorkload, n_queries, min_seconds, l
         "neurank (all of the below)": lambda: scorer.score(queries, docs, first_stage),
         "without the cell budget": lambda: manual_scores(model, queries, docs, first_stage, "inference_mode", None),
         "fixed padding (20 / 200), no bucketing": lambda: manual_scores(model, queries, docs, first_stage, "inference_mode", None, (MAX_QUERY_LEN, MAX_DOC_LEN)),
-        "no_grad instead of inference_mode": lambda: manual_scores(model, queries, docs, first_stage, "no_grad", CPU_MAX_CELLS),
+        "no_grad instead of inference_mode": lambda: manual_scores(model, queries, docs, first_stage, "no_grad", cpu_cell_budget(model)),
         "re-tokenising every call": retokenising,
-        "plain forward (before this work; with the cell budget)": lambda: manual_scores(plain, queries, docs, first_stage, "inference_mode", CPU_MAX_CELLS),
+        "plain forward (before this work; with the cell budget)": lambda: manual_scores(plain, queries, docs, first_stage, "inference_mode", cpu_cell_budget(model)),
     }
     reference = variants["neurank (all of the below)"]()
     times = speedlib.interleave(variants, repetitions=3, min_seconds=min_seconds)
@@ -582,7 +639,7 @@ def main() -> None:
     parser.add_argument("--output", default=str(ROOT / "benchmarks" / "results" / "inference.json"))
     parser.add_argument("--quick", action="store_true", help="fewer sizes, queries and repetitions (a smoke test)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's, one per core)")
-    parser.add_argument("--sections", default="throughput,latency,sharedquery,reference,optimisations,numerics,compile,onnx,allocator,waitpolicy")
+    parser.add_argument("--sections", default="throughput,latency,sharedquery,budget,reference,optimisations,numerics,compile,onnx,allocator,waitpolicy")
     parser.add_argument("--models", default=None, help="comma-separated subset of the models (default: all)")
     args = parser.parse_args()
     if args.threads:
@@ -623,6 +680,16 @@ def main() -> None:
         tables.append(("One-query re-ranking, top 100: similarity table per distinct token", speedlib.markdown_table(
             result["shared_query"], ["model", "plain_p50_ms", "shared_p50_ms", "speedup", "max_score_difference"],
             {"plain_p50_ms": ".1f", "shared_p50_ms": ".1f", "speedup": ".2f", "max_score_difference": ".1e"})))
+    if "budget" in sections:
+        log("\n## The cell budget per model: bulk re-ranking throughput, and the CNN's one-query latency (interleaved)")
+        result["budget"], result["budget_latency"] = budget_option(configs, workload, 5 if quick else 20, 0.3 if quick else 2.0, log)
+        tables.append(("Cell budget: bulk re-ranking (every candidate of 20 queries' top 100) against 2^16", speedlib.markdown_table(
+            result["budget"], ["model", "max_cells", "default", "pairs_per_s", "speedup_over_2_16", "max_score_difference"],
+            {"max_cells": "d", "pairs_per_s": ",.0f", "speedup_over_2_16": ".2f", "max_score_difference": ".1e"})))
+        if result["budget_latency"]:
+            tables.append(("Cell budget: the CNN's one-query latency (top 100)", speedlib.markdown_table(
+                result["budget_latency"], ["model", "max_cells", "default", "p50_ms", "p95_ms", "speedup_over_2_16"],
+                {"max_cells": "d", "p50_ms": ".1f", "p95_ms": ".1f", "speedup_over_2_16": ".2f"})))
     if "reference" in sections:
         log("\n## The straightforward reference (CNN), interleaved on the same queries")
         result["reference"] = reference_comparison(configs, workload, 100, 5 if quick else 20, log)

@@ -9,8 +9,8 @@ from scipy.stats import spearmanr
 
 from neurank.data.collate import pad as collate_pad
 from neurank.data.examples import QueryExample
-from neurank.inference import InferenceOptions, Scorer, pad_ids, plan_batches
-from neurank.models import build_model, model_names
+from neurank.inference import CPU_MAX_CELLS, InferenceOptions, Scorer, pad_ids, plan_batches
+from neurank.models import build_model, model_classes, model_names
 
 VOCAB_SIZE = 50
 
@@ -57,6 +57,25 @@ def test_pad_ids_matches_the_collate_padding():
     assert torch.equal(ids, expected_ids) and torch.equal(mask, expected_mask)
     with pytest.raises(ValueError, match="empty"):
         pad_ids([[1], []])
+
+
+def test_auto_cuts_batches_under_the_models_own_cpu_budget():
+    torch.manual_seed(0)
+    model = build_model("knrm", VOCAB_SIZE).eval()
+    model.cpu_max_cells = 40  # 2 x 5 = 10 cells per pair: 4 pairs per batch
+    batches = []
+    model.register_forward_hook(lambda module, args, output: batches.append(args[0].shape[0]))
+    queries, docs = [[3, 4]] * 10, [[5, 6, 7, 8, 9]] * 10
+    Scorer(model, InferenceOptions(batch_size=100)).score(queries, docs)
+    assert batches == [4, 4, 2]
+    batches.clear()
+    Scorer(model, InferenceOptions(batch_size=100, max_cells=60)).score(queries, docs)  # a given budget wins
+    assert batches == [6, 4]
+    # No budget off the CPU, the model's own on it, the default for a model that names none.
+    assert InferenceOptions().cell_budget(torch.device("cuda"), 40) is None
+    assert InferenceOptions().cell_budget(torch.device("cpu"), 40) == 40
+    for name in model_names():
+        assert Scorer(build_model(name, VOCAB_SIZE)).cpu_max_cells == (model_classes(name)[0].cpu_max_cells or CPU_MAX_CELLS)
 
 
 @pytest.mark.parametrize("name", [n for n in model_names() if n != "cnn"])

@@ -9,7 +9,9 @@ What makes it fast without changing a score (each measured by `benchmarks/infere
 - a cell budget: a batch holds at most `max_cells` interaction-matrix cells (pairs x query length x document
   length). Every interaction model materialises tensors of that many cells times its channels; on a CPU a batch
   that fits in the caches runs several times faster than one that spills to memory, whose fresh pages the allocator
-  must also fault in. Smaller batches are scored exactly as larger ones (padding never changes a score);
+  must also fault in. Smaller batches are scored exactly as larger ones (padding never changes a score). The budget
+  is the model's own (`Ranker.cpu_max_cells`, measured per model: 2^12 for TK, whose attention grows with document
+  length squared, up to 2^18 for ArcI, which has no query x document tensor), else `CPU_MAX_CELLS`;
 - ids padded with numpy from the cached id lists (texts are tokenised once by `TextEncoder`), and `inference_mode`;
 - a batch of one query's candidates (re-ranking one query) lets the models that compare embeddings compute each
   distinct document token's similarity to the query once (`neurank.models.one_query_interactions`).
@@ -40,9 +42,16 @@ from neurank.data.examples import QueryExample
 from neurank.text import PAD_ID
 
 PRECISIONS = ("fp32", "bf16")
-# 2^16 cells x 32 channels x 4 bytes is 8 MiB, the largest MatchPyramid activation at this budget: it stays in the
-# last-level cache of a laptop or server CPU. GPUs want the opposite (few, large batches): no budget there.
+# The CPU cell budget of a model that names none (`Ranker.cpu_max_cells`): a batch's activations are cells times
+# the model's channels, and a batch whose activations stay in the last-level cache runs faster than one that spills
+# to memory. Where the best budget lies depends on what a model keeps per cell (or, for TK, per document position
+# pair), so models measured to prefer another one name it. GPUs want the opposite (few, large batches): no budget.
 CPU_MAX_CELLS = 1 << 16
+
+
+def cpu_cell_budget(model: nn.Module | None) -> int:
+    """The cell budget for scoring `model` on a CPU: its `cpu_max_cells`, else `CPU_MAX_CELLS`."""
+    return getattr(model, "cpu_max_cells", None) or CPU_MAX_CELLS
 
 
 @dataclass(frozen=True)
@@ -52,7 +61,8 @@ class InferenceOptions:
     Attributes:
         batch_size: the most pairs per forward pass.
         max_cells: the most query x document cells per forward pass (pairs x padded query length x padded document
-            length); "auto": `CPU_MAX_CELLS` on a CPU, no limit on other devices; None: no limit.
+            length); "auto": the model's CPU budget on a CPU (`cpu_cell_budget`), no limit on other devices; None:
+            no limit.
         precision: "fp32" (exact) or "bf16" (autocast; changes scores).
     """
 
@@ -73,9 +83,10 @@ class InferenceOptions:
         """Whether scores are the model's own, up to float rounding (fp32)."""
         return self.precision == "fp32"
 
-    def cell_budget(self, device: torch.device) -> int | None:
+    def cell_budget(self, device: torch.device, cpu_max_cells: int = CPU_MAX_CELLS) -> int | None:
+        """The budget on `device` (see `max_cells`), for a model whose own CPU budget is `cpu_max_cells`."""
         if self.max_cells == "auto":
-            return CPU_MAX_CELLS if device.type == "cpu" else None
+            return cpu_max_cells if device.type == "cpu" else None
         return self.max_cells
 
 
@@ -137,6 +148,7 @@ class Scorer:
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
         self.runner = self.model
+        self.cpu_max_cells = cpu_cell_budget(model)
 
     def _autocast(self):
         if self.options.precision == "bf16":
@@ -171,7 +183,7 @@ class Scorer:
         query_lengths = np.fromiter((len(q) for q in query_ids), dtype=np.int64, count=n)
         doc_lengths = np.fromiter((len(d) for d in doc_ids), dtype=np.int64, count=n)
         options = self.options if batch_size is None else replace(self.options, batch_size=batch_size)
-        budget = options.cell_budget(self.device)
+        budget = options.cell_budget(self.device, self.cpu_max_cells)
         batches = plan_batches(query_lengths, doc_lengths, options.batch_size, budget)
         if distributed is not None and distributed.enabled:
             mine = list(distributed.deal_batches(batches))

@@ -18,7 +18,8 @@ import torch
 
 from neurank.data.examples import TextEncoder
 from neurank.export import METADATA_FORMAT, METADATA_KEY, onnx_inputs, require_onnx
-from neurank.inference import InferenceOptions, Scorer
+from neurank.inference import CPU_MAX_CELLS, InferenceOptions, Scorer, cpu_cell_budget
+from neurank.models.registry import UnknownModelError, model_classes
 from neurank.reranker import Reranker
 from neurank.text import Tokenizer, Vocab
 from neurank.training.checkpoint import CheckpointError
@@ -41,13 +42,17 @@ class _OnnxRunner:
 class OnnxScorer(Scorer):
     """`Scorer` with an onnxruntime session in place of the PyTorch model (exact options only)."""
 
-    def __init__(self, session, uses_score: bool, static_lengths, options: InferenceOptions | None = None):
+    def __init__(
+        self, session, uses_score: bool, static_lengths, options: InferenceOptions | None = None,
+        cpu_max_cells: int = CPU_MAX_CELLS,
+    ):
         self.options = options or InferenceOptions()
         if not self.options.exact:
             raise ValueError("an ONNX model runs as exported: bf16 is a PyTorch option")
         self.device = torch.device("cpu")
         self.model = None
         self.runner = _OnnxRunner(session, uses_score, static_lengths)
+        self.cpu_max_cells = cpu_max_cells
 
 
 def read_metadata(path: str | Path) -> dict[str, Any]:
@@ -109,7 +114,14 @@ class OnnxReranker(Reranker):
         self.batch_size = batch_size
         self.fusion_alpha = metadata.get("fusion_alpha")
         uses_score = "first_stage_score" in self.input_names
-        self.scorer = OnnxScorer(session, uses_score, static_lengths, options or InferenceOptions(batch_size=batch_size))
+        # Batches are cut as for the PyTorch model: under its class's CPU cell budget.
+        try:
+            cpu_max_cells = cpu_cell_budget(model_classes(self.model_name)[0])
+        except UnknownModelError:  # a model this neurank does not register: the default budget
+            cpu_max_cells = CPU_MAX_CELLS
+        self.scorer = OnnxScorer(
+            session, uses_score, static_lengths, options or InferenceOptions(batch_size=batch_size), cpu_max_cells
+        )
 
     @classmethod
     def from_file(cls, path: str | Path, batch_size: int = 256, options: InferenceOptions | None = None, threads: int | None = None) -> OnnxReranker:

@@ -12,6 +12,7 @@ from neurank.cli import main  # noqa: E402
 from neurank.collections import load_collection  # noqa: E402
 from neurank.collections.trec import read_run  # noqa: E402
 from neurank.export import export_checkpoint  # noqa: E402
+from neurank.models.match_pyramid import MatchPyramid  # noqa: E402
 from neurank.onnx_reranker import OnnxReranker, read_metadata  # noqa: E402
 from neurank.reranker import Reranker  # noqa: E402
 from neurank.training import CheckpointError, train  # noqa: E402
@@ -48,6 +49,8 @@ def test_onnx_reranker_ranks_as_the_checkpoint(trained, tmp_path, tiny_data_dir)
     torch_reranker = Reranker.from_checkpoint(trained, device="cpu")
     onnx_reranker = OnnxReranker.from_file(tmp_path / "model.onnx")
     assert onnx_reranker.uses_first_stage_score and onnx_reranker.fusion_alpha == torch_reranker.fusion_alpha
+    # Batches are cut under the same per-model cell budget as PyTorch's (MatchPyramid names its own).
+    assert onnx_reranker.scorer.cpu_max_cells == torch_reranker.scorer.cpu_max_cells == MatchPyramid.cpu_max_cells
 
     docs = ["hamlet is a tragedy written by william shakespeare", "paris is the capital of france", "the thames", "a play"]
     expected, got = torch_reranker.rank("who wrote hamlet", docs), onnx_reranker.rank("who wrote hamlet", docs)

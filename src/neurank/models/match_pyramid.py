@@ -132,6 +132,10 @@ class MatchPyramid(Ranker):
             `config.embedding_dim` in `self.config`, so the saved config rebuilds the same shapes.
     """
 
+    # Bulk re-ranking on 2 CPU cores (benchmarks/inference.py --sections budget): 32 channels per cell; 2^17
+    # cells: bulk re-ranking 1.07-1.08x and one-query latency 1.13-1.28x over 2^16, 2^18 0.73x.
+    cpu_max_cells = 1 << 17
+
     def __init__(self, vocab_size: int, config: MatchPyramidConfig | None = None, embeddings: Tensor | None = None):
         super().__init__()
         config = config or MatchPyramidConfig()
