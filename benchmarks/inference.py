@@ -50,6 +50,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import speedlib  # noqa: E402
 
+from neurank.allocator import tune_malloc  # noqa: E402
+
 from neurank.collections import load_collection  # noqa: E402
 from neurank.data.examples import TextEncoder, normalise_scores  # noqa: E402
 from neurank.inference import CPU_MAX_CELLS, InferenceOptions, Scorer, cpu_cell_budget, pad_ids, plan_batches  # noqa: E402
@@ -655,6 +657,7 @@ def main() -> None:
         if unknown:
             parser.error(f"unknown model(s) {sorted(unknown)}; benchmarked: {', '.join(configs)}")
         configs = {name: configs[name] for name in args.models.split(",")}
+    tune_malloc()  # as `neurank` runs (a Reranker, train); the allocator sections compare it with glibc's defaults
     result = {"command": " ".join(["python", *sys.argv]), "machine": speedlib.machine(), "quick": quick}
     result["matmul_gflop_per_s_start"] = speedlib.matmul_gflops()
     log(f"fp32 matmul (1024^3): {result['matmul_gflop_per_s_start']:.1f} GFLOP/s with {torch.get_num_threads()} threads; load {result['machine']['load_average']}")

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from neurank.allocator import TUNED_MALLOC  # the settings `neurank train` restarts with (see neurank.allocator)
+from neurank.allocator import TUNED_MALLOC, malloc_tuned  # the settings `neurank train` restarts with (see neurank.allocator)
 
 # OpenMP threads that wait for each other spin (libgomp's default, OMP_WAIT_POLICY=ACTIVE): on a quiet machine that
 # saves a wake-up per parallel region; on an oversubscribed one the spinning thread holds the core its partner needs.
@@ -49,6 +49,7 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None,
         "process_env": {name: os.environ[name] for name in (*ALLOCATOR_VARS, "OMP_NUM_THREADS") if name in os.environ},
+        "malloc_tuned": malloc_tuned(),
     }
 
 
@@ -133,6 +134,8 @@ class Worker:
     def __init__(self, script: str | Path, env: dict[str, str] | None = None, drop: tuple[str, ...] = ()):
         environment = {k: v for k, v in os.environ.items() if k not in drop}
         environment.update(env or {})
+        # A worker's allocator is what its environment says: neurank must not tune it from inside (neurank.allocator).
+        environment.setdefault("NEURANK_MALLOC", "default")
         self.process = subprocess.Popen(
             [sys.executable, str(script), "--worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=environment,
         )

@@ -40,6 +40,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import speedlib  # noqa: E402
 
+from neurank.allocator import tune_malloc  # noqa: E402
+
 from neurank.config import load_config  # noqa: E402
 from neurank.data.collate import collate  # noqa: E402
 from neurank.data.sampler import BucketBatchSampler  # noqa: E402
@@ -290,6 +292,7 @@ def main() -> None:
     sections = set(args.sections.split(","))
     log = lambda line: print(line, flush=True)  # noqa: E731
     started = time.perf_counter()
+    tune_malloc()  # as `neurank` runs (a Reranker, train); the allocator sections compare it with glibc's defaults
     result = {"command": " ".join(["python", *sys.argv]), "machine": speedlib.machine(), "quick": args.quick}
     n_steps, budget = (4, 2.0) if args.quick else (12, 8.0)
     tables = []

@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from neurank.allocator import tune_malloc
 from neurank.data.examples import TextEncoder
 from neurank.export import METADATA_FORMAT, METADATA_KEY, onnx_inputs, require_onnx
 from neurank.inference import CPU_MAX_CELLS, InferenceOptions, Scorer, cpu_cell_budget
@@ -105,6 +106,7 @@ class OnnxReranker(Reranker):
         if threads is not None:
             session_options.intra_op_num_threads = threads
         session = ort.InferenceSession(str(path), session_options, providers=["CPUExecutionProvider"])
+        tune_malloc()  # as `Reranker` on a CPU (neurank.allocator)
         self.metadata = metadata
         self.path = Path(path)
         self.device = torch.device("cpu")

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from neurank.allocator import tune_malloc
 from neurank.collections import ANSWER_SELECTION, Collection, Doc, Query, ScoredDoc
 from neurank.data.examples import QueryExample, TextEncoder, build_examples, normalise_scores
 from neurank.distributed import DistributedContext
@@ -68,6 +69,8 @@ class Reranker:
         self.distributed = distributed
         self.model = model.to(self.device).eval()
         self.scorer = Scorer(self.model, options or InferenceOptions(batch_size=batch_size), self.device)
+        if self.device.type == "cpu":
+            tune_malloc()  # see neurank.allocator: fewer page faults per query, a steadier latency
         self.tokenizer = tokenizer
         self.vocab = vocab
         self.encoder = TextEncoder(tokenizer, vocab, max_query_len, max_doc_len)

@@ -24,6 +24,8 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+
+from neurank.allocator import tune_malloc
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
@@ -288,6 +290,8 @@ def train(
     seed_everything(train_cfg.seed)
     device = dist.place(select_device(train_cfg.device))
     check_precision(precision, device)
+    if device.type == "cpu":
+        tune_malloc()  # every step's activations would be fresh pages to fault in; see neurank.allocator
     data = data or prepare_data(config)
     if dist.enabled:
         dist.check_same("vocabulary and examples", _data_fingerprint(data))
