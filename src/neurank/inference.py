@@ -10,8 +10,8 @@ What makes it fast without changing a score (each measured by `benchmarks/infere
   length). Every interaction model materialises tensors of that many cells times its channels; on a CPU a batch
   that fits in the caches runs several times faster than one that spills to memory, whose fresh pages the allocator
   must also fault in. Smaller batches are scored exactly as larger ones (padding never changes a score). The budget
-  is the model's own (`Ranker.cpu_max_cells`, measured per model: 2^12 for TK, whose attention grows with document
-  length squared, up to 2^18 for ArcI, which has no query x document tensor), else `CPU_MAX_CELLS`;
+  is the model's own where one was measured to pay (`Ranker.cpu_max_cells`: 2^17 for MatchPyramid, DRMM, PACRR,
+  DUET and MV-LSTM, 2^18 for ArcI, which has no query x document tensor), else `CPU_MAX_CELLS`;
 - ids padded with numpy from the cached id lists (texts are tokenised once by `TextEncoder`), and `inference_mode`;
 - a batch of one query's candidates (re-ranking one query) lets the models that compare embeddings compute each
   distinct document token's similarity to the query once (`neurank.models.one_query_interactions`).
@@ -44,8 +44,8 @@ from neurank.text import PAD_ID
 PRECISIONS = ("fp32", "bf16")
 # The CPU cell budget of a model that names none (`Ranker.cpu_max_cells`): a batch's activations are cells times
 # the model's channels, and a batch whose activations stay in the last-level cache runs faster than one that spills
-# to memory. Where the best budget lies depends on what a model keeps per cell (or, for TK, per document position
-# pair), so models measured to prefer another one name it. GPUs want the opposite (few, large batches): no budget.
+# to memory, while every batch also pays a fixed cost. Where the balance lies depends on what a model keeps per
+# cell, so models measured to prefer another budget name it. GPUs want few, large batches: no budget there.
 CPU_MAX_CELLS = 1 << 16
 
 

@@ -134,8 +134,9 @@ class ArcI(Ranker):
 
     has_interaction_matrix = False
 
-    # Bulk re-ranking on 2 CPU cores (benchmarks/inference.py --sections budget): no query x document tensor, so
-    # larger batches only amortise: 2^18 cells 1.07-1.23x over 2^16.
+
+    # Bulk re-ranking on 2 CPU cores, three runs of benchmarks/inference.py --sections budget: no query x document
+    # tensor, so larger batches only amortise: 2^18 cells 1.18-1.21x over 2^16.
     cpu_max_cells = 1 << 18
 
     def __init__(self, vocab_size: int, config: ArcIConfig | None = None, embeddings: Tensor | None = None):

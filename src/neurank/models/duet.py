@@ -124,7 +124,9 @@ class DUET(Ranker):
             `config.embedding_dim` in `self.config`, so the saved config rebuilds the same shapes.
     """
 
-    # Bulk re-ranking on 2 CPU cores (benchmarks/inference.py --sections budget): 2^17 cells 1.06-1.08x over 2^16.
+
+    # Bulk re-ranking on 2 CPU cores, three runs of benchmarks/inference.py --sections budget: 2^17 cells
+    # 1.05-1.08x over 2^16.
     cpu_max_cells = 1 << 17
 
     def __init__(self, vocab_size: int, config: DUETConfig | None = None, embeddings: Tensor | None = None):

@@ -132,8 +132,9 @@ class MatchPyramid(Ranker):
             `config.embedding_dim` in `self.config`, so the saved config rebuilds the same shapes.
     """
 
-    # Bulk re-ranking on 2 CPU cores (benchmarks/inference.py --sections budget): 32 channels per cell; 2^17
-    # cells: bulk re-ranking 1.07-1.08x and one-query latency 1.13-1.28x over 2^16, 2^18 0.73x.
+
+    # Bulk re-ranking on 2 CPU cores, three runs of benchmarks/inference.py --sections budget: 32 channels per
+    # cell; 2^17 cells 1.10-1.19x over 2^16 and one-query latency 1.13-1.21x; 2^18 0.99-1.19x.
     cpu_max_cells = 1 << 17
 
     def __init__(self, vocab_size: int, config: MatchPyramidConfig | None = None, embeddings: Tensor | None = None):

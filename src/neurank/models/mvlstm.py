@@ -175,7 +175,9 @@ class MVLSTM(Ranker):
             `config.embedding_dim` in `self.config`, so the saved config rebuilds the same shapes.
     """
 
-    # Bulk re-ranking on 2 CPU cores (benchmarks/inference.py --sections budget): 2^17 cells 1.09-1.13x over 2^16.
+
+    # Bulk re-ranking on 2 CPU cores, three runs of benchmarks/inference.py --sections budget: 2^17 cells
+    # 1.01-1.15x over 2^16.
     cpu_max_cells = 1 << 17
 
     def __init__(self, vocab_size: int, config: MVLSTMConfig | None = None, embeddings: Tensor | None = None):

@@ -140,6 +140,10 @@ class PACRR(Ranker):
             `config.embedding_dim` in `self.config`, so the saved config rebuilds the same shapes.
     """
 
+    # Bulk re-ranking on 2 CPU cores, three runs of benchmarks/inference.py --sections budget: 2^17 cells
+    # 1.03-1.10x over 2^16.
+    cpu_max_cells = 1 << 17
+
     def __init__(self, vocab_size: int, config: PACRRConfig | None = None, embeddings: Tensor | None = None):
         super().__init__()
         self.embedding, config = build_embedding(vocab_size, config or PACRRConfig(), embeddings)

@@ -211,11 +211,6 @@ class TK(Ranker):
             `config.embedding_dim` in `self.config`, so the saved config rebuilds the same shapes.
     """
 
-    # Bulk re-ranking on 2 CPU cores (benchmarks/inference.py --sections budget): attention holds (positions x
-    # positions) per document and head, which cells do not count: 2^12 cells (a few pairs per batch) 1.8-2.2x over
-    # 2^16.
-    cpu_max_cells = 1 << 12
-
     def __init__(self, vocab_size: int, config: TKConfig | None = None, embeddings: Tensor | None = None):
         super().__init__()
         self.embedding, config = build_embedding(vocab_size, config or TKConfig(), embeddings)
