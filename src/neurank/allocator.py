@@ -1,4 +1,4 @@
-"""Memory-allocator settings for training: glibc's malloc thresholds, which must be set before a process starts.
+"""Memory-allocator settings: glibc's malloc thresholds, set at start-up by the commands and in-process by a re-ranker.
 
 glibc hands a freed block above its mmap threshold (128 KiB by default, adjusted upwards as large blocks come and go)
 back to the kernel and trims the top of its heap, so each training step's large activations and gradients are
@@ -47,7 +47,9 @@ def tuned_environment(environ: dict[str, str] | None = None) -> dict[str, str] |
 
 # mallopt's parameters (glibc's malloc.h) and the values it takes for TUNED_MALLOC: its value is a C int, so the trim
 # threshold is the largest int (2 GiB of free heap top) rather than 2^36, which never trims in practice either.
-_MALLOPT = {"MALLOC_TRIM_THRESHOLD_": (-1, (1 << 31) - 1), "MALLOC_TOP_PAD_": (-2, 1 << 28), "MALLOC_MMAP_THRESHOLD_": (-3, 1 << 25)}
+_MALLOPT = {
+    "MALLOC_TRIM_THRESHOLD_": (-1, (1 << 31) - 1), "MALLOC_TOP_PAD_": (-2, 1 << 28), "MALLOC_MMAP_THRESHOLD_": (-3, 1 << 25),
+}
 _tuned_in_process = False
 
 

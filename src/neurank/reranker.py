@@ -45,6 +45,10 @@ class Reranker:
         distributed: under torchrun, from `neurank.distributed.init_distributed`: every call scores its batches
             spread over the ranks and returns the whole result on every rank, identical to a single process's.
         options: batching and numerics of scoring (`neurank.inference`); None: exact, with `batch_size`.
+
+    On a CPU, building one sets glibc's malloc thresholds for the whole process (`neurank.allocator.tune_malloc`:
+    fewer page faults, a steadier latency; freed memory then stays with the process). Set `NEURANK_MALLOC=default`
+    before building it to keep glibc's own.
     """
 
     def __init__(

@@ -140,6 +140,17 @@ def test_one_query_interactions_equal_the_stacked_matrices_channels_last(kinds, 
         one_query_interactions(embedding, ("jaccard",), query_ids, doc_ids, query_mask, doc_mask)
 
 
+def test_one_query_interactions_keep_the_embeddings_dtype_whatever_the_channel_order():
+    embedding = torch.nn.Embedding(13, 8, padding_idx=PAD_ID).double()
+    query_ids, doc_ids, query_mask, doc_mask = _one_query_batch()
+    kinds = ("exact", "cosine")  # the exact channel (float32) first, the cosine one float64
+    with torch.no_grad():
+        plain = interaction_matrices(kinds, query_ids, doc_ids, embedding(query_ids), embedding(doc_ids), query_mask, doc_mask)
+        cells = one_query_interactions(embedding, kinds, query_ids, doc_ids, query_mask, doc_mask)
+    assert cells.dtype == plain.dtype == torch.float64
+    torch.testing.assert_close(cells.permute(0, 3, 1, 2), plain, atol=1e-12, rtol=0)
+
+
 def test_embedding_similarity_keeps_the_plain_path_under_autograd_and_for_different_queries():
     embedding = _RecordingEmbedding(13, 8, padding_idx=PAD_ID)
     query_ids, doc_ids, query_mask, doc_mask = _one_query_batch()

@@ -10,6 +10,7 @@ depends on data, so the models export (ONNX, torch.export) with dynamic batch an
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -311,9 +312,10 @@ def one_query_interactions(
         else:
             raise ValueError(f"unknown interaction {kind!r}; valid interactions: {', '.join(INTERACTIONS)}")
     width = distinct.numel() + 1  # the last column stays zero: masked document positions read it
-    table = torch.zeros(query.numel(), width, len(kinds), dtype=columns[0].dtype, device=device)  # (Lq, U + 1, C)
-    table[:, :-1] = torch.stack(columns, dim=-1)
-    table[~query_known] = 0.0
+    dtype = functools.reduce(torch.promote_types, (column.dtype for column in columns))  # as torch.stack promotes
+    table = torch.zeros(query.numel(), width, len(kinds), dtype=dtype, device=device)  # (Lq, U + 1, C)
+    # Padded query positions' rows are zeroed by a multiply (a boolean-mask assignment would sync with a GPU).
+    table[:, :-1] = torch.stack(columns, dim=-1) * query_known[:, None, None]
     doc_columns = torch.where(doc_mask.bool(), position[doc_ids], width - 1)  # (B, Ld)
     rows = (torch.arange(query.numel(), device=device)[None, :, None] * width + doc_columns[:, None, :]).flatten()
     flat = table.flatten(0, 1)  # (Lq * (U + 1), C): row (i, u) is query position i against column u
