@@ -3,12 +3,14 @@
 import dataclasses
 import json
 import math
+import zipfile
 
 import pytest
 import torch
 
 from neurank.reranker import Reranker
 from neurank.training import CheckpointError, load_checkpoint, train
+from neurank.training.loop import word2vec_sentences
 
 
 class Killed(Exception):
@@ -145,3 +147,20 @@ def test_idf_by_hand():
     assert idf[vocab.token_to_id("a")].item() == pytest.approx(math.log1p(1.5 / 2.5))
     assert idf[vocab.token_to_id("b")].item() == pytest.approx(math.log1p(2.5 / 1.5))
     assert idf[0].item() == 0.0
+
+
+def test_word2vec_reads_the_collection_then_brown_tokenised_alike(tiny_config, tiny_data_dir):
+    (tiny_data_dir / "brown_corpus").mkdir()
+    with zipfile.ZipFile(tiny_data_dir / "brown_corpus" / "brown.zip", "w") as archive:
+        archive.writestr("brown/ca01", "\n\n\tThe/at Fulton/np-tl juries/nns said/vbd ./.\n")
+    collection_tokens = [["who", "wrote", "hamlet"], [], ["hamlets", "play"]]
+    config = dataclasses.replace(
+        tiny_config,
+        data=dataclasses.replace(tiny_config.data, stemmer="porter"),
+        embeddings=dataclasses.replace(tiny_config.embeddings, brown=True),
+    )
+    assert word2vec_sentences(config, collection_tokens) == [
+        ["who", "wrote", "hamlet"], ["hamlets", "play"], ["the", "fulton", "juri", "said"],
+    ]
+    without = dataclasses.replace(config, embeddings=dataclasses.replace(config.embeddings, brown=False))
+    assert word2vec_sentences(without, collection_tokens) == [["who", "wrote", "hamlet"], ["hamlets", "play"]]

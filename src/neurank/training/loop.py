@@ -147,18 +147,13 @@ def inverse_document_frequencies(vocab: Vocab, documents: Sequence[Sequence[str]
 
 def make_embeddings(config: ExperimentConfig, vocab: Vocab, token_lists: list[list[str]], collection: Collection):
     """The initial embedding matrix (None: the model initialises randomly) and its coverage report."""
-    from neurank.collections.registry import resolve_data_dir
     from neurank.data import embeddings as emb
 
     source = config.embeddings
     if source.source == "random":
         return None, None
     if source.source == "word2vec":
-        sentences = [tokens for tokens in token_lists if tokens]
-        if source.brown:
-            brown_zip = resolve_data_dir(config.data.data_dir) / "brown_corpus" / "brown.zip"
-            tokenizer = Tokenizer(TokenizerConfig(stopwords=config.data.stopwords, stemmer=config.data.stemmer))
-            sentences += emb.brown_corpus_sentences(brown_zip, tokenizer)
+        sentences = word2vec_sentences(config, token_lists)
         vectors = emb.train_word2vec(
             sentences, dim=source.dim, window=source.window, min_count=source.min_count, epochs=source.epochs,
             seed=config.train.seed,
@@ -167,6 +162,20 @@ def make_embeddings(config: ExperimentConfig, vocab: Vocab, token_lists: list[li
     else:
         matrix, report = emb.load_embeddings(source.source, vocab, seed=config.train.seed)
     return matrix, dataclasses.asdict(report)
+
+
+def word2vec_sentences(config: ExperimentConfig, token_lists: list[list[str]]) -> list[list[str]]:
+    """What word2vec reads: the collection's non-empty token lists, then the Brown corpus's sentences when
+    `embeddings.brown` is set (tokenised as the collection is)."""
+    from neurank.collections.registry import resolve_data_dir
+    from neurank.data import embeddings as emb
+
+    sentences = [tokens for tokens in token_lists if tokens]
+    if config.embeddings.brown:
+        brown_zip = resolve_data_dir(config.data.data_dir) / "brown_corpus" / "brown.zip"
+        tokenizer = Tokenizer(TokenizerConfig(stopwords=config.data.stopwords, stemmer=config.data.stemmer))
+        sentences += emb.brown_corpus_sentences(brown_zip, tokenizer)
+    return sentences
 
 
 def make_model(config: ExperimentConfig, vocab_size: int, embeddings: torch.Tensor | None) -> nn.Module:
