@@ -35,7 +35,7 @@ from neurank.collections import DataWarning, load_collection
 from neurank.data import embeddings as emb
 from neurank.experiment import with_seed
 from neurank.training import prepare_data, train
-from neurank.training.loop import collection_texts, make_embeddings, word2vec_sentences
+from neurank.training.loop import collection_texts, make_embeddings, word2vec_embeddings, word2vec_sentences
 
 ROOT = Path(__file__).resolve().parents[1]
 VARIANTS = ("table", "more-text", "epochs", "fastText")
@@ -55,11 +55,7 @@ def vectors(variant: str, config, data) -> torch.Tensor | None:
         for name in MORE_TEXT:
             other = load_collection(name, config.data.data_dir)
             sentences += [tokens for tokens in data.tokenizer.tokenize_batch(collection_texts(other)) if tokens]
-        trained = emb.train_word2vec(
-            sentences, dim=source.dim, window=source.window, min_count=source.min_count, epochs=source.epochs,
-            seed=config.train.seed,
-        )
-        return emb.embeddings_from_keyed_vectors(trained, data.vocab, seed=config.train.seed)[0]
+        return word2vec_embeddings(config, data.vocab, sentences)[0]
     if variant == "fastText":
         from gensim.models import FastText
 

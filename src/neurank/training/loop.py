@@ -153,14 +153,21 @@ def make_embeddings(config: ExperimentConfig, vocab: Vocab, token_lists: list[li
     if source.source == "random":
         return None, None
     if source.source == "word2vec":
-        sentences = word2vec_sentences(config, token_lists)
-        vectors = emb.train_word2vec(
-            sentences, dim=source.dim, window=source.window, min_count=source.min_count, epochs=source.epochs,
-            seed=config.train.seed,
-        )
-        matrix, report = emb.embeddings_from_keyed_vectors(vectors, vocab, seed=config.train.seed)
-    else:
-        matrix, report = emb.load_embeddings(source.source, vocab, seed=config.train.seed)
+        return word2vec_embeddings(config, vocab, word2vec_sentences(config, token_lists))
+    matrix, report = emb.load_embeddings(source.source, vocab, seed=config.train.seed)
+    return matrix, dataclasses.asdict(report)
+
+
+def word2vec_embeddings(config: ExperimentConfig, vocab: Vocab, sentences: list[list[str]]):
+    """word2vec trained on `sentences` with the config's settings and seed: the vocabulary's matrix and coverage."""
+    from neurank.data import embeddings as emb
+
+    source = config.embeddings
+    vectors = emb.train_word2vec(
+        sentences, dim=source.dim, window=source.window, min_count=source.min_count, epochs=source.epochs,
+        seed=config.train.seed,
+    )
+    matrix, report = emb.embeddings_from_keyed_vectors(vectors, vocab, seed=config.train.seed)
     return matrix, dataclasses.asdict(report)
 
 
