@@ -10,7 +10,8 @@ import torch
 
 from neurank.reranker import Reranker
 from neurank.training import CheckpointError, load_checkpoint, train
-from neurank.training.loop import word2vec_sentences
+from neurank.text import Vocab
+from neurank.training.loop import make_embeddings, word2vec_sentences
 
 
 class Killed(Exception):
@@ -156,11 +157,25 @@ def test_word2vec_reads_the_collection_then_brown_tokenised_alike(tiny_config, t
     collection_tokens = [["who", "wrote", "hamlet"], [], ["hamlets", "play"]]
     config = dataclasses.replace(
         tiny_config,
-        data=dataclasses.replace(tiny_config.data, stemmer="porter"),
+        data=dataclasses.replace(tiny_config.data, stemmer="porter", stopwords="en"),
         embeddings=dataclasses.replace(tiny_config.embeddings, brown=True),
     )
     assert word2vec_sentences(config, collection_tokens) == [
-        ["who", "wrote", "hamlet"], ["hamlets", "play"], ["the", "fulton", "juri", "said"],
+        ["who", "wrote", "hamlet"], ["hamlets", "play"], ["fulton", "juri", "said"],
     ]
     without = dataclasses.replace(config, embeddings=dataclasses.replace(config.embeddings, brown=False))
     assert word2vec_sentences(without, collection_tokens) == [["who", "wrote", "hamlet"], ["hamlets", "play"]]
+
+
+def test_word2vec_embeddings_read_brown_when_asked(tiny_config, tiny_data_dir):
+    config = dataclasses.replace(tiny_config, embeddings=dataclasses.replace(tiny_config.embeddings, source="word2vec", brown=True))
+    tokens = [["who", "wrote", "hamlet"], ["hamlet", "is", "a", "play"]]
+    vocab = Vocab.build(tokens)
+    with pytest.raises(FileNotFoundError, match="brown.zip"):
+        make_embeddings(config, vocab, tokens, None)
+    (tiny_data_dir / "brown_corpus").mkdir()
+    with zipfile.ZipFile(tiny_data_dir / "brown_corpus" / "brown.zip", "w") as archive:
+        archive.writestr("brown/ca01", "\n\n\tThe/at play/nn said/vbd ./.\n")
+    matrix, report = make_embeddings(config, vocab, tokens, None)
+    assert matrix.shape == (len(vocab), config.embeddings.dim)
+    assert report["found"] == len(vocab) - 2  # every word but PAD and UNK has a trained vector
