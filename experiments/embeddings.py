@@ -5,9 +5,11 @@
 
 The table's WikiQA embeddings are word2vec (gensim, skip-gram, 100 dimensions, 10 epochs) trained on WikiQA's texts
 and the Brown corpus, drawn once with the config's seed (`configs/wikiqa.yaml`). Each variant below changes one
-thing about them (drawn with each of --word2vec-seeds, by default the config's seed only) and trains the given models as `neurank benchmark configs/benchmark.yaml` does (same options, same
-data, one model seed after another), then prints the mean best dev AP over the seeds and the mean dev AP after
-the BM25 fusion weight is chosen on dev. Test is never read here.
+thing about them (drawn with each of --word2vec-seeds, by default the config's seed only) and trains the given
+models as `neurank benchmark configs/benchmark.yaml` does (same options, same data, one model seed after another),
+then prints the mean best dev AP over the seeds and the mean dev AP after the BM25 fusion weight is chosen on dev.
+Test labels are never read here (test texts feed the vocabulary and word2vec, without labels, as they do for the
+table). Training runs on one torch thread, as the table's ArcI and MV-LSTM did.
 
 Variants:
 - ``table``: the table's vectors;
@@ -32,6 +34,7 @@ import torch
 
 from neurank.benchmark import load_plan
 from neurank.collections import DataWarning, load_collection
+from neurank.collections.textio import atomic_write
 from neurank.data import embeddings as emb
 from neurank.experiment import with_seed
 from neurank.training import prepare_data, train
@@ -49,7 +52,6 @@ def vectors(variant: str, config, data) -> torch.Tensor | None:
     if variant == "epochs":
         longer = dataclasses.replace(config, embeddings=dataclasses.replace(config.embeddings, epochs=30))
         return make_embeddings(longer, data.vocab, token_lists(data), data.collection)[0]
-    source = config.embeddings
     sentences = word2vec_sentences(config, token_lists(data))
     if variant == "more-text":
         for name in MORE_TEXT:
@@ -59,6 +61,7 @@ def vectors(variant: str, config, data) -> torch.Tensor | None:
     if variant == "fastText":
         from gensim.models import FastText
 
+        source = config.embeddings
         model = FastText(
             sentences, vector_size=source.dim, window=source.window, min_count=source.min_count,
             epochs=source.epochs, seed=config.train.seed, workers=1, sg=1, hashfxn=emb._stable_hash,
@@ -123,6 +126,7 @@ def main() -> None:
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--output", default=None, help="write the results as JSON here")
     args = parser.parse_args()
+    torch.set_num_threads(1)
     plan = load_plan(args.config, data_dir=args.data_dir, models=args.models, collections=["wikiqa"])
     base = plan.collections["wikiqa"]
     if base.embeddings.source != "word2vec":
@@ -135,8 +139,9 @@ def main() -> None:
         for word2vec_seed in args.word2vec_seeds or [base.train.seed]:
             for variant in args.variants:
                 rows += try_variant(variant, word2vec_seed, args, plan, base, data, Path(tmp))
-    if args.output:
-        Path(args.output).write_text(json.dumps(rows, indent=2), encoding="utf-8")
+                if args.output:  # after every variant: an hour's run keeps what it finished
+                    with atomic_write(args.output) as out:
+                        json.dump(rows, out, indent=2)
 
 
 if __name__ == "__main__":
