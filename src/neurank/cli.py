@@ -523,16 +523,16 @@ def embeddings_train_cmd(
     as_json: bool = JsonFlag,
 ) -> None:
     """Train word2vec (gensim) on a collection's text and save it in word2vec text format."""
-    from neurank.collections.registry import resolve_data_dir
-    from neurank.data.embeddings import brown_corpus_sentences, train_word2vec
+    from neurank.config import config_from_dict
+    from neurank.data.embeddings import train_word2vec
     from neurank.text import Tokenizer
-    from neurank.training.loop import collection_texts
+    from neurank.training.loop import collection_texts, word2vec_sentences
 
     coll = _load(collection, data_dir, 0, 5)
-    tokenizer = Tokenizer()
-    sentences = [t for t in tokenizer.tokenize_batch(collection_texts(coll)) if t]
-    if brown:
-        sentences += brown_corpus_sentences(resolve_data_dir(data_dir) / "brown_corpus" / "brown.zip", tokenizer)
+    # The default tokenizer, as a config with default data settings has it; Brown is read as training reads it.
+    data = {"collection": collection, "data_dir": None if data_dir is None else str(data_dir)}
+    config = config_from_dict({"data": data, "embeddings": {"brown": brown}})
+    sentences = word2vec_sentences(config, Tokenizer().tokenize_batch(collection_texts(coll)))
     vectors = train_word2vec(sentences, dim=dim, window=window, min_count=min_count, epochs=epochs, seed=seed)
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = output.with_name(f".{output.name}.tmp")
