@@ -136,3 +136,20 @@ def test_commands_that_do_not_run_distributed_refuse_torchrun(torchrun_env, caps
         main(["experiment", "configs/wikiqa.yaml", "--output-dir", "unused"])
     err = capsys.readouterr().err
     assert exit_.value.code == 2 and "`neurank experiment` runs in one process" in err
+
+
+def test_a_rank_ends_its_process_with_its_output_flushed_and_a_single_process_goes_on():
+    import subprocess
+    import sys
+
+    SINGLE_PROCESS.end_process()  # one process: returns, and this test goes on
+    script = (
+        "import sys\n"
+        "from neurank.distributed import DistributedContext\n"
+        "print('saved', end='')\n"
+        "sys.stderr.write('progress')\n"
+        "DistributedContext(rank=1, world_size=2).end_process()\n"
+        "print('never printed')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert (done.returncode, done.stdout, done.stderr) == (0, "saved", "progress")

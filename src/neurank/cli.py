@@ -240,15 +240,15 @@ def train_cmd(
     experiment = load_config(config, _with_options(overrides, data_dir, device))
     with init_distributed(experiment.train.device) as context:
         result = train(experiment, output_dir, resume=resume, progress=not as_json, precision=precision, distributed=context)
-    if not context.is_main:
-        return
-    if as_json:
-        _print_json(result)
-    else:
-        console.print(
-            f"best dev {result['metric']} {result['best_metric']:.4f} at epoch {result['best_epoch']} "
-            f"({result['epochs']} epochs, {result['seconds']:.0f} s); checkpoint {output_dir / 'best.pt'}"
-        )
+    if context.is_main:
+        if as_json:
+            _print_json(result)
+        else:
+            console.print(
+                f"best dev {result['metric']} {result['best_metric']:.4f} at epoch {result['best_epoch']} "
+                f"({result['epochs']} epochs, {result['seconds']:.0f} s); checkpoint {output_dir / 'best.pt'}"
+            )
+    context.end_process()  # under torchrun: leave without the teardown where gloo can abort (see its docstring)
 
 
 @app.command("experiment")
@@ -315,11 +315,11 @@ def rerank_cmd(
             reranker = Reranker.from_checkpoint(checkpoint, device=device, precision=precision, distributed=context)
         first_stage = read_run(run) if run is not None else None
         reranked = reranker.rerank_collection(coll, split, first_stage, depth=depth)
-    if not context.is_main:
-        return
-    write_run(reranked, output, tag=f"neurank-{checkpoint.stem}")
-    result = {"collection": collection, "split": split, "queries": len({r.query_id for r in reranked}), "results": len(reranked), "output": str(output)}
-    _emit(result, as_json, f"re-ranked {result['results']} results for {result['queries']} queries into {output}")
+    if context.is_main:
+        write_run(reranked, output, tag=f"neurank-{checkpoint.stem}")
+        result = {"collection": collection, "split": split, "queries": len({r.query_id for r in reranked}), "results": len(reranked), "output": str(output)}
+        _emit(result, as_json, f"re-ranked {result['results']} results for {result['queries']} queries into {output}")
+    context.end_process()  # under torchrun: leave without the teardown where gloo can abort (see its docstring)
 
 
 @app.command("export")

@@ -26,9 +26,11 @@ names the fix: dense gradients (`embeddings.sparse=false`), which DDP all-reduce
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import os
+import sys
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -191,7 +193,24 @@ class DistributedContext:
         if self.enabled and dist.is_initialized():
             if not failed:
                 dist.barrier()
+            gc.collect()  # a DDP model left in a reference cycle lets go of the group now, not at interpreter exit
             dist.destroy_process_group()
+
+    def end_process(self) -> None:
+        """End this rank's process now, with exit status 0, skipping the interpreter's teardown: for a command
+        whose work is done, saved and printed (the context closed).
+
+        Even after the barrier and `destroy_process_group` in `close`, gloo's C++ threads now and then abort the
+        process while Python tears down (SIGABRT, "terminate called without an active exception"; seen on
+        rank 1 of a 2-process CPU `neurank train` in CI), and torchrun then reports the whole run as failed.
+        Nothing is left to do at that point but flush the output, so a rank leaves with `os._exit`. A single
+        process returns and exits as usual.
+        """
+        if not self.enabled:
+            return
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
 
     def __enter__(self) -> DistributedContext:
         return self

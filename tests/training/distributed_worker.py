@@ -92,6 +92,7 @@ def main(config_path: str, out: str) -> None:
         run = reranker.rerank_collection(collection, "test")
         if context.is_main:
             write_run(run, out / "rerank.run", tag="distributed")
+    context.end_process()  # as the commands do: no interpreter teardown, where gloo now and then aborts
 
 
 if __name__ == "__main__":
