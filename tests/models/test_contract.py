@@ -18,6 +18,11 @@ from neurank.text import PAD_ID
 
 VOCAB_SIZE = 40
 VARIANTS = {
+    "compare_aggregate": [
+        {"comparison": "nn", "windows": [2, 7], "null_attention": False, "use_first_stage_score": True},
+        {"comparison": "sub", "hidden_size": 12, "freeze_embeddings": False, "dropout": 0.0},
+        {"comparison": "mult", "windows": [1], "dropout": 0.3},
+    ],
     "pacrr": [
         {"min_ngram": 2, "max_ngram": 4, "k_max": 6, "use_idf": False, "use_first_stage_score": True},
         {"max_query_len": 3, "dense_sizes": [16], "n_filters": 8, "dropout": 0.1},

@@ -24,6 +24,8 @@ VARIANTS = [
     ("mvlstm", {"interaction": "tensor", "shared_lstm": False, "tensor_channels": 3, "use_first_stage_score": True}),
     ("mvlstm", {"interaction": "bilinear", "mlp_hidden": []}),
     ("tk", {"n_layers": 1, "n_heads": 4, "ff_dim": 32}),
+    ("compare_aggregate", {"comparison": "nn", "windows": [2, 7], "null_attention": False, "use_first_stage_score": True}),
+    ("compare_aggregate", {"comparison": "mult", "hidden_size": 12}),
 ]
 CASES = [(name, {}) for name in model_names()] + VARIANTS
 

@@ -28,6 +28,7 @@ from neurank.models.layers import (
     shared_query,
 )
 from neurank.models.arci import ArcI, ArcIConfig
+from neurank.models.compare_aggregate import CompareAggregate, CompareAggregateConfig
 from neurank.models.conv_knrm import ConvKNRM, ConvKNRMConfig
 from neurank.models.drmm import DRMM, DRMMConfig
 from neurank.models.duet import DUET, DUETConfig
@@ -51,6 +52,8 @@ __all__ = [
     "ArcI",
     "ArcIConfig",
     "CNNInteractionBasedModel",
+    "CompareAggregate",
+    "CompareAggregateConfig",
     "ConvKNRM",
     "ConvKNRMConfig",
     "DRMM",
