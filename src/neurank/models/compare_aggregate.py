@@ -179,13 +179,19 @@ class CompareAggregate(Ranker):
         features = with_first_stage_score(features, first_stage_score, self.config)  # (B, H + 1) with the score
         return self.score(features).squeeze(1)  # (B,)
 
+    def _preprocess_and_attend(
+        self, query_ids: Tensor, doc_ids: Tensor, query_mask: Tensor, doc_mask: Tensor
+    ) -> tuple[Tensor, Tensor, tuple[Tensor, Tensor, Tensor]]:
+        """The preprocessed query (B, Lq, H) and document (B, Ld, H), and what `_attend` makes of them."""
+        query = self._preprocess(query_ids, query_mask)
+        doc = self._preprocess(doc_ids, doc_mask)
+        return query, doc, self._attend(query, doc, query_mask, doc_mask)
+
     def _layers(
         self, query_ids: Tensor, doc_ids: Tensor, query_mask: Tensor, doc_mask: Tensor
     ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """sim, attention, null (see `_attend`) and the comparison (B, Ld, H)."""
-        query = self._preprocess(query_ids, query_mask)  # (B, Lq, H)
-        doc = self._preprocess(doc_ids, doc_mask)  # (B, Ld, H)
-        sim, attention, null = self._attend(query, doc, query_mask, doc_mask)
+        query, doc, (sim, attention, null) = self._preprocess_and_attend(query_ids, doc_ids, query_mask, doc_mask)
         attended = attention.transpose(1, 2) @ query  # (B, Ld, H); the null position adds 0
         return sim, attention, null, self._compare(doc, attended, doc_mask)
 
@@ -202,9 +208,7 @@ class CompareAggregate(Ranker):
             (B, 1, Lq, Ld).
         """
         query_mask, doc_mask = resolve_masks(query_ids, doc_ids, query_mask, doc_mask)
-        query = self._preprocess(query_ids, query_mask)
-        doc = self._preprocess(doc_ids, doc_mask)
-        return self._attend(query, doc, query_mask, doc_mask)[0][:, None]
+        return self._preprocess_and_attend(query_ids, doc_ids, query_mask, doc_mask)[2][0][:, None]
 
     def flops_per_pair(self, query_len: int, doc_len: int) -> int:
         """See `Ranker.flops_per_pair`: the two preprocessing layers over both texts, the attention scores and the
