@@ -87,11 +87,7 @@ def try_variant(variant: str, word2vec_seed: int, args, plan, base, data, tmp: P
     variant_data = dataclasses.replace(data, embeddings=matrix)
     rows = []
     for model in args.models:
-        options = plan.model_options("wikiqa", model)
-        config = dataclasses.replace(
-            base, model=model,
-            model_config={**options, "use_first_stage_score": base.model_config.get("use_first_stage_score", False)},
-        )
+        config = plan.experiment_config("wikiqa", model)
         seeds = []
         for seed in args.seeds:
             outcome = train(with_seed(config, seed), tmp / f"{variant}-{word2vec_seed}-{model}-{seed}", data=variant_data)

@@ -4,7 +4,9 @@
         --variant '{"dropout": 0.0}' --variant '{"dropout": 0.1}' --variant '{"dropout": 0.2}'
 
 Each variant's options replace the model's options from configs/benchmark.yaml (the collection's own included);
-the model is trained as `neurank benchmark` trains it, with each seed, and the script prints, per variant, the best
+a variant's "train" key holds training options that replace the collection's for this model, as a collection's
+`train: {model: {...}}` entry in the benchmark config does (e.g. '{"train": {"patience": 10}}'). The model is
+trained as `neurank benchmark` trains it, with each seed, and the script prints, per variant, the best
 dev value of the collection's selection metric and the dev value after the BM25 fusion weight is chosen, per seed
 and on average. Test is never read here: the table's command re-ranks test once, with the options chosen.
 """
@@ -39,6 +41,9 @@ def main() -> None:
     parser.add_argument("--output", default=None, help="write the results as JSON here")
     args = parser.parse_args()
     variants = [json.loads(v) for v in args.variant]
+    for variant in variants:
+        if not isinstance(variant, dict) or not isinstance(variant.get("train", {}), dict):
+            parser.error(f"variant {json.dumps(variant)}: expected an object of model options, its \"train\" an object")
     plan = load_plan(args.config, data_dir=args.data_dir, models=[args.model], collections=[args.collection])
     base = plan.collections[args.collection]
     with warnings.catch_warnings():
@@ -47,11 +52,15 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for number, variant in enumerate(variants):
-            options = {**plan.model_options(args.collection, args.model), **variant}
-            config = dataclasses.replace(
-                base, model=args.model,
-                model_config={**options, "use_first_stage_score": base.model_config.get("use_first_stage_score", False)},
+            options = dict(variant)
+            train_options = options.pop("train", {})
+            varied = dataclasses.replace(
+                plan,
+                models={**plan.models, args.model: {**plan.model_options(args.collection, args.model), **options}},
+                collection_models={},
+                collection_train={args.collection: {args.model: {**plan.train_options(args.collection, args.model), **train_options}}},
             )
+            config = varied.experiment_config(args.collection, args.model)
             seeds = []
             for seed in args.seeds:
                 started = time.perf_counter()
@@ -59,7 +68,8 @@ def main() -> None:
                 fused = outcome["fusion"]["value"] if outcome["fusion"] else None
                 seeds.append({
                     "seed": seed, "dev": outcome["best_metric"], "dev_fused": fused,
-                    "best_epoch": outcome["best_epoch"], "seconds": time.perf_counter() - started,
+                    "best_epoch": outcome["best_epoch"], "epochs": outcome["epochs"],
+                    "seconds": time.perf_counter() - started,
                 })
             row = {
                 "options": variant, "metric": outcome["metric"], "seeds": seeds,

@@ -23,7 +23,7 @@ import yaml
 
 from neurank.collections import ANSWER_SELECTION
 from neurank.collections.textio import atomic_write
-from neurank.config import ConfigError, ExperimentConfig, apply_overrides, config_from_dict
+from neurank.config import ConfigError, ExperimentConfig, TrainConfig, apply_overrides, build_section, config_from_dict
 from neurank.evaluation import evaluate, evaluate_per_query
 from neurank.experiment import load_seed_run, summarise, train_and_test, with_seed
 from neurank.models import model_names
@@ -69,10 +69,34 @@ class BenchmarkPlan:
     seeds: list[int]
     # Per collection, options that replace a model's own there (chosen on that collection's dev split).
     collection_models: dict[str, dict[str, dict]] = field(default_factory=dict)
+    # Per collection, training options (the `train` section) that replace the collection's for one model there.
+    collection_train: dict[str, dict[str, dict]] = field(default_factory=dict)
 
     def model_options(self, collection: str, model: str) -> dict:
         """A model's options on a collection: its own, with the collection's replacements."""
         return {**self.models[model], **self.collection_models.get(collection, {}).get(model, {})}
+
+    def train_options(self, collection: str, model: str) -> dict:
+        """The training options a collection gives one model in place of its own (empty: the collection's)."""
+        return dict(self.collection_train.get(collection, {}).get(model, {}))
+
+    def experiment_config(self, collection: str, model: str) -> ExperimentConfig:
+        """The config one model is trained with on one collection: the collection's config, the model's options
+        there, and the collection's training options for that model."""
+        base = self.collections[collection]
+        train = base.train
+        replaced = self.train_options(collection, model)
+        if replaced:
+            train = build_section(
+                TrainConfig, {**dataclasses.asdict(base.train), **replaced}, f"{collection}: train: {model}"
+            )
+        return dataclasses.replace(
+            base, model=model, train=train,
+            model_config={
+                **self.model_options(collection, model),
+                "use_first_stage_score": base.model_config.get("use_first_stage_score", False),
+            },
+        )
 
 
 def load_plan(
@@ -109,21 +133,37 @@ def load_plan(
         if missing:
             raise ConfigError(f"{path}: collection {missing[0]!r} is not in the benchmark config; it has {', '.join(entries)}")
         entries = {c: entries[c] for c in collections}
-    collections, measures, collection_models = {}, {}, {}
+    collections, measures, collection_models, collection_train = {}, {}, {}, {}
     for name, entry in entries.items():
-        unknown = set(entry) - {"config", "measures", "overrides", "models"}
+        unknown = set(entry) - {"config", "measures", "overrides", "models", "train"}
         if unknown:
-            raise ConfigError(f"{path}: collection {name!r}: unknown key {sorted(unknown)[0]!r}; valid keys: config, measures, models, overrides")
+            raise ConfigError(f"{path}: collection {name!r}: unknown key {sorted(unknown)[0]!r}; valid keys: config, measures, models, overrides, train")
         own_models = dict(entry.get("models") or {})
-        strangers = [m for m in own_models if m not in raw.get("models", {})]
-        if strangers:
-            raise ConfigError(f"{path}: collection {name!r} sets options of {strangers[0]!r}, which is not in the benchmark's models")
+        own_train = dict(entry.get("train") or {})
+        for part, given in (("options", own_models), ("training options", own_train)):
+            strangers = [m for m in given if m not in raw.get("models", {})]
+            if strangers:
+                raise ConfigError(f"{path}: collection {name!r} sets {part} of {strangers[0]!r}, which is not in the benchmark's models")
+            odd = [m for m, o in given.items() if o is not None and not isinstance(o, dict)]
+            if odd:
+                raise ConfigError(f"{path}: collection {name!r}: the {part} of {odd[0]!r} must be a mapping of key: value")
         collection_models[name] = {m: dict(o or {}) for m, o in own_models.items() if m in chosen}
+        collection_train[name] = {m: dict(o or {}) for m, o in own_train.items() if m in chosen}
         base = yaml.safe_load((path.parent / entry["config"]).read_text(encoding="utf-8")) if "config" in entry else {}
         own = list(entry.get("overrides", []))
         collections[name] = config_from_dict(apply_overrides(base, own + overrides), f"{path}: {name}")
         measures[name] = list(entry.get("measures", []))
-    return BenchmarkPlan(collections, measures, {m: dict(o or {}) for m, o in chosen.items()}, seeds, collection_models)
+    plan = BenchmarkPlan(
+        collections, measures, {m: dict(o or {}) for m, o in chosen.items()}, seeds, collection_models, collection_train
+    )
+    for name, own_train in collection_train.items():
+        for model in own_train:
+            try:
+                built = plan.experiment_config(name, model)  # a misspelt or mistyped option fails here, not hours in
+            except ConfigError as error:
+                raise ConfigError(f"{path}: {error}") from None
+            own_train[model] = {key: getattr(built.train, key) for key in own_train[model]}  # "3e-4" read as 0.0003
+    return plan
 
 
 def run_benchmark(
@@ -146,12 +186,7 @@ def run_benchmark(
         bm25_values = evaluate_per_query(bm25, split.qrels, measures)
         result = CollectionResult(name, base.data.test_split, len(bm25_values[measures[0]]), measures, evaluate(bm25, split.qrels, measures))
         for model_name in plan.models:
-            options = plan.model_options(name, model_name)
-            config = dataclasses.replace(
-                base,
-                model=model_name,
-                model_config={**options, "use_first_stage_score": base.model_config.get("use_first_stage_score", False)},
-            )
+            config = plan.experiment_config(name, model_name)
             runs = []
             for seed in plan.seeds:
                 run_dir = output_dir / name / model_name / f"seed-{seed}"
@@ -229,7 +264,25 @@ def results_markdown(
                 cells.append(f"{model.mean[m]:.4f} ± {model.std[m]:.4f}{marks}")
             lines.append(f"| {model.model} | " + " | ".join(cells) + f" | {model.train_seconds:.0f} | {model.pairs_per_second:,.0f} |")
         lines.append("")
+        chosen = _collection_choices(plan, result.collection, [m.model for m in result.models])
+        if chosen:
+            lines += [f"Set for {result.collection} in the benchmark config, in place of the defaults: {chosen}.", ""]
     return "\n".join(lines)
+
+
+def _collection_choices(plan: BenchmarkPlan, collection: str, models: list[str]) -> str:
+    """The model options and training options a collection sets for some of its models, as one sentence part."""
+    def text(values: dict) -> str:
+        return ", ".join(f"{key} {json.dumps(value)}" for key, value in values.items())
+
+    parts = []
+    for model in models:
+        options = plan.collection_models.get(collection, {}).get(model, {})
+        train = plan.collection_train.get(collection, {}).get(model, {})
+        said = ([f"options {text(options)}"] if options else []) + ([f"training {text(train)}"] if train else [])
+        if said:
+            parts.append(f"{model} with " + "; ".join(said))
+    return "; ".join(parts)
 
 
 def write_results(

@@ -139,6 +139,12 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
     return value
 
 
+def build_section(cls, values: dict, where: str):
+    """One config section (`DataConfig`, `TrainConfig`, ...) from a dict, naming `where` for an unknown key or a
+    value of the wrong type."""
+    return _build(cls, values, where)
+
+
 def _build(cls, values: dict, where: str):
     valid = {f.name for f in fields(cls)}
     unknown = sorted(set(values) - valid)

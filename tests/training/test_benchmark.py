@@ -149,3 +149,64 @@ def test_a_collection_can_set_its_own_model_options(tmp_path, tiny_config):
     path.write_text(yaml.safe_dump(plan))
     with pytest.raises(ConfigError, match="unknown key 'model'"):
         load_plan(path)
+
+
+def test_a_collection_can_set_one_models_training_options(tmp_path, tiny_config):
+    path = write_plan(tmp_path, tiny_config, {"knrm": {}, "drmm": {}})
+    plan = yaml.safe_load(path.read_text())
+    plan["collections"]["wikiqa"]["train"] = {"knrm": {"epochs": 2, "lr": "3e-3"}}
+    path.write_text(yaml.safe_dump(plan))
+    loaded = load_plan(path, quick=True)
+    knrm, drmm = loaded.experiment_config("wikiqa", "knrm"), loaded.experiment_config("wikiqa", "drmm")
+    # Only knrm's training changes, and the quick override of the collection's epochs applies to the others.
+    assert (knrm.train.epochs, knrm.train.lr, drmm.train.epochs, drmm.train.lr) == (2, 3e-3, 1, tiny_config.train.lr)
+    assert knrm.model == "knrm" and knrm.data == drmm.data
+    results = run_benchmark(loaded, tmp_path / "runs", log=lambda line: None)
+    seed_dir = tmp_path / "runs" / "wikiqa"
+    saved = json.loads((seed_dir / "knrm" / "seed-1" / "seed.json").read_text())
+    assert saved["config"]["train"]["epochs"] == 2 and saved["config"]["train"]["lr"] == 3e-3
+    assert len((seed_dir / "knrm" / "seed-1" / "metrics.jsonl").read_text().splitlines()) == 2
+    assert len((seed_dir / "drmm" / "seed-1" / "metrics.jsonl").read_text().splitlines()) == 1
+    assert sorted(m.model for m in results[0].models) == ["drmm", "knrm"]
+    write_results(results, loaded, tmp_path / "results.md", "neurank benchmark bench.yaml --quick", 1.0)
+    assert "Set for wikiqa in the benchmark config, in place of the defaults: knrm with training epochs 2, lr 0.003." in (
+        tmp_path / "results.md"
+    ).read_text()
+    for bad, message in (
+        ({"knrm": {"epoch": 2}}, "wikiqa: train: knrm: unknown key 'epoch'"),
+        ({"knrm": {"patience": "many"}}, r"wikiqa: train: knrm\.patience: expected int, found 'many'"),
+        ({"knrm": 2}, "the training options of 'knrm' must be a mapping"),
+        ({"tk": {"epochs": 2}}, "sets training options of 'tk', which is not in the benchmark's models"),
+    ):
+        plan["collections"]["wikiqa"]["train"] = bad
+        path.write_text(yaml.safe_dump(plan))
+        with pytest.raises(ConfigError, match=message):
+            load_plan(path)
+
+
+def test_the_options_experiment_tries_training_options_on_dev(tmp_path, tiny_config):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[2] / "experiments" / "model_options.py"
+    path = write_plan(tmp_path, tiny_config, {"knrm": {}})
+    output = tmp_path / "options.json"
+    completed = subprocess.run(
+        [sys.executable, str(script), "--config", str(path), "--model", "knrm", "--collection", "wikiqa", "--seeds", "1",
+         "--variant", '{"train": {"epochs": 1}}', "--variant", '{"n_kernels": 5, "train": {"epochs": 2}}',
+         "--output", str(output)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert completed.returncode == 0, completed.stderr
+    rows = json.loads(output.read_text())
+    assert [row["options"] for row in rows] == [{"train": {"epochs": 1}}, {"n_kernels": 5, "train": {"epochs": 2}}]
+    # The variant's training options are the ones trained with (tiny_config trains 3 epochs, patience 5).
+    assert [row["seeds"][0]["epochs"] for row in rows] == [1, 2]
+    assert 0 <= rows[1]["mean_dev"] <= 1
+    refused = subprocess.run(
+        [sys.executable, str(script), "--config", str(path), "--model", "knrm", "--collection", "wikiqa",
+         "--variant", '{"train": 3}'],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert refused.returncode == 2 and 'its "train" an object' in refused.stderr
