@@ -71,6 +71,8 @@ class BenchmarkPlan:
     collection_models: dict[str, dict[str, dict]] = field(default_factory=dict)
     # Per collection, training options (the `train` section) that replace the collection's for one model there.
     collection_train: dict[str, dict[str, dict]] = field(default_factory=dict)
+    # Training options that win over a model's own (--quick's: a smoke test stays short whatever a model sets).
+    final_train: dict = field(default_factory=dict)
 
     def model_options(self, collection: str, model: str) -> dict:
         """A model's options on a collection: its own, with the collection's replacements."""
@@ -88,7 +90,8 @@ class BenchmarkPlan:
         replaced = self.train_options(collection, model)
         if replaced:
             train = build_section(
-                TrainConfig, {**dataclasses.asdict(base.train), **replaced}, f"{collection}: train: {model}"
+                TrainConfig, {**dataclasses.asdict(base.train), **replaced, **self.final_train},
+                f"{collection}: train: {model}",
             )
         return dataclasses.replace(
             base, model=model, train=train,
@@ -153,8 +156,10 @@ def load_plan(
         own = list(entry.get("overrides", []))
         collections[name] = config_from_dict(apply_overrides(base, own + overrides), f"{path}: {name}")
         measures[name] = list(entry.get("measures", []))
+    quick_train = apply_overrides({}, list(quick_part.get("overrides", []))).get("train", {})
     plan = BenchmarkPlan(
-        collections, measures, {m: dict(o or {}) for m, o in chosen.items()}, seeds, collection_models, collection_train
+        collections, measures, {m: dict(o or {}) for m, o in chosen.items()}, seeds, collection_models, collection_train,
+        quick_train,
     )
     for name, own_train in collection_train.items():
         for model in own_train:
