@@ -142,10 +142,6 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
 def build_section(cls, values: dict, where: str):
     """One config section (`DataConfig`, `TrainConfig`, ...) from a dict, naming `where` for an unknown key or a
     value of the wrong type."""
-    return _build(cls, values, where)
-
-
-def _build(cls, values: dict, where: str):
     valid = {f.name for f in fields(cls)}
     unknown = sorted(set(values) - valid)
     if unknown:
@@ -164,9 +160,9 @@ def config_from_dict(values: dict, source: str = "config") -> ExperimentConfig:
         section = values.pop(name, {}) or {}
         if not isinstance(section, dict):
             raise ConfigError(f"{source}: section {name!r} must be a mapping")
-        sections[name] = _build(cls, section, f"{source}: {name}")
+        sections[name] = build_section(cls, section, f"{source}: {name}")
     model_config = values.pop("model_config", {}) or {}
-    top = _build(ExperimentConfig, values, source) if values else ExperimentConfig()
+    top = build_section(ExperimentConfig, values, source) if values else ExperimentConfig()
     return dataclasses.replace(top, model_config=dict(model_config), **sections)
 
 
