@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from neurank.models import CompareAggregate, CompareAggregateConfig, build_model
+from neurank.text import UNK_ID
 
 VOCAB_SIZE = 30
 
@@ -28,6 +29,8 @@ def by_hand(model: CompareAggregate, query: list[int], doc: list[int]) -> torch.
         h_j = sum(w * q_i for w, q_i in zip(weights, q))  # the null position's vector is 0
         features = torch.cat([(a_j - h_j) ** 2, a_j * h_j])
         compared.append(torch.relu(p["compare.weight"] @ features + p["compare.bias"]))
+    if model.config.exact_match:  # one more channel: does the document word occur in the query (UNK never does)
+        compared = [torch.cat([t, torch.tensor([float(w in query and w != UNK_ID)])]) for t, w in zip(compared, doc)]
     hidden = model.config.hidden_size
     pooled = []
     for c, window in enumerate(model.config.windows):
@@ -45,11 +48,12 @@ def by_hand(model: CompareAggregate, query: list[int], doc: list[int]) -> torch.
     return p["score.weight"][0] @ features + p["score.bias"][0]
 
 
-@pytest.mark.parametrize("null_attention", [True, False])
-def test_the_score_is_the_four_layers_computed_by_hand(null_attention):
+@pytest.mark.parametrize("null_attention, exact_match", [(True, False), (False, False), (True, True)])
+def test_the_score_is_the_four_layers_computed_by_hand(null_attention, exact_match):
     torch.manual_seed(0)
-    model = build_model("compare_aggregate", VOCAB_SIZE, {"hidden_size": 6, "embedding_dim": 5, "windows": [1, 3], "null_attention": null_attention}).eval()
-    query, doc = [3, 7, 9], [7, 4, 12, 3, 20]
+    options = {"hidden_size": 6, "embedding_dim": 5, "windows": [1, 3], "null_attention": null_attention, "exact_match": exact_match}
+    model = build_model("compare_aggregate", VOCAB_SIZE, options).eval()
+    query, doc = [3, 7, 9, UNK_ID], [7, 4, UNK_ID, 12, 3, 20]
     with torch.no_grad():
         score = model(torch.tensor([query]), torch.tensor([doc]))
         expected = by_hand(model, query, doc)
@@ -87,6 +91,24 @@ def test_mult_compares_a_word_with_what_it_attends_to_elementwise():
         gated = model._preprocess(torch.tensor([[6]]), torch.tensor([[True]]))[0, 0]
         stages = model.explain(torch.tensor([[6]]), torch.tensor([[6]])).stages
     torch.testing.assert_close(stages["comparison"].values[0, 0], (gated * gated).norm())
+
+
+def test_exact_match_flags_the_document_words_found_in_the_query_and_changes_the_score():
+    torch.manual_seed(2)
+    model = build_model("compare_aggregate", VOCAB_SIZE, {"hidden_size": 8, "exact_match": True}).eval()
+    query_ids = torch.tensor([[3, 7, UNK_ID, 0]])
+    doc_ids = torch.tensor([[7, 4, UNK_ID, 3, 7, 0]])
+    with torch.no_grad():
+        explanation = model.explain(query_ids, doc_ids)
+        flag_weights = [conv.weight[:, -1].clone() for conv in model.convs]
+        for conv in model.convs:  # the flag channel's weights off: the flags no longer reach the score
+            conv.weight[:, -1] = 0
+        without_flags = model(query_ids, doc_ids)
+        for conv, weights in zip(model.convs, flag_weights):
+            conv.weight[:, -1] = weights
+    torch.testing.assert_close(explanation.stages["exact_match"].values, torch.tensor([[1.0, 0.0, 0.0, 1.0, 1.0, 0.0]]))
+    assert not torch.allclose(explanation.score, without_flags)
+    assert "exact_match" not in build_model("compare_aggregate", VOCAB_SIZE, {"hidden_size": 8}).explain(query_ids, doc_ids).stages
 
 
 def test_word_vectors_stay_fixed_by_default_and_train_when_asked():

@@ -22,6 +22,7 @@ VARIANTS = {
         {"comparison": "nn", "windows": [2, 7], "null_attention": False, "use_first_stage_score": True},
         {"comparison": "sub", "hidden_size": 12, "freeze_embeddings": False, "dropout": 0.0},
         {"comparison": "mult", "windows": [1], "dropout": 0.3},
+        {"exact_match": True, "windows": [1, 3], "use_first_stage_score": True},
     ],
     "pacrr": [
         {"min_ngram": 2, "max_ngram": 4, "k_max": 6, "use_idf": False, "use_first_stage_score": True},

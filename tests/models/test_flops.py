@@ -26,6 +26,7 @@ VARIANTS = [
     ("tk", {"n_layers": 1, "n_heads": 4, "ff_dim": 32}),
     ("compare_aggregate", {"comparison": "nn", "windows": [2, 7], "null_attention": False, "use_first_stage_score": True}),
     ("compare_aggregate", {"comparison": "mult", "hidden_size": 12}),
+    ("compare_aggregate", {"exact_match": True, "windows": [1, 4]}),
 ]
 CASES = [(name, {}) for name in model_names()] + VARIANTS
 

@@ -29,12 +29,20 @@ def random_pairs(n, seed, max_query, max_doc):
     return queries, docs, rng.random(n).astype(np.float32)
 
 
-@pytest.mark.parametrize("name", [n for n in model_names() if n != "cnn"])
-def test_onnx_scores_equal_pytorch_scores_at_other_lengths(name, tmp_path):
+# Options whose branches the default configs do not take.
+VARIANTS = [("compare_aggregate", {"exact_match": True})]
+
+
+@pytest.mark.parametrize(
+    "name, options",
+    [(n, {}) for n in model_names() if n != "cnn"] + VARIANTS,
+    ids=lambda case: case if isinstance(case, str) else "".join(f"-{k}={v}" for k, v in case.items()),
+)
+def test_onnx_scores_equal_pytorch_scores_at_other_lengths(name, options, tmp_path):
     import onnxruntime as ort
 
     torch.manual_seed(0)
-    model = build_model(name, VOCAB_SIZE, {"use_first_stage_score": True}).eval()
+    model = build_model(name, VOCAB_SIZE, {"use_first_stage_score": True, **options}).eval()
     path = tmp_path / f"{name}.onnx"
     info = export_model_onnx(model, name, path, max_query_len=12, max_doc_len=90)
     assert max(info["check"].values()) < 1e-4

@@ -21,6 +21,10 @@ understanding, not copied:
   of `hidden_size` units before the scoring layer;
 - the word vectors stay fixed (`freeze_embeddings=True`): the reference keeps its GloVe vectors fixed.
 Dropout is ours (the reference has none): on the word vectors and on the pooled features, 0.1 by default.
+`exact_match` (off by default) is ours too: one more input channel to the aggregation CNN, 1 where the document word
+occurs in the query (PAD and UNK never match), like the word-overlap indicators that Severyn and Moschitti (SIGIR
+2015) append to word vectors for answer selection. Attention finds a repeated word only through its vector, which
+for a rare word trained on little text says little.
 
 Appending PAD never changes a score: padded query positions get no attention, padded document positions are 0 in
 the comparison (so a convolution window past a text's end reads the same zeros whether the text was padded or not),
@@ -40,6 +44,7 @@ from neurank.models.layers import (
     Ranker,
     Stage,
     build_embedding,
+    exact_match_matrix,
     linear_flops,
     pair_mask,
     resolve_masks,
@@ -63,6 +68,7 @@ class CompareAggregateConfig:
             "mult" (a * h).
         windows: window sizes of the aggregation CNN, one convolution of `hidden_size` filters each.
         null_attention: attend over one more, all-zero query position as well as the query's words.
+        exact_match: give the aggregation CNN one more channel, 1 where the document word occurs in the query.
         dropout: on the word vectors and on the pooled features.
         use_first_stage_score: feed the (already normalised) first-stage score to the scoring layer as one feature.
         freeze_embeddings: keep the embeddings fixed during training (the reference does).
@@ -75,6 +81,7 @@ class CompareAggregateConfig:
     comparison: str = "submult_nn"
     windows: tuple[int, ...] = (1, 2, 3, 4, 5)
     null_attention: bool = True
+    exact_match: bool = False
     dropout: float = 0.1
     use_first_stage_score: bool = False
     freeze_embeddings: bool = True
@@ -118,7 +125,8 @@ class CompareAggregate(Ranker):
         self.update = nn.Linear(config.embedding_dim, hidden)  # W_u, b_u
         # SUB and MULT have no parameters; NN reads [a; h], SUBMULT+NN reads [(a - h)^2; a * h].
         self.compare = nn.Linear(2 * hidden, hidden) if config.comparison in ("nn", "submult_nn") else None
-        self.convs = nn.ModuleList(nn.Conv1d(hidden, hidden, window) for window in config.windows)
+        channels = hidden + int(config.exact_match)  # the comparison, and the exact-match flag when asked for
+        self.convs = nn.ModuleList(nn.Conv1d(channels, hidden, window) for window in config.windows)
         self.aggregate = nn.Linear(len(config.windows) * hidden, hidden)
         self.score = nn.Linear(hidden + int(config.use_first_stage_score), 1)
 
@@ -162,9 +170,14 @@ class CompareAggregate(Ranker):
             compared = torch.relu(self.compare(torch.cat([(doc - attended) * (doc - attended), doc * attended], dim=2)))
         return compared * doc_mask[:, :, None].to(compared.dtype)
 
-    def _pool(self, compared: Tensor, doc_mask: Tensor) -> Tensor:
-        """Each window's convolution + ReLU, max over the windows that start at a real position: (B, W * H)."""
+    def _pool(self, compared: Tensor, doc_mask: Tensor, matched: Tensor | None = None) -> Tensor:
+        """Each window's convolution + ReLU, max over the windows that start at a real position: (B, W * H).
+
+        `matched` (B, Ld), the exact-match flags, joins the comparison as one more channel when given.
+        """
         x = compared.transpose(1, 2)  # (B, H, Ld)
+        if matched is not None:
+            x = torch.cat([x, matched[:, None, :].to(x.dtype)], dim=1)  # (B, H + 1, Ld)
         has_text = doc_mask.any(dim=1, keepdim=True)  # (B, 1)
         pooled = []
         for conv in self.convs:
@@ -173,6 +186,12 @@ class CompareAggregate(Ranker):
             y = y.masked_fill(~doc_mask[:, None, :], float("-inf")).amax(dim=2)  # (B, H)
             pooled.append(y.masked_fill(~has_text, 0.0))  # a document with no real token pools to 0
         return torch.cat(pooled, dim=1)  # (B, W * H)
+
+    def _matched(self, query_ids: Tensor, doc_ids: Tensor, query_mask: Tensor, doc_mask: Tensor) -> Tensor | None:
+        """(B, Ld): 1.0 where the document word occurs in the query, 0 elsewhere; None without `exact_match`."""
+        if not self.config.exact_match:
+            return None
+        return exact_match_matrix(query_ids, doc_ids, query_mask, doc_mask).amax(dim=1)
 
     def _score(self, pooled: Tensor, first_stage_score: Tensor | None) -> Tensor:
         features = torch.tanh(self.aggregate(self.dropout(pooled)))  # (B, H)
@@ -219,7 +238,8 @@ class CompareAggregate(Ranker):
         flops += 2 * 2 * query_len * doc_len * hidden  # q' . a' and the attention-weighted sum
         if self.compare is not None:
             flops += linear_flops(self.compare, rows=doc_len)
-        flops += sum(2 * hidden * window * hidden * doc_len for window in config.windows)
+        channels = hidden + int(config.exact_match)
+        flops += sum(2 * channels * window * hidden * doc_len for window in config.windows)
         return flops + linear_flops(self.aggregate) + linear_flops(self.score)
 
     def forward(
@@ -242,7 +262,8 @@ class CompareAggregate(Ranker):
         """
         query_mask, doc_mask = resolve_masks(query_ids, doc_ids, query_mask, doc_mask)
         compared = self._layers(query_ids, doc_ids, query_mask, doc_mask)[3]
-        return self._score(self._pool(compared, doc_mask), first_stage_score)
+        matched = self._matched(query_ids, doc_ids, query_mask, doc_mask)
+        return self._score(self._pool(compared, doc_mask, matched), first_stage_score)
 
     def explain(
         self,
@@ -256,11 +277,13 @@ class CompareAggregate(Ranker):
 
         Stages: "interactions" (channel, query, doc), the dot products the attention is computed from; "attention"
         (query, doc), each document word's weights over the query words; "null_attention" (doc), the weight left on
-        the null position (0 without it); "comparison" (doc,), the length of each word's comparison vector t_j.
+        the null position (0 without it); "comparison" (doc,), the length of each word's comparison vector t_j;
+        with `exact_match`, "exact_match" (doc,), the flags the aggregation CNN reads beside the comparison.
         """
         query_mask, doc_mask = resolve_masks(query_ids, doc_ids, query_mask, doc_mask)
         sim, attention, null, compared = self._layers(query_ids, doc_ids, query_mask, doc_mask)
-        score = self._score(self._pool(compared, doc_mask), first_stage_score)
+        matched = self._matched(query_ids, doc_ids, query_mask, doc_mask)
+        score = self._score(self._pool(compared, doc_mask, matched), first_stage_score)
         stages = {
             "interactions": Stage(sim[:, None], ("channel", "query", "doc"), "dot products of the gated word vectors",
                                   {"channel": ["dot"]}),
@@ -268,4 +291,6 @@ class CompareAggregate(Ranker):
             "null_attention": Stage(null, ("doc",), "attention left on the null query position"),
             "comparison": Stage(compared.norm(dim=2), ("doc",), "length of each document word's comparison vector"),
         }
+        if matched is not None:
+            stages["exact_match"] = Stage(matched, ("doc",), "1 where the document word occurs in the query")
         return Explanation(score=score, stages=stages)
