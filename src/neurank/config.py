@@ -83,6 +83,10 @@ class TrainConfig:
         patience: epochs without dev improvement before stopping early.
         fusion: after training, choose on dev a weight to interpolate the model's scores with the first stage's
             (see `neurank.training.fusion`); re-ranking then uses it.
+        ema: decay of an exponential moving average of the weights, updated after every optimisation step
+            (0: off). When on, dev evaluation, model selection and the checkpoints' weights are the average's
+            (`torch.optim.swa_utils.AveragedModel`); training itself is unchanged. Between 0.9 and 0.999 is
+            typical: the average spans about 1 / (1 - ema) steps.
     """
 
     loss: str = "softmax"
@@ -100,6 +104,11 @@ class TrainConfig:
     device: str = "auto"
     eval_batch_size: int = 256
     fusion: bool = False
+    ema: float = 0.0
+
+    def __post_init__(self):
+        if not 0.0 <= self.ema < 1.0:
+            raise ConfigError(f"ema: expected a decay in [0, 1) (0: off), found {self.ema!r}")
 
 
 @dataclass(frozen=True)
@@ -147,7 +156,11 @@ def build_section(cls, values: dict, where: str):
     if unknown:
         raise ConfigError(f"{where}: unknown key {unknown[0]!r}; valid keys: {', '.join(sorted(valid))}")
     hints = typing.get_type_hints(cls)
-    return cls(**{key: _coerce(value, hints[key], f"{where}.{key}") for key, value in values.items()})
+    coerced = {key: _coerce(value, hints[key], f"{where}.{key}") for key, value in values.items()}
+    try:
+        return cls(**coerced)
+    except ConfigError as error:  # a section's own check of a value ("ema: ..."), placed in the file and section
+        raise ConfigError(f"{where}.{error}") from None
 
 
 def config_from_dict(values: dict, source: str = "config") -> ExperimentConfig:

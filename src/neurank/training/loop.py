@@ -7,6 +7,9 @@ Determinism: one seed drives everything (parameter init, dropout, negative sampl
 batch order are functions of (seed, epoch) alone, and the checkpoint written at the end of every epoch holds the
 optimizer, scheduler and torch/python random states, so `resume=True` after a kill ends with the same weights as an
 uninterrupted run.
+
+`train.ema` keeps an exponential moving average of the weights beside the ones being trained (updated after every
+step); dev evaluation, model selection and the checkpoints then use the average, and the training is unchanged.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from neurank.allocator import tune_malloc
 from torch.utils.data import DataLoader
@@ -255,12 +259,21 @@ def _lr_lambda(schedule: str, warmup: int, total: int) -> Callable[[int], float]
     return factor
 
 
-def checkpoint_payload(config, model, data: PreparedData, optimizers, schedulers, state: dict) -> dict[str, Any]:
-    """What goes into best.pt / last.pt: enough to rebuild the ranker alone, and to resume training."""
+def checkpoint_payload(
+    config, model, data: PreparedData, optimizers, schedulers, state: dict, averaged: AveragedModel | None = None
+) -> dict[str, Any]:
+    """What goes into best.pt / last.pt: enough to rebuild the ranker alone, and to resume training.
+
+    With a weight average (`train.ema`), "state_dict" holds the average, the weights that were evaluated and that
+    the ranker uses; the trained weights and the number of averaged steps are kept beside it for resuming."""
+    extra = {}
+    if averaged is not None:
+        extra = {"training_state_dict": unwrap(model).state_dict(), "ema_updates": int(averaged.n_averaged.item())}
     return {
         "model_name": config.model,
         "model_config": model_config_to_dict(unwrap(model).config),
-        "state_dict": unwrap(model).state_dict(),
+        "state_dict": (averaged.module if averaged is not None else unwrap(model)).state_dict(),
+        **extra,
         "vocab": data.vocab.to_dict(),
         "tokenizer": data.tokenizer.to_dict(),
         "text": {"max_query_len": data.encoder.max_query_len, "max_doc_len": data.encoder.max_doc_len},
@@ -337,13 +350,26 @@ def train(
         for o in optimizers
     ]
     scaler = grad_scaler(device, precision)
+    # The weight average (train.ema): a copy of the model that follows it, evaluated and saved in its place.
+    averaged = None
+    if train_cfg.ema:
+        averaged = AveragedModel(unwrap(model), multi_avg_fn=get_ema_multi_avg_fn(train_cfg.ema), use_buffers=True)
 
     state = {"epoch": 0, "step": 0, "best_metric": -math.inf, "best_epoch": -1, "bad_epochs": 0, "metric": metric, "seconds": 0.0}
     metrics_path = output_dir / "metrics.jsonl"
     # Rank 0 reads and sends it, so other machines need no copy of output_dir.
     checkpoint = dist.broadcast(_read_last(output_dir) if resume and dist.is_main else None)
     if checkpoint is not None:
-        unwrap(model).load_state_dict(checkpoint["state_dict"])
+        if (averaged is not None) != ("ema_updates" in checkpoint):
+            written = "with" if "ema_updates" in checkpoint else "without"
+            raise ValueError(
+                f"{output_dir / 'last.pt'}: written {written} a weight average (train.ema), which this config "
+                f"{'does not ask for' if averaged is None else 'asks for'}; resume with the config that wrote it"
+            )
+        unwrap(model).load_state_dict(checkpoint.get("training_state_dict", checkpoint["state_dict"]))
+        if averaged is not None:
+            averaged.module.load_state_dict(checkpoint["state_dict"])
+            averaged.n_averaged.fill_(checkpoint["ema_updates"])
         for o, s in zip(optimizers, checkpoint["optimizers"]):
             o.load_state_dict(s)
         for s, s_state in zip(schedulers, checkpoint["schedulers"]):
@@ -391,12 +417,15 @@ def train(
                 scaler.step(optimizer)
                 scheduler.step()
             scaler.update()
+            if averaged is not None:
+                averaged.update_parameters(unwrap(model))
             state["step"] += 1
             losses.append(loss.item())
             tensorboard.step(state["step"], losses[-1], lr, grad_norm)
             bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}")
 
-        run = score_examples(model, data.dev_examples, train_cfg.eval_batch_size, device, precision=precision, distributed=dist)
+        evaluated = averaged.module if averaged is not None else model
+        run = score_examples(evaluated, data.dev_examples, train_cfg.eval_batch_size, device, precision=precision, distributed=dist)
         dev_value = evaluate(run, data.collection.split(config.data.dev_split).qrels, [metric])[metric]
         improved = dev_value > state["best_metric"]
         state.update(epoch=epoch + 1, seconds=time.perf_counter() - start)
@@ -416,7 +445,7 @@ def train(
             "seconds": state["seconds"],
         }
         if dist.is_main:
-            payload = checkpoint_payload(config, model, data, optimizers, schedulers, state)
+            payload = checkpoint_payload(config, model, data, optimizers, schedulers, state, averaged)
             payload.update(grad_scaler=scaler.state_dict(), precision=precision, world_size=dist.world_size)
             if improved:
                 save_checkpoint(output_dir / "best.pt", payload)
