@@ -33,7 +33,9 @@ def test_same_seed_same_weights_and_metrics(tiny_config, tmp_path):
     assert all({"train_loss", "dev_AP", "lr", "grad_norm"} <= set(r) for r in records)
 
 
-def test_resume_after_a_kill_ends_with_the_same_weights(tiny_config, tmp_path):
+@pytest.mark.parametrize("ema", [0.0, 0.9], ids=["plain", "weight-average"])
+def test_resume_after_a_kill_ends_with_the_same_weights(tiny_config, tmp_path, ema):
+    tiny_config = dataclasses.replace(tiny_config, train=dataclasses.replace(tiny_config.train, ema=ema))
     train(tiny_config, tmp_path / "straight", progress=False)
 
     def kill_after_first_epoch(epoch, record):
@@ -45,10 +47,13 @@ def test_resume_after_a_kill_ends_with_the_same_weights(tiny_config, tmp_path):
     assert load_checkpoint(tmp_path / "killed" / "last.pt")["epoch"] == 1
     train(tiny_config, tmp_path / "killed", progress=False, resume=True)
 
-    straight, resumed = weights(tmp_path / "straight" / "last.pt"), weights(tmp_path / "killed" / "last.pt")
-    assert straight.keys() == resumed.keys()
-    for name in straight:
-        assert torch.equal(straight[name], resumed[name]), name
+    straight, resumed = load_checkpoint(tmp_path / "straight" / "last.pt"), load_checkpoint(tmp_path / "killed" / "last.pt")
+    # With train.ema, "state_dict" is the average and the trained weights are kept beside it: both must agree.
+    for key in ("state_dict", "training_state_dict") if ema else ("state_dict",):
+        assert straight[key].keys() == resumed[key].keys()
+        for name in straight[key]:
+            assert torch.equal(straight[key][name], resumed[key][name]), (key, name)
+    assert straight.get("ema_updates") == resumed.get("ema_updates")
     lines = (tmp_path / "killed" / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(line)["epoch"] for line in lines] == [1, 2, 3]
 

@@ -1,5 +1,5 @@
 """train.ema: an exponential moving average of the weights, evaluated, selected and saved in place of the weights
-being trained, without changing the training itself."""
+being trained, without changing the training itself. Exact resume with it: tests/training/test_loop.py."""
 
 import dataclasses
 import json
@@ -13,10 +13,6 @@ from neurank.config import ConfigError, config_from_dict
 from neurank.evaluation import evaluate
 from neurank.reranker import Reranker
 from neurank.training import load_checkpoint, train
-
-
-class Killed(Exception):
-    pass
 
 
 def with_train(config, **options):
@@ -75,23 +71,6 @@ def test_dev_selection_and_the_ranker_use_the_average(tiny_config, tmp_path):
     run = loop.score_examples(reranker.model, data.dev_examples)
     qrels = load_collection("wikiqa", config.data.data_dir).split("dev").qrels
     assert evaluate(run, qrels, ["AP"])["AP"] == pytest.approx(result["best_metric"], abs=1e-12)
-
-
-def test_resume_after_a_kill_ends_with_the_same_average(tiny_config, tmp_path):
-    config = with_train(tiny_config, ema=0.9)
-    train(config, tmp_path / "straight", progress=False)
-
-    def kill_after_first_epoch(epoch, record):
-        if epoch == 0:
-            raise Killed
-
-    with pytest.raises(Killed):
-        train(config, tmp_path / "killed", progress=False, on_epoch_end=kill_after_first_epoch)
-    train(config, tmp_path / "killed", progress=False, resume=True)
-    straight, resumed = load_checkpoint(tmp_path / "straight" / "last.pt"), load_checkpoint(tmp_path / "killed" / "last.pt")
-    assert_same(straight["state_dict"], resumed["state_dict"])
-    assert_same(straight["training_state_dict"], resumed["training_state_dict"])
-    assert straight["ema_updates"] == resumed["ema_updates"]
 
 
 def test_resuming_with_the_other_setting_is_refused(tiny_config, tmp_path):
