@@ -9,7 +9,7 @@ __version__ = "0.1.0"
 def __getattr__(name: str):
     # `from neurank import Reranker` without importing torch and the models when only the version is wanted.
     if name == "Reranker":
-        from neurank.reranker import Reranker
+        from neurank.inference.reranker import Reranker
 
         return Reranker
     raise AttributeError(f"module 'neurank' has no attribute {name!r}")

@@ -53,8 +53,7 @@ def _emit(result: dict, as_json: bool, message: str) -> None:
 def _load(name: str, data_dir: Optional[Path], fold: int, folds: int):
     from neurank.collections.registry import load_collection
 
-    options = {"fold": fold, "folds": folds} if name in ("cranfield", "cisi") else {}
-    return load_collection(name, data_dir, **options)
+    return load_collection(name, data_dir, fold=fold, folds=folds)
 
 
 @app.command("collections")
@@ -207,7 +206,7 @@ def baseline_cmd(
     as_json: bool = JsonFlag,
 ) -> None:
     """BM25 on every collection's test split, next to published figures (the README's baseline table)."""
-    from neurank.baseline import baseline_markdown, bm25_baseline
+    from neurank.workflows.baseline import baseline_markdown, bm25_baseline
     from neurank.collections.textio import atomic_write
 
     rows = bm25_baseline(data_dir, folds=folds)
@@ -234,7 +233,7 @@ def train_cmd(
 ) -> None:
     """Train a ranker; the best dev checkpoint is OUTPUT_DIR/best.pt. Under torchrun: one DDP process per rank."""
     from neurank.config import load_config
-    from neurank.distributed import init_distributed
+    from neurank.runtime.distributed import init_distributed
     from neurank.training import train
 
     experiment = load_config(config, _with_options(overrides, data_dir, device))
@@ -264,8 +263,8 @@ def experiment_cmd(
 ) -> None:
     """Train with several seeds, re-rank the test split, and compare with BM25 (mean ± std, significance)."""
     from neurank.config import load_config
-    from neurank.distributed import require_single_process
-    from neurank.experiment import run_experiment
+    from neurank.runtime.distributed import require_single_process
+    from neurank.workflows.experiment import run_experiment
 
     require_single_process("experiment")
     experiment = load_config(config, _with_options(overrides, data_dir, device))
@@ -300,15 +299,15 @@ def rerank_cmd(
     """Re-rank a first-stage run of a collection's split with a trained model. Under torchrun the candidates are
     scored in shards over the ranks and rank 0 writes the run."""
     from neurank.collections.trec import read_run, write_run
-    from neurank.distributed import init_distributed
-    from neurank.reranker import Reranker
+    from neurank.runtime.distributed import init_distributed
+    from neurank.inference.reranker import Reranker
 
     coll = _load(collection, data_dir, fold, folds)
     with init_distributed(device) as context:
         if checkpoint.suffix == ".onnx":
             if context.enabled or precision != "fp32":
                 raise ValueError(f"{checkpoint}: an ONNX model re-ranks in one process at fp32 (onnxruntime); drop torchrun / --precision")
-            from neurank.onnx_reranker import OnnxReranker
+            from neurank.inference.onnx_reranker import OnnxReranker
 
             reranker = OnnxReranker.from_file(checkpoint)
         else:
@@ -332,8 +331,8 @@ def export_cmd(
     """Export a trained ranker (with its tokenizer and vocabulary) for re-ranking without PyTorch.
 
     The export is checked against PyTorch at lengths other than the example's before it is written;
-    `neurank rerank OUTPUT ...` and `neurank.onnx_reranker.OnnxReranker` run it."""
-    from neurank.export import export_checkpoint
+    `neurank rerank OUTPUT ...` and `neurank.inference.onnx_reranker.OnnxReranker` run it."""
+    from neurank.inference.export import export_checkpoint
 
     info = export_checkpoint(checkpoint, output, format=format)
     worst = max(info["check"].values())
@@ -359,8 +358,8 @@ def benchmark_cmd(
 
     Seeds already finished in --runs-dir with the same config are read back (an interrupted run resumes); split
     the work with --models over processes, then run once more over all models to gather the table."""
-    from neurank.benchmark import load_plan, run_benchmark, update_readme, write_results
-    from neurank.distributed import require_single_process
+    from neurank.workflows.results_table import load_plan, run_benchmark, update_readme, write_results
+    from neurank.runtime.distributed import require_single_process
 
     require_single_process("benchmark")
     plan = load_plan(
@@ -439,7 +438,7 @@ def explain_cmd(
             "give either --query and --doc, or --collection with --query-id and --doc-id", param_hint="--query"
         )
     from neurank.explain import checkpoint_model_name, explain_candidate, explain_pair
-    from neurank.reranker import Reranker
+    from neurank.inference.reranker import Reranker
 
     figures.require_matplotlib()
     reranker = Reranker.from_checkpoint(checkpoint, device=device)
@@ -496,7 +495,7 @@ def report_cmd(
     as_json: bool = JsonFlag,
 ) -> None:
     """Turn a training run into one self-contained HTML page: config, curves, results against BM25, explain figures."""
-    from neurank.report import write_report
+    from neurank.workflows.report import write_report
 
     path = write_report(
         run_dir, output, data_dir=data_dir, split=split, explain=explain, device=device, checkpoint=checkpoint,
@@ -526,7 +525,7 @@ def embeddings_train_cmd(
     from neurank.config import config_from_dict
     from neurank.data.embeddings import train_word2vec
     from neurank.text import Tokenizer
-    from neurank.training.loop import collection_texts, word2vec_sentences
+    from neurank.data.prepare import collection_texts, word2vec_sentences
 
     coll = _load(collection, data_dir, 0, 5)
     # The default tokenizer, as a config with default data settings has it; Brown is read as training reads it.
@@ -573,14 +572,14 @@ def _expand_multi_value_options(argv: list[str], options: tuple[str, ...] = ("--
 def main(argv: Optional[list[str]] = None) -> None:
     """Entry point of the `neurank` script."""
     if argv is None and sys.argv[1:2] and sys.argv[1] in ("train", "experiment", "benchmark", "rerank"):
-        from neurank.allocator import restart_with_tuned_malloc
+        from neurank.runtime.allocator import restart_with_tuned_malloc
 
-        restart_with_tuned_malloc(sys.argv[1:])  # training faults in fresh pages every step; see neurank.allocator
+        restart_with_tuned_malloc(sys.argv[1:])  # training faults in fresh pages every step; see neurank.runtime.allocator
     from neurank.collections.registry import UnknownCollectionError
     from neurank.config import ConfigError
-    from neurank.distributed import DistributedError
+    from neurank.runtime.distributed import DistributedError
     from neurank.models import UnknownModelError
-    from neurank.training.checkpoint import CheckpointError
+    from neurank.inference.checkpoint import CheckpointError
 
     args = _expand_multi_value_options(list(sys.argv[1:] if argv is None else argv))
     warnings.simplefilter("default", DataWarning)

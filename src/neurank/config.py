@@ -78,11 +78,11 @@ class TrainConfig:
         loss: ``"bce"`` (pointwise), ``"hinge"`` or ``"ranknet"`` (pairwise), ``"softmax"`` (listwise, one
             positive and `negatives` negatives).
         batch_size: groups per optimisation step over all processes: under torchrun each of N processes takes
-            batch_size / N of every batch (`neurank.distributed`), so N does not change what is optimised.
+            batch_size / N of every batch (`neurank.runtime.distributed`), so N does not change what is optimised.
         metric: the dev measure for model selection (None: the collection's primary measure).
         patience: epochs without dev improvement before stopping early.
         fusion: after training, choose on dev a weight to interpolate the model's scores with the first stage's
-            (see `neurank.training.fusion`); re-ranking then uses it.
+            (see `neurank.inference.fusion`); re-ranking then uses it.
         ema: decay of an exponential moving average of the weights, updated after every optimisation step
             (0: off). When on, dev evaluation, model selection and the checkpoints' weights are the average's
             (`torch.optim.swa_utils.AveragedModel`); training itself is unchanged. Between 0.9 and 0.999 is

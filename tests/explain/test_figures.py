@@ -16,7 +16,7 @@ from neurank.explain.figures import (
     wins_losses_figure,
 )
 from neurank.models import build_model, model_names
-from neurank.reranker import Reranker
+from neurank.inference.reranker import Reranker
 
 QUERY = "who wrote the tragedy hamlet"
 DOC = "hamlet is a tragedy written by william shakespeare and set in denmark where the prince of denmark"

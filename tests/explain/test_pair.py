@@ -13,7 +13,7 @@ from neurank.collections import DataWarning, load_collection
 from neurank.data.examples import build_examples
 from neurank.explain import NoInteractionMatrixError, explain_candidate, explain_pair
 from neurank.models import build_model
-from neurank.reranker import Reranker
+from neurank.inference.reranker import Reranker
 from neurank.retrieval import bm25_run
 from neurank.text import Tokenizer, TokenizerConfig
 from neurank.training import train

@@ -10,10 +10,10 @@ from torch import nn
 
 pytest.importorskip("onnxruntime")
 
-from neurank.export import ExportError, export_model_onnx  # noqa: E402
-from neurank.inference import InferenceOptions, Scorer  # noqa: E402
+from neurank.inference.export import ExportError, export_model_onnx  # noqa: E402
+from neurank.inference.scorer import InferenceOptions, Scorer  # noqa: E402
 from neurank.models import build_model, model_names  # noqa: E402
-from neurank.onnx_reranker import OnnxScorer  # noqa: E402
+from neurank.inference.onnx_reranker import OnnxScorer  # noqa: E402
 
 VOCAB_SIZE = 50
 # torch.onnx logs a line per skipped torchvision op and warns about its own internals.

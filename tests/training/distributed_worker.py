@@ -26,9 +26,11 @@ from neurank.collections.trec import write_run
 from neurank.config import load_config
 from neurank.data.collate import collate
 from neurank.data.sampler import BucketBatchSampler
-from neurank.distributed import init_distributed
-from neurank.reranker import Reranker
-from neurank.training import prepare_data, ranking_loss, train
+from neurank.runtime.distributed import init_distributed
+from neurank.inference.reranker import Reranker
+from neurank.data.prepare import prepare_data
+from neurank.training import train
+from neurank.training.losses import ranking_loss
 from neurank.training.loop import make_model, training_dataset
 
 

@@ -31,8 +31,11 @@ from neurank.collections.trec import read_run, write_run
 from neurank.config import config_from_dict
 from neurank.data.collate import collate
 from neurank.data.sampler import BucketBatchSampler
-from neurank.reranker import Reranker
-from neurank.training import load_checkpoint, prepare_data, ranking_loss, train
+from neurank.inference.reranker import Reranker
+from neurank.data.prepare import prepare_data
+from neurank.inference.checkpoint import load_checkpoint
+from neurank.training import train
+from neurank.training.losses import ranking_loss
 from neurank.training.loop import make_model, training_dataset
 
 WORKER = Path(__file__).with_name("distributed_worker.py")

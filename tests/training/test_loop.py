@@ -8,10 +8,11 @@ import zipfile
 import pytest
 import torch
 
-from neurank.reranker import Reranker
-from neurank.training import CheckpointError, load_checkpoint, train
+from neurank.inference.reranker import Reranker
+from neurank.inference.checkpoint import CheckpointError, load_checkpoint
+from neurank.training import train
 from neurank.text import Vocab
-from neurank.training.loop import make_embeddings, word2vec_sentences
+from neurank.data.prepare import make_embeddings, word2vec_sentences
 
 
 class Killed(Exception):
@@ -131,7 +132,8 @@ def test_embedding_options_train(tiny_config, tmp_path, embeddings):
     )
     before = None
     if embeddings.get("freeze"):
-        from neurank.training.loop import make_model, prepare_data
+        from neurank.data.prepare import prepare_data
+        from neurank.training.loop import make_model
 
         data = prepare_data(config)
         torch.manual_seed(config.train.seed)
@@ -145,7 +147,7 @@ def test_embedding_options_train(tiny_config, tmp_path, embeddings):
 
 def test_idf_by_hand():
     from neurank.text import Vocab
-    from neurank.training.loop import inverse_document_frequencies
+    from neurank.data.prepare import inverse_document_frequencies
 
     vocab = Vocab.build([["a", "b"], ["a"]])
     idf = inverse_document_frequencies(vocab, [["a", "b"], ["a"], ["c"]])

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from neurank.training import ranking_loss
+from neurank.training.losses import ranking_loss
 
 
 def test_softmax_loss_is_cross_entropy_of_the_positive():

@@ -11,8 +11,9 @@ import neurank.training.loop as loop
 from neurank.collections import load_collection
 from neurank.config import ConfigError, config_from_dict
 from neurank.evaluation import evaluate
-from neurank.reranker import Reranker
-from neurank.training import load_checkpoint, train
+from neurank.inference.reranker import Reranker
+from neurank.inference.checkpoint import load_checkpoint
+from neurank.training import train
 
 
 def with_train(config, **options):

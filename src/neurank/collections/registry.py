@@ -38,6 +38,7 @@ class CollectionInfo:
         files: files that must exist in the collection folder for the loader's default options.
         layouts: sub-folders of the collection folder that the loader also accepts as the place of `files`.
         url: the publisher's download (an archive), if the publisher offers one.
+        folded: the collection has no official split; its loader makes k folds and takes `fold` and `folds`.
     """
 
     name: str
@@ -46,6 +47,7 @@ class CollectionInfo:
     files: tuple[str, ...]
     url: str | None = None
     layouts: tuple[str, ...] = ("",)
+    folded: bool = False
 
     def missing_files(self, folder: str | Path) -> list[str]:
         """The required files absent from `folder` (empty when some accepted layout has them all)."""
@@ -89,6 +91,7 @@ REGISTRY: dict[str, CollectionInfo] = {
             loader="neurank.collections.smart:load_cranfield",
             files=("cran.all.1400", "cran.qry", "cranqrel"),
             url="http://ir.dcs.gla.ac.uk/resources/test_collections/cran/cran.tar.gz",
+            folded=True,
         ),
         CollectionInfo(
             name="cisi",
@@ -96,6 +99,7 @@ REGISTRY: dict[str, CollectionInfo] = {
             loader="neurank.collections.smart:load_cisi",
             files=("CISI.ALL", "CISI.QRY", "CISI.REL"),
             url="http://ir.dcs.gla.ac.uk/resources/test_collections/cisi/cisi.tar.gz",
+            folded=True,
         ),
     )
 }
@@ -150,8 +154,18 @@ def list_collections(data_dir: str | Path | None = None) -> list[dict]:
     return listing
 
 
-def load_collection(name: str, data_dir: str | Path | None = None, **options) -> Collection:
+def is_folded(name: str) -> bool:
+    """Whether `name` has no official split and is cut into k folds (Cranfield, CISI): the one place of that rule."""
+    return collection_info(name).folded
+
+
+def load_collection(
+    name: str, data_dir: str | Path | None = None, *, fold: int | None = None, folds: int | None = None, **options
+) -> Collection:
     """Load the collection `name` from ``DATA_DIR/name``, passing `options` to its loader.
+
+    `fold` and `folds` choose the test fold of a collection without an official split (`is_folded`); other
+    collections ignore them, so callers pass them whatever the collection.
 
     Raises:
         UnknownCollectionError: `name` is not registered.
@@ -165,6 +179,8 @@ def load_collection(name: str, data_dir: str | Path | None = None, **options) ->
             f"collection {name!r}: {', '.join(missing)} not found in {folder}; run `neurank download {name}`, "
             f"or set {DATA_ENV_VAR} to a directory that holds {name}/"
         )
+    if info.folded:
+        options.update({key: value for key, value in (("fold", fold), ("folds", folds)) if value is not None})
     return info.load(folder, **options)
 
 

@@ -20,7 +20,7 @@ import torch
 from neurank.collections import ANSWER_SELECTION, Collection, Doc, Query, ScoredDoc
 from neurank.data.examples import normalise_scores
 from neurank.models import Stage
-from neurank.reranker import Reranker
+from neurank.inference.reranker import Reranker
 from neurank.retrieval import BM25Retriever, bm25_run, score_candidates
 from neurank.text import UNK_ID
 
@@ -96,7 +96,7 @@ class PairExplanation:
 
 def checkpoint_model_name(path) -> str:
     """The registered model name a checkpoint was trained as (for titles; the class name may be an alias's)."""
-    from neurank.training.checkpoint import load_checkpoint
+    from neurank.inference.checkpoint import load_checkpoint
 
     return str(load_checkpoint(path).get("model_name", "model"))
 

@@ -71,7 +71,7 @@ class Ranker(nn.Module):
     #: False for representation-based rankers, whose texts never meet in a query-by-document matrix (ArcI).
     has_interaction_matrix = True
     #: Scoring on a CPU, the most cells (pairs x padded query length x padded document length) per forward pass,
-    #: chosen per model from `benchmarks/inference.py --sections budget`; None: `neurank.inference.CPU_MAX_CELLS`.
+    #: chosen per model from `benchmarks/inference.py --sections budget`; None: `neurank.inference.scorer.CPU_MAX_CELLS`.
     cpu_max_cells: int | None = None
 
     def explain(

@@ -8,13 +8,14 @@ model module registers its classes with `@register("name", MyConfig)`; the first
 from __future__ import annotations
 
 import dataclasses
+import importlib
+import pkgutil
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import importlib
-import pkgutil
-
 from torch import Tensor, nn
+
+from neurank.config import ConfigError
 
 _MODELS: dict[str, tuple[type[nn.Module], type]] = {}
 _NOT_MODELS = {"layers", "registry"}
@@ -37,10 +38,6 @@ class UnknownModelError(KeyError, ValueError):
 
     def __str__(self) -> str:  # KeyError would show the message in quotes
         return str(self.args[0])
-
-
-class ConfigError(ValueError):
-    """A model config dict names an option the config class does not have."""
 
 
 def register(name: str, config_cls: type) -> Callable[[type[nn.Module]], type[nn.Module]]:

@@ -1,20 +1,8 @@
-"""Losses, the training loop and checkpoints."""
+"""Training: the ranking losses and the loop (AdamW, dev selection every epoch, early stopping, exact resume).
 
-from neurank.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint, unwrap
+Data preparation lives in `neurank.data.prepare`, checkpoints in `neurank.inference.checkpoint`."""
+
 from neurank.training.losses import LOSSES, ranking_loss
-from neurank.training.loop import PreparedData, prepare_data, score_examples, select_device, seed_everything, train
+from neurank.training.loop import make_model, score_examples, train
 
-__all__ = [
-    "LOSSES",
-    "CheckpointError",
-    "PreparedData",
-    "load_checkpoint",
-    "prepare_data",
-    "ranking_loss",
-    "save_checkpoint",
-    "score_examples",
-    "seed_everything",
-    "select_device",
-    "train",
-    "unwrap",
-]
+__all__ = ["LOSSES", "make_model", "ranking_loss", "score_examples", "train"]

@@ -1,5 +1,6 @@
-"""The training loop, readable top to bottom: prepare the data, build the model, train with AdamW, evaluate on dev
-every epoch under `torch.inference_mode`, keep the best checkpoint, stop early, and resume exactly after a kill.
+"""The training loop, readable top to bottom: take the prepared data (`neurank.data.prepare`), build the model,
+train with AdamW, evaluate on dev every epoch under `torch.inference_mode`, keep the best checkpoint, stop early,
+and resume exactly after a kill.
 
     result = train(load_config("configs/wikiqa.yaml"), "runs/wikiqa")
 
@@ -20,7 +21,6 @@ import math
 import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,165 +28,27 @@ import numpy as np
 import torch
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
-
-from neurank.allocator import tune_malloc
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from neurank.collections import ANSWER_SELECTION, Collection, ScoredDoc, load_collection
+from neurank.collections import ScoredDoc
 from neurank.config import ExperimentConfig
 from neurank.data.collate import collate
 from neurank.data.datasets import ListwiseDataset, PairwiseDataset, PointwiseDataset
-from neurank.data.examples import QueryExample, TextEncoder, build_examples
+from neurank.data.examples import QueryExample
+from neurank.data.prepare import PreparedData, prepare_data
 from neurank.data.sampler import BucketBatchSampler
-from neurank.distributed import SINGLE_PROCESS, DistributedContext
 from neurank.evaluation import evaluate
+from neurank.inference.checkpoint import load_checkpoint, save_checkpoint, unwrap
+from neurank.inference.fusion import tune_alpha
+from neurank.inference.scorer import InferenceOptions, Scorer
 from neurank.models import build_model, model_classes, model_config_to_dict
-from neurank.retrieval import bm25_run
-from neurank.text import Tokenizer, TokenizerConfig, Vocab
-from neurank.training.checkpoint import load_checkpoint, save_checkpoint, unwrap
+from neurank.runtime.allocator import tune_malloc
+from neurank.runtime.device import seed_everything, select_device
+from neurank.runtime.distributed import SINGLE_PROCESS, DistributedContext
+from neurank.runtime.precision import autocast, check_precision, grad_scaler
 from neurank.training.losses import GROUPED, LOSSES, ranking_loss
-from neurank.training.precision import autocast, check_precision, grad_scaler
 from neurank.training.tracking import TensorBoardLog, gradient_norm
-
-
-def select_device(name: str = "auto") -> torch.device:
-    """``"auto"`` picks cuda, then mps, then cpu; anything else is passed to `torch.device`."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    return torch.device(name)
-
-
-def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and torch (all devices)."""
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
-@dataclass
-class PreparedData:
-    """Everything the loop needs that comes from the collection, built once."""
-
-    collection: Collection
-    tokenizer: Tokenizer
-    vocab: Vocab
-    encoder: TextEncoder
-    train_examples: list[QueryExample]
-    dev_examples: list[QueryExample]
-    embeddings: torch.Tensor | None
-    embedding_report: dict | None
-    idf: torch.Tensor | None = None
-
-
-def collection_texts(collection: Collection) -> list[str]:
-    """Every query and document text of the collection (all splits), for the vocabulary and word2vec.
-
-    Using dev and test *texts* is transductive but label-free, and it is what lets an interaction model match a
-    rare word it never saw in training (its embedding is random but equal to itself).
-    """
-    texts = [doc.text for doc in collection.docs.values()]
-    for split in collection.splits.values():
-        texts += [query.text for query in split.queries.values()]
-        for docs in (split.candidates or {}).values():
-            texts += [doc.text for doc in docs]
-    return list(dict.fromkeys(texts))
-
-
-def load_configured_collection(config: ExperimentConfig) -> Collection:
-    """The config's collection, with its fold for the collections that are split by folds (Cranfield, CISI)."""
-    data = config.data
-    options = {"fold": data.fold, "folds": data.folds} if data.collection in ("cranfield", "cisi") else {}
-    return load_collection(data.collection, data.data_dir, **options)
-
-
-def prepare_data(config: ExperimentConfig, progress: bool = False) -> PreparedData:
-    """Load the collection, build tokenizer and vocabulary, BM25 candidates, examples and embeddings."""
-    data = config.data
-    collection = load_configured_collection(config)
-    tokenizer = Tokenizer(TokenizerConfig(stopwords=data.stopwords, stemmer=data.stemmer))
-    texts = collection_texts(collection)
-    token_lists = tokenizer.tokenize_batch(texts)
-    vocab = Vocab.build(token_lists, min_freq=data.min_freq, max_size=data.max_vocab)
-    encoder = TextEncoder(tokenizer, vocab, data.max_query_len, data.max_doc_len)
-
-    def examples(split: str) -> list[QueryExample]:
-        run = bm25_run(collection, split, k=data.candidates)
-        depth = None if collection.task == ANSWER_SELECTION else data.candidates
-        return build_examples(collection, split, encoder, run, depth=depth, min_relevance=data.min_relevance)
-
-    embeddings, report = make_embeddings(config, vocab, token_lists, collection)
-    idf = inverse_document_frequencies(vocab, tokenizer.tokenize_batch(document_texts(collection)))
-    train_examples = examples(data.train_split)[: data.max_train_queries]
-    return PreparedData(collection, tokenizer, vocab, encoder, train_examples, examples(data.dev_split), embeddings, report, idf)
-
-
-def document_texts(collection: Collection) -> list[str]:
-    """The distinct document texts: the pool (ad-hoc) or every candidate of every split (answer selection)."""
-    texts = [doc.text for doc in collection.docs.values()]
-    for split in collection.splits.values():
-        for docs in (split.candidates or {}).values():
-            texts += [doc.text for doc in docs]
-    return list(dict.fromkeys(texts))
-
-
-def inverse_document_frequencies(vocab: Vocab, documents: Sequence[Sequence[str]]) -> torch.Tensor:
-    """BM25-style IDF, log(1 + (N - df + 0.5) / (df + 0.5)), of every vocabulary id (PAD gets 0).
-
-    Models whose term gating reads IDF (DRMM, PACRR) receive it through `model.set_idf`.
-    """
-    df = np.zeros(len(vocab), dtype=np.float64)
-    for tokens in documents:
-        ids = np.unique(vocab.encode(list(tokens))) if tokens else np.zeros(0, dtype=np.int64)
-        df[ids] += 1
-    n = len(documents)
-    idf = np.log1p((n - df + 0.5) / (df + 0.5))
-    idf[0] = 0.0
-    return torch.tensor(idf, dtype=torch.float)
-
-
-def make_embeddings(config: ExperimentConfig, vocab: Vocab, token_lists: list[list[str]], collection: Collection):
-    """The initial embedding matrix (None: the model initialises randomly) and its coverage report."""
-    from neurank.data import embeddings as emb
-
-    source = config.embeddings
-    if source.source == "random":
-        return None, None
-    if source.source == "word2vec":
-        return word2vec_embeddings(config, vocab, word2vec_sentences(config, token_lists))
-    matrix, report = emb.load_embeddings(source.source, vocab, seed=config.train.seed)
-    return matrix, dataclasses.asdict(report)
-
-
-def word2vec_embeddings(config: ExperimentConfig, vocab: Vocab, sentences: list[list[str]]):
-    """word2vec trained on `sentences` with the config's settings and seed: the vocabulary's matrix and coverage."""
-    from neurank.data import embeddings as emb
-
-    source = config.embeddings
-    vectors = emb.train_word2vec(
-        sentences, dim=source.dim, window=source.window, min_count=source.min_count, epochs=source.epochs,
-        seed=config.train.seed,
-    )
-    matrix, report = emb.embeddings_from_keyed_vectors(vectors, vocab, seed=config.train.seed)
-    return matrix, dataclasses.asdict(report)
-
-
-def word2vec_sentences(config: ExperimentConfig, token_lists: list[list[str]]) -> list[list[str]]:
-    """What word2vec reads: the collection's non-empty token lists, then the Brown corpus's sentences when
-    `embeddings.brown` is set (tokenised as the collection is)."""
-    from neurank.collections.registry import resolve_data_dir
-    from neurank.data import embeddings as emb
-
-    sentences = [tokens for tokens in token_lists if tokens]
-    if config.embeddings.brown:
-        brown_zip = resolve_data_dir(config.data.data_dir) / "brown_corpus" / "brown.zip"
-        tokenizer = Tokenizer(TokenizerConfig(stopwords=config.data.stopwords, stemmer=config.data.stemmer))
-        sentences += emb.brown_corpus_sentences(brown_zip, tokenizer)
-    return sentences
 
 
 def make_model(config: ExperimentConfig, vocab_size: int, embeddings: torch.Tensor | None) -> nn.Module:
@@ -225,13 +87,11 @@ def score_examples(
     precision: str = "fp32",
     distributed: DistributedContext | None = None,
 ) -> list[ScoredDoc]:
-    """Score every candidate of `examples`, in their order, in length-bucketed batches (see `neurank.inference`).
+    """Score every candidate of `examples`, in their order, in length-bucketed batches (see `neurank.inference.scorer`).
 
     With `distributed`, the batches are dealt over the ranks and every rank returns the whole run, identical to
-    the single-process one (see `neurank.distributed`).
+    the single-process one (see `neurank.runtime.distributed`).
     """
-    from neurank.inference import InferenceOptions, Scorer
-
     if not any(len(example) for example in examples):
         return []
     # The DataLoader this replaced drew its base seed from the global generator; drawing it still keeps every
@@ -303,8 +163,8 @@ def train(
         resume: continue from `output_dir/last.pt` if it exists.
         data: prepared data to reuse (several seeds on one collection); built from `config` when None.
         on_epoch_end: called with (epoch, record) after each epoch's checkpoint is written.
-        precision: "fp32", "bf16" or "fp16" forward passes (`neurank.training.precision`).
-        distributed: from `neurank.distributed.init_distributed` under torchrun: DDP over the ranks, each taking
+        precision: "fp32", "bf16" or "fp16" forward passes (`neurank.runtime.precision`).
+        distributed: from `neurank.runtime.distributed.init_distributed` under torchrun: DDP over the ranks, each taking
             its slice of every global batch of `train.batch_size`; rank 0 writes the files and prints.
 
     Returns:
@@ -320,7 +180,7 @@ def train(
     device = dist.place(select_device(train_cfg.device))
     check_precision(precision, device)
     if device.type == "cpu":
-        tune_malloc()  # every step's activations would be fresh pages to fault in; see neurank.allocator
+        tune_malloc()  # every step's activations would be fresh pages to fault in; see neurank.runtime.allocator
     data = data or prepare_data(config)
     if dist.enabled:
         dist.check_same("vocabulary and examples", _data_fingerprint(data))
@@ -500,8 +360,6 @@ def _tune_fusion(
 
     `dev_run`: the best model's dev scores from the epoch that saved it, when this process scored them (None
     after a resume that did not improve): the same weights give the same scores, so dev is not scored again."""
-    from neurank.training.fusion import tune_alpha
-
     checkpoint = load_checkpoint(best_path)
     if dev_run is None:
         unwrap(model).load_state_dict(checkpoint["state_dict"])

@@ -311,7 +311,7 @@ def init_distributed(
         DistributedError: a variable torchrun sets is missing or malformed, the backend cannot serve the device,
             or LOCAL_RANK names a GPU that does not exist.
     """
-    from neurank.training.loop import select_device
+    from neurank.runtime.device import select_device
 
     environ = os.environ
     if backend not in BACKENDS:

@@ -6,9 +6,10 @@ import pytest
 
 from neurank.collections import Qrel, ScoredDoc
 from neurank.data.examples import QueryExample
-from neurank.reranker import Reranker
-from neurank.training import load_checkpoint, train
-from neurank.training.fusion import fuse, tune_alpha
+from neurank.inference.reranker import Reranker
+from neurank.inference.checkpoint import load_checkpoint
+from neurank.training import train
+from neurank.inference.fusion import fuse, tune_alpha
 
 
 def example():
@@ -46,7 +47,8 @@ def test_training_with_fusion_stores_the_weight_and_reranking_uses_it(tiny_confi
 
 
 def test_fusion_reads_the_best_epochs_dev_scores_and_gets_what_scoring_dev_again_gives(tiny_config, tmp_path):
-    from neurank.training.loop import _tune_fusion, make_model, prepare_data
+    from neurank.data.prepare import prepare_data
+    from neurank.training.loop import _tune_fusion, make_model
 
     config = dataclasses.replace(tiny_config, train=dataclasses.replace(tiny_config.train, fusion=True))
     outcome = train(config, tmp_path / "run")

@@ -21,9 +21,10 @@ from neurank.collections.textio import atomic_write
 from neurank.collections.trec import write_run
 from neurank.config import ExperimentConfig
 from neurank.evaluation import compare_values, evaluate, evaluate_per_query
-from neurank.reranker import Reranker
+from neurank.inference.reranker import Reranker
 from neurank.retrieval import bm25_run
-from neurank.training import PreparedData, prepare_data, train
+from neurank.data.prepare import PreparedData, prepare_data
+from neurank.training import train
 
 
 @dataclass

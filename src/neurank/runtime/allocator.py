@@ -6,7 +6,7 @@ fresh pages that the kernel must fault in and zero one by one. With the threshol
 process and the next step reuses it. `python benchmarks/training.py` measures it (worker processes with and without
 the settings, interleaved): the CNN's training step ran 1.3x faster (1.6x in an earlier run), page faults per step
 down from ~51,000 to ~1,800, and the training loop of configs/wikiqa.yaml took 34 s instead of 48 s (loaded
-machine, one thread). Scoring, whose batches the cell budget (`neurank.inference`) keeps small, gained between
+machine, one thread). Scoring, whose batches the cell budget (`neurank.inference.scorer`) keeps small, gained between
 nothing and 2x (glibc's own threshold moves with the allocation history; with these settings it does not).
 
 `neurank train`, `experiment`, `benchmark` and `rerank` restart themselves once with these settings on Linux/glibc

@@ -25,11 +25,11 @@ from neurank.collections import ANSWER_SELECTION
 from neurank.collections.textio import atomic_write
 from neurank.config import ConfigError, ExperimentConfig, TrainConfig, apply_overrides, build_section, config_from_dict
 from neurank.evaluation import evaluate, evaluate_per_query
-from neurank.experiment import load_seed_run, summarise, train_and_test, with_seed
+from neurank.workflows.experiment import load_seed_run, summarise, train_and_test, with_seed
 from neurank.models import model_names
 from neurank.retrieval import bm25_run
-from neurank.training import prepare_data
-from neurank.training.loop import load_configured_collection
+from neurank.data.prepare import prepare_data
+from neurank.data.prepare import load_configured_collection
 
 
 @dataclass

@@ -4,7 +4,7 @@
     reranker.rank("who wrote hamlet", ["Hamlet is a tragedy by Shakespeare.", "Paris is in France."])
 
 Texts are tokenised with the tokenizer and vocabulary stored in the file and batched as `Reranker` batches them
-(length buckets under a cell budget, `neurank.inference`); only the forward pass runs in onnxruntime instead of
+(length buckets under a cell budget, `neurank.inference.scorer`); only the forward pass runs in onnxruntime instead of
 PyTorch. `predict`, `rank`, `rerank` and `rerank_collection` behave as `Reranker`'s (fusion included).
 """
 
@@ -16,14 +16,14 @@ from typing import Any
 
 import torch
 
-from neurank.allocator import tune_malloc
+from neurank.runtime.allocator import tune_malloc
 from neurank.data.examples import TextEncoder
-from neurank.export import METADATA_FORMAT, METADATA_KEY, onnx_inputs, require_onnx
-from neurank.inference import CPU_MAX_CELLS, InferenceOptions, Scorer, cpu_cell_budget
+from neurank.inference.export import METADATA_FORMAT, METADATA_KEY, onnx_inputs, require_onnx
+from neurank.inference.scorer import CPU_MAX_CELLS, InferenceOptions, Scorer, cpu_cell_budget
 from neurank.models.registry import UnknownModelError, model_classes
-from neurank.reranker import Reranker
+from neurank.inference.reranker import Reranker
 from neurank.text import Tokenizer, Vocab
-from neurank.training.checkpoint import CheckpointError
+from neurank.inference.checkpoint import CheckpointError
 
 
 class _OnnxRunner:
@@ -106,7 +106,7 @@ class OnnxReranker(Reranker):
         if threads is not None:
             session_options.intra_op_num_threads = threads
         session = ort.InferenceSession(str(path), session_options, providers=["CPUExecutionProvider"])
-        tune_malloc()  # as `Reranker` on a CPU (neurank.allocator)
+        tune_malloc()  # as `Reranker` on a CPU (neurank.runtime.allocator)
         self.metadata = metadata
         self.path = Path(path)
         self.device = torch.device("cpu")

@@ -170,7 +170,7 @@ class Scorer:
             query_ids, doc_ids: id lists (never empty), one pair per position.
             first_stage_scores: normalised first-stage scores, one per pair (0 when None).
             batch_size: overrides `options.batch_size` for this call.
-            distributed: a `neurank.distributed` context: the batches are dealt round-robin over its ranks, each
+            distributed: a `neurank.runtime.distributed` context: the batches are dealt round-robin over its ranks, each
                 scores its own, and every rank gets all the scores back (the same as one process's).
         """
         n = len(doc_ids)

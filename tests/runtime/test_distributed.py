@@ -1,4 +1,4 @@
-"""neurank.distributed without a process group: batch sharding and dealing, the launch checks, and the
+"""neurank.runtime.distributed without a process group: batch sharding and dealing, the launch checks, and the
 single-process context that leaves everything as it was. The multi-process tests are in
 tests/training/test_distributed_training.py."""
 
@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from neurank.data.sampler import BucketBatchSampler
-from neurank.distributed import (
+from neurank.runtime.distributed import (
     SINGLE_PROCESS,
     DealtBatchSampler,
     DistributedContext,
@@ -145,7 +145,7 @@ def test_a_rank_ends_its_process_with_its_output_flushed_and_a_single_process_go
     SINGLE_PROCESS.end_process()  # one process: returns, and this test goes on
     script = (
         "import sys\n"
-        "from neurank.distributed import DistributedContext\n"
+        "from neurank.runtime.distributed import DistributedContext\n"
         "print('saved', end='')\n"
         "sys.stderr.write('progress')\n"
         "DistributedContext(rank=1, world_size=2).end_process()\n"

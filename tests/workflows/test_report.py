@@ -10,8 +10,8 @@ import pytest
 
 from neurank.collections import load_collection
 from neurank.evaluation import evaluate
-from neurank.report import build_report, read_metrics, write_report
-from neurank.reranker import Reranker
+from neurank.workflows.report import build_report, read_metrics, write_report
+from neurank.inference.reranker import Reranker
 from neurank.retrieval import bm25_run
 from neurank.training import train
 

@@ -9,7 +9,7 @@ from scipy.stats import spearmanr
 
 from neurank.data.collate import pad as collate_pad
 from neurank.data.examples import QueryExample
-from neurank.inference import CPU_MAX_CELLS, InferenceOptions, Scorer, pad_ids, plan_batches
+from neurank.inference.scorer import CPU_MAX_CELLS, InferenceOptions, Scorer, pad_ids, plan_batches
 from neurank.models import build_model, model_classes, model_names
 
 VOCAB_SIZE = 50

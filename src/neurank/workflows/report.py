@@ -29,9 +29,9 @@ from neurank.collections.textio import atomic_write
 from neurank.config import ExperimentConfig, config_from_dict
 from neurank.evaluation import compare, evaluate
 from neurank.explain import NoInteractionMatrixError, explain_candidate, per_query_deltas, summarise_deltas
-from neurank.reranker import Reranker
+from neurank.inference.reranker import Reranker
 from neurank.retrieval import bm25_run
-from neurank.training.checkpoint import load_checkpoint
+from neurank.inference.checkpoint import load_checkpoint
 
 
 @dataclass
@@ -138,8 +138,9 @@ def build_report(
     config = config_from_dict(state["config"], source=str(checkpoint_path))
     split = split or config.data.dev_split
     records = read_metrics(run_dir / "metrics.jsonl")
-    options = {"fold": config.data.fold, "folds": config.data.folds} if config.data.collection in ("cranfield", "cisi") else {}
-    collection = load_collection(config.data.collection, data_dir or config.data.data_dir, **options)
+    collection = load_collection(
+        config.data.collection, data_dir or config.data.data_dir, fold=config.data.fold, folds=config.data.folds
+    )
     reranker = Reranker.from_checkpoint(checkpoint_path, device=device)
     results = evaluate_run_dir(reranker, collection, config, split, None)
     metric = state.get("metric") or results.measures[0]

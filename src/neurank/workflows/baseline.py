@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from statistics import mean
 
-from neurank.collections.registry import load_collection
+from neurank.collections.registry import is_folded, load_collection
 from neurank.evaluation import evaluate
 from neurank.retrieval import BM25Config, bm25_run
 from neurank.text import Tokenizer
@@ -35,7 +35,6 @@ PLAN: dict[str, tuple[str, tuple[str, ...]]] = {
     "cranfield": ("test", ("AP", "nDCG@10", "P@10")),
     "cisi": ("test", ("AP", "nDCG@10", "P@10")),
 }
-FOLDED = {"cranfield", "cisi"}
 
 
 @dataclass
@@ -64,7 +63,7 @@ def bm25_baseline(
     rows = []
     for name in collections:
         split, measures = PLAN[name]
-        if name in FOLDED:
+        if is_folded(name):
             per_fold, queries, notes = [], 0, []
             for fold in range(folds):
                 collection = load_collection(name, data_dir, folds=folds, fold=fold)

@@ -4,7 +4,8 @@ import sys
 
 import pytest
 
-from neurank import allocator, cli
+from neurank import cli
+from neurank.runtime import allocator
 
 
 def test_tuned_environment_respects_the_user(monkeypatch):
@@ -90,9 +91,9 @@ def test_a_cpu_reranker_tunes_a_real_process():
         pytest.skip("not glibc")
     env = {k: v for k, v in os.environ.items() if k not in allocator.TUNED_MALLOC and k != allocator.OPT_OUT}
     code = (
-        "from neurank.allocator import malloc_tuned\n"
+        "from neurank.runtime.allocator import malloc_tuned\n"
         "from neurank.models import build_model\n"
-        "from neurank.reranker import Reranker\n"
+        "from neurank.inference.reranker import Reranker\n"
         "from neurank.text import Tokenizer, Vocab\n"
         "before = malloc_tuned()\n"
         "Reranker(build_model('knrm', 10), Tokenizer(), Vocab.build([['a']]), device='cpu')\n"

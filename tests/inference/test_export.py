@@ -11,11 +11,12 @@ pytest.importorskip("onnxruntime")
 from neurank.cli import main  # noqa: E402
 from neurank.collections import load_collection  # noqa: E402
 from neurank.collections.trec import read_run  # noqa: E402
-from neurank.export import export_checkpoint  # noqa: E402
+from neurank.inference.export import export_checkpoint  # noqa: E402
 from neurank.models.match_pyramid import MatchPyramid  # noqa: E402
-from neurank.onnx_reranker import OnnxReranker, read_metadata  # noqa: E402
-from neurank.reranker import Reranker  # noqa: E402
-from neurank.training import CheckpointError, train  # noqa: E402
+from neurank.inference.onnx_reranker import OnnxReranker, read_metadata  # noqa: E402
+from neurank.inference.reranker import Reranker  # noqa: E402
+from neurank.inference.checkpoint import CheckpointError  # noqa: E402
+from neurank.training import train  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::DeprecationWarning", "ignore::FutureWarning")
 

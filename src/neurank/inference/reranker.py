@@ -17,18 +17,18 @@ import numpy as np
 import torch
 from torch import nn
 
-from neurank.allocator import tune_malloc
+from neurank.runtime.allocator import tune_malloc
 from neurank.collections import ANSWER_SELECTION, Collection, Doc, Query, ScoredDoc
 from neurank.data.examples import QueryExample, TextEncoder, build_examples, normalise_scores
-from neurank.distributed import DistributedContext
-from neurank.inference import InferenceOptions, Scorer
+from neurank.runtime.distributed import DistributedContext
+from neurank.inference.scorer import InferenceOptions, Scorer
 from neurank.models import build_model
 from neurank.retrieval import score_candidates
 from neurank.text import Tokenizer, Vocab
-from neurank.training.checkpoint import CheckpointError, load_checkpoint
-from neurank.training.fusion import fuse
-from neurank.training.loop import select_device
-from neurank.training.precision import autocast, check_precision
+from neurank.inference.checkpoint import CheckpointError, load_checkpoint
+from neurank.inference.fusion import fuse
+from neurank.runtime.device import select_device
+from neurank.runtime.precision import autocast, check_precision
 
 
 class Reranker:
@@ -40,13 +40,13 @@ class Reranker:
         max_query_len, max_doc_len: truncation limits used in training.
         device: where the model runs ("auto": cuda, mps, else cpu).
         batch_size: pairs per forward pass.
-        fusion_alpha: interpolate with the first-stage score (`neurank.training.fusion`); None: model scores only.
-        precision: "fp32", "bf16" or "fp16" forward passes (`neurank.training.precision`).
-        distributed: under torchrun, from `neurank.distributed.init_distributed`: every call scores its batches
+        fusion_alpha: interpolate with the first-stage score (`neurank.inference.fusion`); None: model scores only.
+        precision: "fp32", "bf16" or "fp16" forward passes (`neurank.runtime.precision`).
+        distributed: under torchrun, from `neurank.runtime.distributed.init_distributed`: every call scores its batches
             spread over the ranks and returns the whole result on every rank, identical to a single process's.
-        options: batching and numerics of scoring (`neurank.inference`); None: exact, with `batch_size`.
+        options: batching and numerics of scoring (`neurank.inference.scorer`); None: exact, with `batch_size`.
 
-    On a CPU, building one sets glibc's malloc thresholds for the whole process (`neurank.allocator.tune_malloc`:
+    On a CPU, building one sets glibc's malloc thresholds for the whole process (`neurank.runtime.allocator.tune_malloc`:
     fewer page faults, a steadier latency; freed memory then stays with the process). Set `NEURANK_MALLOC=default`
     before building it to keep glibc's own.
     """
@@ -74,7 +74,7 @@ class Reranker:
         self.model = model.to(self.device).eval()
         self.scorer = Scorer(self.model, options or InferenceOptions(batch_size=batch_size), self.device)
         if self.device.type == "cpu":
-            tune_malloc()  # see neurank.allocator: fewer page faults per query, a steadier latency
+            tune_malloc()  # see neurank.runtime.allocator: fewer page faults per query, a steadier latency
         self.tokenizer = tokenizer
         self.vocab = vocab
         self.encoder = TextEncoder(tokenizer, vocab, max_query_len, max_doc_len)

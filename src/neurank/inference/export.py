@@ -1,4 +1,4 @@
-"""ONNX export of a trained ranker: one `.onnx` file that re-ranks without PyTorch (see `neurank.onnx_reranker`).
+"""ONNX export of a trained ranker: one `.onnx` file that re-ranks without PyTorch (see `neurank.inference.onnx_reranker`).
 
     neurank export runs/wikiqa/best.pt --format onnx --output wikiqa.onnx
 
@@ -33,7 +33,7 @@ from torch import Tensor, nn
 from neurank.collections.textio import atomic_write
 from neurank.models import build_model, model_config_to_dict
 from neurank.text import PAD_ID, Tokenizer, Vocab
-from neurank.training.checkpoint import CheckpointError, load_checkpoint
+from neurank.inference.checkpoint import CheckpointError, load_checkpoint
 
 FORMATS = ("onnx",)
 METADATA_KEY = "neurank"

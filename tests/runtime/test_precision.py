@@ -11,9 +11,11 @@ import torch
 from neurank.cli import main
 from neurank.collections import ScoredDoc
 from neurank.evaluation import evaluate
-from neurank.reranker import Reranker
-from neurank.training import load_checkpoint, train
-from neurank.training.precision import check_precision, ranking_agreement
+from neurank.inference.reranker import Reranker
+from neurank.inference.checkpoint import load_checkpoint
+from neurank.training import train
+from neurank.runtime.precision import check_precision
+from neurank.evaluation.agreement import ranking_agreement
 
 
 def test_precision_choices_are_checked_against_the_device():
@@ -88,7 +90,7 @@ def test_ranking_agreement_by_hand():
 @pytest.mark.integration
 def test_bf16_reranking_preserves_the_fp32_rankings_on_wikiqa(shared_data, tmp_path):
     from neurank.config import load_config
-    from neurank.training import prepare_data
+    from neurank.data.prepare import prepare_data
 
     overrides = [f"data.data_dir={shared_data}", "embeddings.source=random", "train.fusion=false", "data.max_train_queries=300", "train.epochs=1", "train.device=cpu"]
     config = load_config(Path(__file__).parents[2] / "configs" / "wikiqa.yaml", overrides)

@@ -7,7 +7,7 @@ import os
 import pytest
 import yaml
 
-from neurank.benchmark import load_plan, run_benchmark, write_results
+from neurank.workflows.results_table import load_plan, run_benchmark, write_results
 from neurank.config import ConfigError
 
 
@@ -68,7 +68,7 @@ def test_finished_seeds_are_read_back_and_a_changed_config_retrains(tmp_path, ti
     plan = load_plan(path, quick=True)
     first = run_benchmark(plan, tmp_path / "runs", log=lambda line: None)
     lines = []
-    import neurank.benchmark as benchmark_module
+    import neurank.workflows.results_table as benchmark_module
 
     def no_preparing(config):
         raise AssertionError("nothing to train: the data must not be prepared")
@@ -103,7 +103,7 @@ def test_a_collection_can_carry_its_own_overrides(tmp_path, tiny_config):
 
 
 def test_readme_table_is_replaced_between_the_markers(tmp_path):
-    from neurank.benchmark import README_END, README_START, update_readme
+    from neurank.workflows.results_table import README_END, README_START, update_readme
 
     readme = tmp_path / "README.md"
     readme.write_text(f"# Title\n\nbefore\n{README_START}\nold table\n{README_END}\nafter\n")
