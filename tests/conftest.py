@@ -31,12 +31,31 @@ def shared_data() -> Path:
 
 
 QUESTIONS = [
-    ("who wrote hamlet", ["hamlet is a tragedy written by william shakespeare", "paris is the capital of france", "the thames flows through london"]),
+    (
+        "who wrote hamlet",
+        [
+            "hamlet is a tragedy written by william shakespeare",
+            "paris is the capital of france",
+            "the thames flows through london",
+        ],
+    ),
     ("what is the capital of france", ["paris is the capital of france", "berlin is in germany", "hamlet is a play"]),
-    ("where does the thames flow", ["the thames flows through london", "the nile is in africa", "paris has many museums"]),
-    ("who painted the mona lisa", ["the mona lisa was painted by leonardo da vinci", "picasso painted guernica", "rome is old"]),
-    ("what is the largest ocean", ["the pacific is the largest ocean", "the atlantic separates europe and america", "lakes are small"]),
-    ("who discovered penicillin", ["alexander fleming discovered penicillin in 1928", "newton described gravity", "cats are mammals"]),
+    (
+        "where does the thames flow",
+        ["the thames flows through london", "the nile is in africa", "paris has many museums"],
+    ),
+    (
+        "who painted the mona lisa",
+        ["the mona lisa was painted by leonardo da vinci", "picasso painted guernica", "rome is old"],
+    ),
+    (
+        "what is the largest ocean",
+        ["the pacific is the largest ocean", "the atlantic separates europe and america", "lakes are small"],
+    ),
+    (
+        "who discovered penicillin",
+        ["alexander fleming discovered penicillin in 1928", "newton described gravity", "cats are mammals"],
+    ),
 ]
 
 
@@ -64,10 +83,25 @@ def tiny_config(tiny_data_dir):
     return config_from_dict(
         {
             "model": "match_pyramid",
-            "model_config": {"conv_channels": [4], "kernel_sizes": [[3, 3]], "pool_size": [2, 4], "interactions": ["cosine", "exact"], "dropout": 0.2},
+            "model_config": {
+                "conv_channels": [4],
+                "kernel_sizes": [[3, 3]],
+                "pool_size": [2, 4],
+                "interactions": ["cosine", "exact"],
+                "dropout": 0.2,
+            },
             "data": {"collection": "wikiqa", "data_dir": str(tiny_data_dir), "max_doc_len": 20},
             "embeddings": {"source": "random", "dim": 8},
-            "train": {"loss": "softmax", "negatives": 2, "batch_size": 2, "epochs": 3, "lr": 0.01, "patience": 5, "seed": 7, "device": "cpu"},
+            "train": {
+                "loss": "softmax",
+                "negatives": 2,
+                "batch_size": 2,
+                "epochs": 3,
+                "lr": 0.01,
+                "patience": 5,
+                "seed": 7,
+                "device": "cpu",
+            },
         }
     )
 
@@ -82,3 +116,20 @@ def trained(tiny_config, tmp_path):
     config = dataclasses.replace(tiny_config, train=dataclasses.replace(tiny_config.train, epochs=2))
     train(config, tmp_path / "run", progress=False)
     return tmp_path / "run"
+
+
+@pytest.fixture()
+def fused_checkpoint(tiny_config, tmp_path):
+    """A tiny MatchPyramid's best.pt that reads the BM25 score and is fused with it, as the shipped wikiqa config
+    trains it."""
+    import dataclasses
+
+    from neurank.training import train
+
+    config = dataclasses.replace(
+        tiny_config,
+        model_config={**tiny_config.model_config, "use_first_stage_score": True},
+        train=dataclasses.replace(tiny_config.train, epochs=2, fusion=True),
+    )
+    train(config, tmp_path / "run", progress=False)
+    return tmp_path / "run" / "best.pt"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from neurank.collections import ADHOC, ANSWER_SELECTION, Collection, Doc, Qrel, Query, Split
-from neurank.data import QueryExample, TextEncoder
-from neurank.text import Tokenizer, Vocab
+from neurank.data import QueryExample
+from neurank.text import Tokenizer, Vocab, WordEncoder
 
 DOCS = [
     Doc("d1", "neural ranking models for search"),
@@ -64,8 +64,8 @@ def vocab_of(collection: Collection, tokenizer: Tokenizer) -> Vocab:
 
 @pytest.fixture
 def encoder_for(tokenizer):
-    def make(collection: Collection, **options) -> TextEncoder:
-        return TextEncoder(tokenizer, vocab_of(collection, tokenizer), **options)
+    def make(collection: Collection, **options) -> WordEncoder:
+        return WordEncoder(tokenizer, vocab_of(collection, tokenizer), **options)
 
     return make
 

@@ -13,13 +13,12 @@ from neurank.data import (
     InferenceDataset,
     ListwiseDataset,
     PointwiseDataset,
-    TextEncoder,
     brown_corpus_sentences,
     build_examples,
     collate,
 )
 from neurank.retrieval import bm25_run
-from neurank.text import Tokenizer, Vocab
+from neurank.text import Tokenizer, Vocab, WordEncoder
 
 pytestmark = pytest.mark.integration
 
@@ -37,7 +36,7 @@ def test_wikiqa_training_examples(shared_data):
     train = collection.split("train")
     tokenizer = Tokenizer()
     texts = [q.text for q in train.queries.values()] + [d.text for docs in train.candidates.values() for d in docs]
-    encoder = TextEncoder(tokenizer, Vocab.build(tokenizer.tokenize_batch(texts), min_freq=2))
+    encoder = WordEncoder(tokenizer, Vocab.build(tokenizer.tokenize_batch(texts), min_freq=2))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DataWarning)  # a few sentences have no tokens; counted in the warnings
         run = bm25_run(collection, "train")

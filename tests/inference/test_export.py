@@ -1,6 +1,5 @@
 """`neurank export` and the ONNX re-ranker: a trained checkpoint exported to ONNX ranks as the checkpoint does."""
 
-import dataclasses
 import json
 
 import numpy as np
@@ -11,12 +10,11 @@ pytest.importorskip("onnxruntime")
 from neurank.cli import main  # noqa: E402
 from neurank.collections import load_collection  # noqa: E402
 from neurank.collections.trec import read_run  # noqa: E402
+from neurank.inference.checkpoint import CheckpointError  # noqa: E402
 from neurank.inference.export import export_checkpoint  # noqa: E402
-from neurank.models.match_pyramid import MatchPyramid  # noqa: E402
 from neurank.inference.onnx_reranker import OnnxReranker, read_metadata  # noqa: E402
 from neurank.inference.reranker import Reranker  # noqa: E402
-from neurank.inference.checkpoint import CheckpointError  # noqa: E402
-from neurank.training import train  # noqa: E402
+from neurank.models.match_pyramid import MatchPyramid  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::DeprecationWarning", "ignore::FutureWarning")
 
@@ -31,29 +29,23 @@ def run_cli(capsys, *args):
     return status, captured.out, captured.err
 
 
-@pytest.fixture()
-def trained(tiny_config, tmp_path):
-    """A tiny MatchPyramid that reads the BM25 score and is fused with it, as configs/wikiqa.yaml trains it."""
-    config = dataclasses.replace(
-        tiny_config,
-        model_config={**tiny_config.model_config, "use_first_stage_score": True},
-        train=dataclasses.replace(tiny_config.train, epochs=2, fusion=True),
-    )
-    train(config, tmp_path / "run", progress=False)
-    return tmp_path / "run" / "best.pt"
-
-
-def test_onnx_reranker_ranks_as_the_checkpoint(trained, tmp_path, tiny_data_dir):
-    info = export_checkpoint(trained, tmp_path / "model.onnx")
+@pytest.mark.slow
+def test_onnx_reranker_ranks_as_the_checkpoint(fused_checkpoint, tmp_path, tiny_data_dir):
+    info = export_checkpoint(fused_checkpoint, tmp_path / "model.onnx")
     assert info["model_name"] == "match_pyramid" and info["fusion_alpha"] is not None
     assert read_metadata(tmp_path / "model.onnx")["text"] == info["text"]
-    torch_reranker = Reranker.from_checkpoint(trained, device="cpu")
+    torch_reranker = Reranker.from_checkpoint(fused_checkpoint, device="cpu")
     onnx_reranker = OnnxReranker.from_file(tmp_path / "model.onnx")
     assert onnx_reranker.uses_first_stage_score and onnx_reranker.fusion_alpha == torch_reranker.fusion_alpha
     # Batches are cut under the same per-model cell budget as PyTorch's (MatchPyramid names its own).
     assert onnx_reranker.scorer.cpu_max_cells == torch_reranker.scorer.cpu_max_cells == MatchPyramid.cpu_max_cells
 
-    docs = ["hamlet is a tragedy written by william shakespeare", "paris is the capital of france", "the thames", "a play"]
+    docs = [
+        "hamlet is a tragedy written by william shakespeare",
+        "paris is the capital of france",
+        "the thames",
+        "a play",
+    ]
     expected, got = torch_reranker.rank("who wrote hamlet", docs), onnx_reranker.rank("who wrote hamlet", docs)
     assert [r.doc_id for r in got] == [r.doc_id for r in expected]
     np.testing.assert_allclose([r.score for r in got], [r.score for r in expected], atol=1e-5)
@@ -68,16 +60,30 @@ def test_onnx_reranker_ranks_as_the_checkpoint(trained, tmp_path, tiny_data_dir)
     np.testing.assert_allclose([got[k] for k in expected], list(expected.values()), atol=1e-5)
 
 
-def test_export_and_rerank_from_the_command_line(capsys, trained, tmp_path, tiny_data_dir):
-    status, out, err = run_cli(capsys, "export", trained, "--format", "onnx", "--output", tmp_path / "m.onnx", "--json")
+@pytest.mark.slow
+def test_export_and_rerank_from_the_command_line(capsys, fused_checkpoint, tmp_path, tiny_data_dir):
+    status, out, err = run_cli(
+        capsys, "export", fused_checkpoint, "--format", "onnx", "--output", tmp_path / "m.onnx", "--json"
+    )
     assert status == 0, err
     result = json.loads(out)
     assert result["model"] == "match_pyramid" and result["max_difference"] < 1e-4
     runs = {}
-    for name, model in (("pt", trained), ("onnx", tmp_path / "m.onnx")):
+    for name, model in (("pt", fused_checkpoint), ("onnx", tmp_path / "m.onnx")):
         status, out, err = run_cli(
-            capsys, "rerank", model, "wikiqa", "--split", "test", "--output", tmp_path / f"{name}.run",
-            "--data-dir", tiny_data_dir, "--device", "cpu", "--json",
+            capsys,
+            "rerank",
+            model,
+            "wikiqa",
+            "--split",
+            "test",
+            "--output",
+            tmp_path / f"{name}.run",
+            "--data-dir",
+            tiny_data_dir,
+            "--device",
+            "cpu",
+            "--json",
         )
         assert status == 0, err
         runs[name] = {(r.query_id, r.doc_id): r.score for r in read_run(tmp_path / f"{name}.run")}
@@ -85,11 +91,15 @@ def test_export_and_rerank_from_the_command_line(capsys, trained, tmp_path, tiny
     np.testing.assert_allclose([runs["onnx"][k] for k in runs["pt"]], list(runs["pt"].values()), atol=1e-4)
 
 
-def test_export_errors_are_one_line(capsys, trained, tmp_path, tiny_data_dir):
-    status, _, err = run_cli(capsys, "export", trained, "--format", "tflite", "--output", tmp_path / "m.tflite")
+def test_export_errors_are_one_line(capsys, fused_checkpoint, tmp_path, tiny_data_dir):
+    status, _, err = run_cli(
+        capsys, "export", fused_checkpoint, "--format", "tflite", "--output", tmp_path / "m.tflite"
+    )
     assert status == 2 and "unknown export format 'tflite'" in err
     (tmp_path / "fake.onnx").write_text("not a model")
-    status, _, err = run_cli(capsys, "rerank", tmp_path / "fake.onnx", "wikiqa", "--output", tmp_path / "r", "--data-dir", tiny_data_dir)
+    status, _, err = run_cli(
+        capsys, "rerank", tmp_path / "fake.onnx", "wikiqa", "--output", tmp_path / "r", "--data-dir", tiny_data_dir
+    )
     assert status == 2 and "fake.onnx" in err and "Traceback" not in err
     with pytest.raises(CheckpointError, match="not a readable ONNX model"):
         OnnxReranker.from_file(tmp_path / "fake.onnx")

@@ -6,10 +6,10 @@ import pytest
 
 from neurank.collections import Qrel, ScoredDoc
 from neurank.data.examples import QueryExample
-from neurank.inference.reranker import Reranker
 from neurank.inference.checkpoint import load_checkpoint
-from neurank.training import train
 from neurank.inference.fusion import fuse, tune_alpha
+from neurank.inference.reranker import Reranker
+from neurank.training import train
 
 
 def example():

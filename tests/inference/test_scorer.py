@@ -1,4 +1,5 @@
-"""The fast scoring path: batch planning, padding, exact scores for every model, and the options that change numerics."""
+"""The fast scoring path: batch planning, padding, exact scores for every model, and the options that change
+numerics."""
 
 from __future__ import annotations
 
@@ -75,10 +76,12 @@ def test_auto_cuts_batches_under_the_models_own_cpu_budget():
     assert InferenceOptions().cell_budget(torch.device("cuda"), 40) is None
     assert InferenceOptions().cell_budget(torch.device("cpu"), 40) == 40
     for name in model_names():
-        assert Scorer(build_model(name, VOCAB_SIZE)).cpu_max_cells == (model_classes(name)[0].cpu_max_cells or CPU_MAX_CELLS)
+        assert Scorer(build_model(name, VOCAB_SIZE)).cpu_max_cells == (
+            model_classes(name)[0].cpu_max_cells or CPU_MAX_CELLS
+        )
 
 
-@pytest.mark.parametrize("name", [n for n in model_names() if n != "cnn"])
+@pytest.mark.parametrize("name", model_names())
 @pytest.mark.parametrize("max_cells", ["auto", 64, None])
 def test_scores_equal_the_model_on_one_padded_batch(name, max_cells):
     """However the pairs are batched, each score is the model's score of that pair (padding never changes one)."""
@@ -95,7 +98,7 @@ def test_scores_equal_the_model_on_one_padded_batch(name, max_cells):
 
 @pytest.mark.parametrize(
     "name, options",
-    [(n, {}) for n in model_names() if n != "cnn"] + [("match_pyramid", {"interactions": ["cosine", "dot", "exact"]})],
+    [(n, {}) for n in model_names()] + [("match_pyramid", {"interactions": ["cosine", "dot", "exact"]})],
 )
 def test_one_querys_candidates_score_as_each_pair_alone(name, options):
     """Batches of one query's candidates (where models compare each distinct token with the query once) give each
@@ -109,7 +112,7 @@ def test_one_querys_candidates_score_as_each_pair_alone(name, options):
     with torch.no_grad():
         alone = [
             model(torch.tensor([query]), torch.tensor([doc]), first_stage_score=torch.tensor([score])).item()
-            for doc, score in zip(docs, first_stage)
+            for doc, score in zip(docs, first_stage, strict=True)
         ]
     np.testing.assert_allclose(scores, alone, atol=1e-5, rtol=0)
 
@@ -120,7 +123,9 @@ def test_score_examples_keeps_the_examples_order():
     queries, docs, first_stage = random_pairs(9)
     examples = [
         QueryExample("q1", queries[0], ["a", "b", "c", "d"], docs[:4], [0] * 4, [0.0] * 4, first_stage[:4].tolist()),
-        QueryExample("q2", queries[1], ["e", "f", "g", "h", "i"], docs[4:], [0] * 5, [0.0] * 5, first_stage[4:].tolist()),
+        QueryExample(
+            "q2", queries[1], ["e", "f", "g", "h", "i"], docs[4:], [0] * 5, [0.0] * 5, first_stage[4:].tolist()
+        ),
     ]
     scorer = Scorer(model, InferenceOptions(batch_size=3))
     run = scorer.score_examples(examples)
@@ -141,7 +146,9 @@ def test_the_default_options_are_exact_and_others_are_not():
 def test_bf16_keeps_match_pyramid_rankings_close():
     options = InferenceOptions(precision="bf16")
     torch.manual_seed(0)
-    model = build_model("match_pyramid", VOCAB_SIZE, {"interactions": ["cosine", "exact"], "use_first_stage_score": True})
+    model = build_model(
+        "match_pyramid", VOCAB_SIZE, {"interactions": ["cosine", "exact"], "use_first_stage_score": True}
+    )
     queries, docs, first_stage = random_pairs(60, seed=3)
     exact = Scorer(model).score(queries, docs, first_stage)
     approximate = Scorer(model, options).score(queries, docs, first_stage)

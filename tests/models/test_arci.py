@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from neurank.models import build_model
-from neurank.models.arci import ArcI, ArcIConfig, TextEncoder
+from neurank.models.arci import ArcI, ArcIConfig, ConvSentenceEncoder
 
 
 def test_arci_has_no_interaction_matrix():
@@ -31,7 +31,7 @@ def test_padding_never_wins_a_max_and_windows_past_the_end_read_zeros(pool_size)
     # One channel that sums a window of two embeddings: for the values -3, -1, -2 the windows give tanh(-4),
     # tanh(-3) and tanh(-2 + 0), so the text vector is tanh(-2); a padded position would give tanh(0) = 0.
     config = ArcIConfig(conv_channels=(1,), kernel_sizes=(2,), pool_sizes=(pool_size,), activation="tanh")
-    encoder = TextEncoder(1, config)
+    encoder = ConvSentenceEncoder(1, config)
     with torch.no_grad():
         encoder.convs[0].weight.fill_(1.0)
         encoder.convs[0].bias.zero_()

@@ -10,7 +10,7 @@ from neurank.data.embeddings import (
     load_embeddings,
     train_word2vec,
 )
-from neurank.data.examples import QueryExample, TextEncoder, build_examples, normalise_scores
+from neurank.data.examples import QueryExample, build_examples, normalise_scores
 from neurank.data.sampler import BucketBatchSampler
 
 __all__ = [
@@ -22,7 +22,6 @@ __all__ = [
     "PairwiseDataset",
     "PointwiseDataset",
     "QueryExample",
-    "TextEncoder",
     "brown_corpus_sentences",
     "build_examples",
     "collate",

@@ -87,7 +87,10 @@ class ListwiseDataset(Dataset):
         self.num_negatives = num_negatives
         self.seed = seed
         self.epoch = 0
-        self.examples, self.skipped_queries, self._negatives, self._index = [], [], [], []
+        self.examples: list[QueryExample] = []
+        self.skipped_queries: list[str] = []
+        self._negatives: list[list[int]] = []
+        self._index: list[tuple[int, int]] = []
         for ex in examples:
             positives = [i for i, label in enumerate(ex.labels) if label > 0]
             negatives = [i for i, label in enumerate(ex.labels) if label <= 0]

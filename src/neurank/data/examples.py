@@ -1,8 +1,8 @@
 """Collection split + candidate run -> per-query candidate lists, all as token ids, tokenised once.
 
 `build_examples` is the one step between records and the datasets: each distinct query and document text is
-tokenised, encoded and truncated once (by a `TextEncoder`, which caches by text), so training epochs and re-ranking
-never tokenise again.
+tokenised, encoded and truncated once (by a `neurank.text.TextEncoder`, which caches by text), so training epochs and
+re-ranking never tokenise again.
 
 Choices:
 - Candidates are the run's documents for the query, best first (`depth` keeps the top ones). For answer selection
@@ -15,9 +15,9 @@ Choices:
   meaning "no term in common" (a query whose scores are all 0 gets all 0). Runs with negative scores (not BM25)
   are min-max normalised per query instead.
 - A text with no tokens after tokenisation (empty, or only punctuation or stop words) becomes the single id
-  UNK_ID, with one `DataWarning` giving the count. Dropping it would change the evaluated run (an answer-selection
-  candidate list is the ranking being judged), and an empty id list would reach the model as an all-PAD,
-  all-masked row.
+  UNK_ID, with one `DataWarning` giving the count (the encoder's rule, `neurank.text.WordEncoder`). Dropping it
+  would change the evaluated run (an answer-selection candidate list is the ranking being judged), and an empty id
+  list would reach the model as an all-PAD, all-masked row.
 """
 
 from __future__ import annotations
@@ -28,55 +28,7 @@ from dataclasses import dataclass
 from neurank.collections.collection import ANSWER_SELECTION, Collection
 from neurank.collections.errors import warn_data
 from neurank.collections.records import ScoredDoc
-from neurank.text import UNK_ID, Tokenizer, Vocab
-
-
-class TextEncoder:
-    """Text -> truncated token ids, each distinct text tokenised once and cached.
-
-    Identical texts share one id list (the same list object), so a sentence that is a candidate for several
-    queries costs its memory once. Cached lists must not be modified.
-
-    Args:
-        tokenizer: the neural model's tokenizer (not necessarily BM25's).
-        vocab: maps tokens to ids; unknown tokens become UNK_ID.
-        max_query_len, max_doc_len: keep the first this many ids.
-    """
-
-    def __init__(self, tokenizer: Tokenizer, vocab: Vocab, max_query_len: int = 20, max_doc_len: int = 200):
-        if max_query_len < 1 or max_doc_len < 1:
-            raise ValueError(f"max_query_len and max_doc_len must be >= 1, got {max_query_len}, {max_doc_len}")
-        self.tokenizer = tokenizer
-        self.vocab = vocab
-        self.max_query_len = max_query_len
-        self.max_doc_len = max_doc_len
-        self._queries: dict[str, list[int]] = {}
-        self._docs: dict[str, list[int]] = {}
-
-    def encode_queries(self, texts: Sequence[str]) -> list[list[int]]:
-        """Ids of each query text, at most `max_query_len`, never empty."""
-        return self._encode(texts, self._queries, self.max_query_len, "query")
-
-    def encode_docs(self, texts: Sequence[str]) -> list[list[int]]:
-        """Ids of each document text, at most `max_doc_len`, never empty."""
-        return self._encode(texts, self._docs, self.max_doc_len, "document")
-
-    def _encode(self, texts: Sequence[str], cache: dict[str, list[int]], max_len: int, kind: str) -> list[list[int]]:
-        new = list(dict.fromkeys(text for text in texts if text not in cache))
-        if new:
-            empty = 0
-            for text, tokens in zip(new, self.tokenizer.tokenize_batch(new)):
-                ids = self.vocab.encode(tokens[:max_len])
-                if not ids:
-                    empty += 1
-                    ids = [UNK_ID]
-                cache[text] = ids
-            if empty:
-                warn_data(
-                    f"{empty} of {len(new)} distinct {kind} texts have no tokens after tokenisation; "
-                    "each is kept as the single token UNK"
-                )
-        return [cache[text] for text in texts]
+from neurank.text import TextEncoder
 
 
 @dataclass
@@ -173,7 +125,7 @@ def build_examples(
 
     examples = []
     start = 0
-    for query_id, query in zip(query_ids, queries):
+    for query_id, query in zip(query_ids, queries, strict=True):
         entries = ranked[query_id]
         relevance = [judged.get(query_id, {}).get(entry.doc_id, 0) for entry in entries]
         examples.append(

@@ -15,6 +15,8 @@ from torch import nn
 
 import neurank
 from neurank.collections.textio import atomic_write
+from neurank.models import build_model
+from neurank.text import TextEncoder, encoder_from_dict
 
 FORMAT = 1
 
@@ -26,10 +28,12 @@ class CheckpointError(ValueError):
 def unwrap(model: nn.Module) -> nn.Module:
     """The plain module inside DistributedDataParallel / torch.compile wrappers."""
     while True:
-        if hasattr(model, "module") and isinstance(model.module, nn.Module):
-            model = model.module
-        elif hasattr(model, "_orig_mod"):
-            model = model._orig_mod
+        wrapped = getattr(model, "module", None)  # DistributedDataParallel
+        compiled = getattr(model, "_orig_mod", None)  # torch.compile
+        if isinstance(wrapped, nn.Module):
+            model = wrapped
+        elif isinstance(compiled, nn.Module):
+            model = compiled
         else:
             return model
 
@@ -58,3 +62,22 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
             f"this neurank {neurank.__version__} reads format {FORMAT}; retrain or use a matching version"
         )
     return payload
+
+
+def load_ranker(path: str | Path) -> tuple[nn.Module, TextEncoder, dict[str, Any]]:
+    """The trained model (on the CPU, in training mode), its text encoder, and the checkpoint's entries.
+
+    Raises:
+        FileNotFoundError: no such file. CheckpointError: not a neurank checkpoint, or one this neurank cannot
+        rebuild (names the file).
+    """
+    checkpoint = load_checkpoint(path)
+    try:
+        encoder = encoder_from_dict(checkpoint, source=path)
+        model = build_model(checkpoint["model_name"], encoder.vocab_size, checkpoint["model_config"])
+        model.load_state_dict(checkpoint["state_dict"])
+    except (KeyError, RuntimeError, TypeError) as error:
+        raise CheckpointError(
+            f"{path}: checkpoint does not match this neurank ({type(error).__name__}: {error})"
+        ) from None
+    return model, encoder, checkpoint

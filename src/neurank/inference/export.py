@@ -1,12 +1,13 @@
-"""ONNX export of a trained ranker: one `.onnx` file that re-ranks without PyTorch (see `neurank.inference.onnx_reranker`).
+"""ONNX export of a trained ranker: one `.onnx` file that re-ranks without PyTorch (`neurank.inference.onnx_reranker`).
 
     neurank export runs/wikiqa/best.pt --format onnx --output wikiqa.onnx
 
 The graph takes `query_ids` (B, Lq) and `doc_ids` (B, Ld) int64, right-padded with PAD (0), and, for a model that
 reads it, `first_stage_score` (B,) float32; it returns `score` (B,) float32, the model's logits. Masks are derived
 from PAD inside the graph. Batch size and both lengths are dynamic. Everything needed to turn texts into those ids
-travels in the file's metadata (key `neurank`, JSON): model name and config, tokenizer settings, vocabulary, text
-limits, fusion weight, and the lengths a model must be padded to when its graph fixes them.
+travels in the file's metadata (key `neurank`, JSON): model name and config, the text encoder's entries
+(`neurank.text.TextEncoder.to_dict`: for the word encoder the tokenizer settings, vocabulary and text limits, as in
+a checkpoint), fusion weight, and the lengths a model must be padded to when its graph fixes them.
 
 The export uses torch.export (`torch.onnx.export(dynamo=True)`), which records shape arithmetic symbolically, where
 the older tracing exporter silently freezes it at the example's values (it got MatchPyramid's pooling bins, ArcI's
@@ -31,9 +32,9 @@ import torch
 from torch import Tensor, nn
 
 from neurank.collections.textio import atomic_write
-from neurank.models import build_model, model_config_to_dict
-from neurank.text import PAD_ID, Tokenizer, Vocab
-from neurank.inference.checkpoint import CheckpointError, load_checkpoint
+from neurank.inference.checkpoint import load_ranker
+from neurank.models import model_config_to_dict
+from neurank.text import PAD_ID
 
 FORMATS = ("onnx",)
 METADATA_KEY = "neurank"
@@ -49,7 +50,9 @@ def require_onnx():
         import onnx
         import onnxruntime
     except ImportError as error:
-        raise ImportError(f"ONNX export and re-ranking need onnx and onnxruntime: pip install 'neurank[onnx]' ({error})") from None
+        raise ImportError(
+            f"ONNX export and re-ranking need onnx and onnxruntime: pip install 'neurank[onnx]' ({error})"
+        ) from None
     return onnx, onnxruntime
 
 
@@ -69,7 +72,9 @@ class _ExportWrapper(nn.Module):
         return self.model(query_ids, doc_ids, None, None, first_stage_score if self.uses_first_stage_score else None)
 
 
-def _random_batch(vocab_size: int, batch_size: int, query_len: int, doc_len: int, seed: int) -> tuple[Tensor, Tensor, Tensor]:
+def _random_batch(
+    vocab_size: int, batch_size: int, query_len: int, doc_len: int, seed: int
+) -> tuple[Tensor, Tensor, Tensor]:
     """Right-padded random ids with per-row lengths (the first row full) that share some tokens, and scores."""
     generator = torch.Generator().manual_seed(seed)
     low = min(2, vocab_size - 1)
@@ -126,12 +131,22 @@ def export_model_onnx(
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             program = torch.onnx.export(
-                wrapper, args, dynamo=True, input_names=input_names, output_names=["score"],
-                dynamic_shapes=tuple(dims), opset_version=opset, verbose=False,
+                wrapper,
+                args,
+                dynamo=True,
+                input_names=input_names,
+                output_names=["score"],
+                dynamic_shapes=tuple(dims),
+                opset_version=opset,
+                verbose=False,
             )
     except Exception as error:  # torch.export raises many types; the message says what failed
-        raise ExportError(f"{model_name}: torch.onnx.export failed ({type(error).__name__}: {str(error).splitlines()[0]})") from None
+        raise ExportError(
+            f"{model_name}: torch.onnx.export failed ({type(error).__name__}: {str(error).splitlines()[0]})"
+        ) from None
 
+    if program is None:  # dynamo=True always returns one; None is the old exporter's answer when given a file
+        raise ExportError(f"{model_name}: torch.onnx.export returned no program")
     proto = program.model_proto
     info = {
         "format": METADATA_FORMAT,
@@ -141,7 +156,17 @@ def export_model_onnx(
         "static_lengths": [max_query_len, max_doc_len] if static else None,
         **(metadata or {}),
     }
-    check = _check_against_torch(wrapper, proto.SerializeToString(), vocab_size, uses_score, info["static_lengths"], max_query_len, max_doc_len, atol, ort)
+    check = _check_against_torch(
+        wrapper,
+        proto.SerializeToString(),
+        vocab_size,
+        uses_score,
+        info["static_lengths"],
+        max_query_len,
+        max_doc_len,
+        atol,
+        ort,
+    )
     info["check"] = check
     entry = proto.metadata_props.add()
     entry.key, entry.value = METADATA_KEY, json.dumps(info)
@@ -157,7 +182,9 @@ def _check_shapes(max_query_len: int, max_doc_len: int) -> list[tuple[int, int, 
     return sorted(shapes)
 
 
-def _check_against_torch(wrapper, serialized: bytes, vocab_size, uses_score, static_lengths, max_query_len, max_doc_len, atol, ort) -> dict[str, float]:
+def _check_against_torch(
+    wrapper, serialized: bytes, vocab_size, uses_score, static_lengths, max_query_len, max_doc_len, atol, ort
+) -> dict[str, float]:
     session = ort.InferenceSession(serialized, providers=["CPUExecutionProvider"])
     differences = {}
     for seed, (batch_size, query_len, doc_len) in enumerate(_check_shapes(max_query_len, max_doc_len), start=1):
@@ -170,13 +197,15 @@ def _check_against_torch(wrapper, serialized: bytes, vocab_size, uses_score, sta
         differences[f"{batch_size}x{query_len}x{doc_len}"] = difference
         if not difference <= atol:  # also catches NaN
             raise ExportError(
-                f"the ONNX export differs from PyTorch by {difference:.3g} on a {batch_size} x {query_len} x {doc_len} batch "
-                f"(tolerance {atol}); nothing was written"
+                f"the ONNX export differs from PyTorch by {difference:.3g} on a {batch_size} x {query_len} x {doc_len} "
+                f"batch (tolerance {atol}); nothing was written"
             )
     return differences
 
 
-def onnx_inputs(query_ids: np.ndarray, doc_ids: np.ndarray, first_stage: np.ndarray | None, uses_score: bool, static_lengths) -> dict[str, np.ndarray]:
+def onnx_inputs(
+    query_ids: np.ndarray, doc_ids: np.ndarray, first_stage: np.ndarray | None, uses_score: bool, static_lengths
+) -> dict[str, np.ndarray]:
     """The feed of an exported graph: ids as int64 (padded to `static_lengths` when the graph fixes them)."""
     query_ids = np.asarray(query_ids, dtype=np.int64)
     doc_ids = np.asarray(doc_ids, dtype=np.int64)
@@ -192,7 +221,9 @@ def onnx_inputs(query_ids: np.ndarray, doc_ids: np.ndarray, first_stage: np.ndar
     return feed
 
 
-def export_checkpoint(checkpoint_path: str | Path, output: str | Path, format: str = "onnx", opset: int = OPSET) -> dict[str, Any]:
+def export_checkpoint(
+    checkpoint_path: str | Path, output: str | Path, format: str = "onnx", opset: int = OPSET
+) -> dict[str, Any]:
     """Export a `best.pt` / `last.pt` written by training; see `export_model_onnx`.
 
     Raises:
@@ -200,22 +231,12 @@ def export_checkpoint(checkpoint_path: str | Path, output: str | Path, format: s
     """
     if format not in FORMATS:
         raise ValueError(f"unknown export format {format!r}; valid: {', '.join(FORMATS)}")
-    checkpoint = load_checkpoint(checkpoint_path)
-    try:
-        vocab = Vocab.from_dict(checkpoint["vocab"])
-        model = build_model(checkpoint["model_name"], len(vocab), checkpoint["model_config"])
-        model.load_state_dict(checkpoint["state_dict"])
-        Tokenizer.from_dict(checkpoint["tokenizer"])  # checked here, rebuilt by the re-ranker
-        text = checkpoint["text"]
-    except (KeyError, RuntimeError, TypeError) as error:
-        raise CheckpointError(f"{checkpoint_path}: checkpoint does not match this neurank ({type(error).__name__}: {error})") from None
+    model, encoder, checkpoint = load_ranker(checkpoint_path)
     metadata = {
-        "vocab": checkpoint["vocab"],
-        "tokenizer": checkpoint["tokenizer"],
-        "text": {"max_query_len": text["max_query_len"], "max_doc_len": text["max_doc_len"]},
+        **encoder.to_dict(),  # the text encoder, rebuilt by the ONNX re-ranker (`neurank.text.encoder_from_dict`)
         "fusion_alpha": checkpoint.get("fusion_alpha"),
         "source": str(checkpoint_path),
     }
     return export_model_onnx(
-        model, checkpoint["model_name"], output, metadata, text["max_query_len"], text["max_doc_len"], opset=opset
+        model, checkpoint["model_name"], output, metadata, encoder.max_query_len, encoder.max_doc_len, opset=opset
     )

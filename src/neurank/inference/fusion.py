@@ -22,7 +22,9 @@ ALPHAS = tuple(round(float(a), 2) for a in np.linspace(0.0, 1.0, 21))
 
 def fuse(run: Iterable[ScoredDoc], examples: Sequence[QueryExample], alpha: float) -> list[ScoredDoc]:
     """Interpolate each query's model scores (min-max normalised) with its normalised first-stage scores."""
-    first_stage = {(ex.query_id, doc_id): score for ex in examples for doc_id, score in zip(ex.doc_ids, ex.scores)}
+    first_stage = {
+        (ex.query_id, doc_id): score for ex in examples for doc_id, score in zip(ex.doc_ids, ex.scores, strict=True)
+    }
     by_query: dict[str, list[ScoredDoc]] = {}
     for entry in run:
         by_query.setdefault(entry.query_id, []).append(entry)
@@ -31,7 +33,7 @@ def fuse(run: Iterable[ScoredDoc], examples: Sequence[QueryExample], alpha: floa
         scores = np.array([e.score for e in entries], dtype=np.float64)
         span = scores.max() - scores.min()
         model = (scores - scores.min()) / span if span > 0 else np.zeros_like(scores)
-        for entry, value in zip(entries, model):
+        for entry, value in zip(entries, model, strict=True):
             prior = first_stage[(query_id, entry.doc_id)]
             fused.append(ScoredDoc(query_id, entry.doc_id, float(alpha * value + (1 - alpha) * prior)))
     return fused

@@ -1,29 +1,32 @@
-"""`OnnxReranker`: a ranker exported by `neurank export` run by onnxruntime, with `Reranker`'s API.
+"""`OnnxReranker`: a ranker exported by `neurank export` run by onnxruntime, with the same calls as `Reranker`.
 
-    reranker = OnnxReranker.from_file("wikiqa.onnx")
+    reranker = neurank.load_reranker("wikiqa.onnx")               # or OnnxReranker.from_file(...)
     reranker.rank("who wrote hamlet", ["Hamlet is a tragedy by Shakespeare.", "Paris is in France."])
 
-Texts are tokenised with the tokenizer and vocabulary stored in the file and batched as `Reranker` batches them
-(length buckets under a cell budget, `neurank.inference.scorer`); only the forward pass runs in onnxruntime instead of
-PyTorch. `predict`, `rank`, `rerank` and `rerank_collection` behave as `Reranker`'s (fusion included).
+Texts become ids through the text encoder stored in the file's metadata and are batched as `Reranker` batches them
+(length buckets under a cell budget, `neurank.inference.scorer`); only the forward pass runs in onnxruntime instead
+of PyTorch. `predict`, `rank`, `rerank` and `rerank_collection` are `BaseReranker`'s, shared with `Reranker`
+(fusion included). An ONNX model runs in one process, on the CPU, at the precision it was exported in.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from neurank.runtime.allocator import tune_malloc
-from neurank.data.examples import TextEncoder
+from neurank.collections import ScoredDoc
+from neurank.data.examples import QueryExample
+from neurank.inference.base import BaseReranker
+from neurank.inference.checkpoint import CheckpointError
 from neurank.inference.export import METADATA_FORMAT, METADATA_KEY, onnx_inputs, require_onnx
 from neurank.inference.scorer import CPU_MAX_CELLS, InferenceOptions, Scorer, cpu_cell_budget
 from neurank.models.registry import UnknownModelError, model_classes
-from neurank.inference.reranker import Reranker
-from neurank.text import Tokenizer, Vocab
-from neurank.inference.checkpoint import CheckpointError
+from neurank.runtime.allocator import tune_malloc
+from neurank.text import encoder_from_dict
 
 
 class _OnnxRunner:
@@ -36,7 +39,9 @@ class _OnnxRunner:
 
     def __call__(self, query_ids, doc_ids, query_mask, doc_mask, first_stage_score):
         # The graph derives its masks from PAD, which is what `pad_ids` wrote where the masks are False.
-        feed = onnx_inputs(query_ids.numpy(), doc_ids.numpy(), first_stage_score.numpy(), self.uses_score, self.static_lengths)
+        feed = onnx_inputs(
+            query_ids.numpy(), doc_ids.numpy(), first_stage_score.numpy(), self.uses_score, self.static_lengths
+        )
         return torch.from_numpy(self.session.run(["score"], feed)[0])
 
 
@@ -44,14 +49,17 @@ class OnnxScorer(Scorer):
     """`Scorer` with an onnxruntime session in place of the PyTorch model (exact options only)."""
 
     def __init__(
-        self, session, uses_score: bool, static_lengths, options: InferenceOptions | None = None,
+        self,
+        session,
+        uses_score: bool,
+        static_lengths,
+        options: InferenceOptions | None = None,
         cpu_max_cells: int = CPU_MAX_CELLS,
     ):
         self.options = options or InferenceOptions()
         if not self.options.exact:
             raise ValueError("an ONNX model runs as exported: bf16 is a PyTorch option")
         self.device = torch.device("cpu")
-        self.model = None
         self.runner = _OnnxRunner(session, uses_score, static_lengths)
         self.cpu_max_cells = cpu_max_cells
 
@@ -75,12 +83,14 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"{path}: an ONNX model without neurank metadata; export it with `neurank export`")
     metadata = json.loads(entries[METADATA_KEY])
     if metadata.get("format") != METADATA_FORMAT:
-        raise CheckpointError(f"{path}: neurank ONNX metadata format {metadata.get('format')}, this neurank reads {METADATA_FORMAT}")
+        raise CheckpointError(
+            f"{path}: neurank ONNX metadata format {metadata.get('format')}, this neurank reads {METADATA_FORMAT}"
+        )
     return metadata
 
 
-class OnnxReranker(Reranker):
-    """An exported ranker with its tokenizer and vocabulary; `predict`, `rank`, `rerank` as `Reranker`.
+class OnnxReranker(BaseReranker):
+    """An exported ranker with its text encoder; `predict`, `rank`, `rerank` as `Reranker`.
 
     Args:
         path: a `.onnx` file written by `neurank export`.
@@ -88,20 +98,25 @@ class OnnxReranker(Reranker):
         threads: onnxruntime intra-op threads (None: its default, one per physical core).
     """
 
-    def __init__(self, path: str | Path, batch_size: int = 256, options: InferenceOptions | None = None, threads: int | None = None):
+    def __init__(
+        self,
+        path: str | Path,
+        batch_size: int = 256,
+        options: InferenceOptions | None = None,
+        threads: int | None = None,
+    ):
         _, ort = require_onnx()
         metadata = read_metadata(path)
         try:
-            self.vocab = Vocab.from_dict(metadata["vocab"], source=path)
-            self.tokenizer = Tokenizer.from_dict(metadata["tokenizer"])
-            text = metadata["text"]
-            self.encoder = TextEncoder(self.tokenizer, self.vocab, text["max_query_len"], text["max_doc_len"])
+            self.encoder = encoder_from_dict(metadata, source=path)
             self.model_name = metadata["model_name"]
             self.model_config = metadata["model_config"]
             self.input_names = list(metadata["inputs"])
             static_lengths = metadata.get("static_lengths")
         except (KeyError, TypeError) as error:
-            raise CheckpointError(f"{path}: incomplete neurank ONNX metadata ({type(error).__name__}: {error})") from None
+            raise CheckpointError(
+                f"{path}: incomplete neurank ONNX metadata ({type(error).__name__}: {error})"
+            ) from None
         session_options = ort.SessionOptions()
         if threads is not None:
             session_options.intra_op_num_threads = threads
@@ -109,10 +124,6 @@ class OnnxReranker(Reranker):
         tune_malloc()  # as `Reranker` on a CPU (neurank.runtime.allocator)
         self.metadata = metadata
         self.path = Path(path)
-        self.device = torch.device("cpu")
-        self.model = None
-        self.precision = "fp32"  # onnxruntime runs the graph as exported
-        self.distributed = None  # one process (neurank rerank refuses an ONNX model under torchrun)
         self.batch_size = batch_size
         self.fusion_alpha = metadata.get("fusion_alpha")
         uses_score = "first_stage_score" in self.input_names
@@ -126,15 +137,20 @@ class OnnxReranker(Reranker):
         )
 
     @classmethod
-    def from_file(cls, path: str | Path, batch_size: int = 256, options: InferenceOptions | None = None, threads: int | None = None) -> OnnxReranker:
-        """Load a `.onnx` file written by `neurank export`."""
+    def from_file(
+        cls,
+        path: str | Path,
+        batch_size: int = 256,
+        options: InferenceOptions | None = None,
+        threads: int | None = None,
+    ) -> OnnxReranker:
+        """Load a `.onnx` file written by `neurank export` (`neurank.load_reranker` picks this for an ONNX file)."""
         return cls(path, batch_size, options, threads)
-
-    @classmethod
-    def from_checkpoint(cls, *args, **kwargs):
-        raise TypeError("OnnxReranker loads exported .onnx files: use OnnxReranker.from_file (or Reranker for .pt)")
 
     @property
     def uses_first_stage_score(self) -> bool:
         """Whether scoring needs first-stage scores (as a model input, or for fusion)."""
         return "first_stage_score" in self.input_names or self.fusion_alpha is not None
+
+    def _score_run(self, examples: Sequence[QueryExample], batch_size: int | None) -> list[ScoredDoc]:
+        return self.scorer.score_examples(examples, batch_size)

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -49,7 +49,7 @@ PRECISIONS = ("fp32", "bf16")
 CPU_MAX_CELLS = 1 << 16
 
 
-def cpu_cell_budget(model: nn.Module | None) -> int:
+def cpu_cell_budget(model: nn.Module | type[nn.Module] | None) -> int:
     """The cell budget for scoring `model` on a CPU: its `cpu_max_cells`, else `CPU_MAX_CELLS`."""
     return getattr(model, "cpu_max_cells", None) or CPU_MAX_CELLS
 
@@ -85,12 +85,14 @@ class InferenceOptions:
 
     def cell_budget(self, device: torch.device, cpu_max_cells: int = CPU_MAX_CELLS) -> int | None:
         """The budget on `device` (see `max_cells`), for a model whose own CPU budget is `cpu_max_cells`."""
-        if self.max_cells == "auto":
+        if isinstance(self.max_cells, str):  # "auto", the only string __post_init__ accepts
             return cpu_max_cells if device.type == "cpu" else None
         return self.max_cells
 
 
-def plan_batches(query_lengths: np.ndarray, doc_lengths: np.ndarray, batch_size: int, max_cells: int | None = None) -> list[np.ndarray]:
+def plan_batches(
+    query_lengths: np.ndarray, doc_lengths: np.ndarray, batch_size: int, max_cells: int | None = None
+) -> list[np.ndarray]:
     """Cut pairs into batches of similar lengths: longest documents first, each batch under both limits.
 
     Args:
@@ -147,7 +149,7 @@ class Scorer:
         self.options = options or InferenceOptions()
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
-        self.runner = self.model
+        self.runner: Callable[..., torch.Tensor] = self.model  # what a batch goes through (`OnnxScorer`: a session)
         self.cpu_max_cells = cpu_cell_budget(model)
 
     def _autocast(self):
@@ -179,7 +181,11 @@ class Scorer:
         out = np.empty(n, dtype=np.float32)
         if n == 0:
             return out
-        first_stage = np.zeros(n, dtype=np.float32) if first_stage_scores is None else np.asarray(first_stage_scores, dtype=np.float32)
+        first_stage = (
+            np.zeros(n, dtype=np.float32)
+            if first_stage_scores is None
+            else np.asarray(first_stage_scores, dtype=np.float32)
+        )
         query_lengths = np.fromiter((len(q) for q in query_ids), dtype=np.int64, count=n)
         doc_lengths = np.fromiter((len(d) for d in doc_ids), dtype=np.int64, count=n)
         options = self.options if batch_size is None else replace(self.options, batch_size=batch_size)
@@ -195,12 +201,15 @@ class Scorer:
             scores_in = torch.from_numpy(first_stage[index])
             with self._autocast():
                 scores = self.runner(
-                    queries.to(self.device), docs.to(self.device), query_mask.to(self.device), doc_mask.to(self.device),
+                    queries.to(self.device),
+                    docs.to(self.device),
+                    query_mask.to(self.device),
+                    doc_mask.to(self.device),
                     scores_in.to(self.device),
                 )
             out[index] = scores.float().cpu().numpy()
         if distributed is not None:
-            for index, values in zip(batches, distributed.gather_dealt([out[index] for index in mine])):
+            for index, values in zip(batches, distributed.gather_dealt([out[index] for index in mine]), strict=True):
                 out[index] = values
         return out
 
@@ -213,4 +222,4 @@ class Scorer:
         first_stage = [score for ex in examples for score in ex.scores]
         scores = self.score(queries, docs, first_stage, batch_size, distributed).tolist()
         pairs = ((ex.query_id, doc_id) for ex in examples for doc_id in ex.doc_ids)
-        return [ScoredDoc(query_id, doc_id, score) for (query_id, doc_id), score in zip(pairs, scores)]
+        return [ScoredDoc(query_id, doc_id, score) for (query_id, doc_id), score in zip(pairs, scores, strict=True)]

@@ -90,13 +90,13 @@ class ArcIConfig:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
 
 
-class TextEncoder(nn.Module):
+class ConvSentenceEncoder(nn.Module):
     """Conv1d + activation + max-pool blocks, then a max over the true positions: (B, L, D) -> (B, C)."""
 
     def __init__(self, in_channels: int, config: ArcIConfig):
         super().__init__()
         self.convs = nn.ModuleList()
-        for out_channels, kernel_size in zip(config.conv_channels, config.kernel_sizes):
+        for out_channels, kernel_size in zip(config.conv_channels, config.kernel_sizes, strict=True):
             self.convs.append(nn.Conv1d(in_channels, out_channels, kernel_size))
             in_channels = out_channels
         self.pool_sizes = config.pool_sizes
@@ -105,7 +105,7 @@ class TextEncoder(nn.Module):
     def forward(self, emb: Tensor, mask: Tensor) -> Tensor:
         """emb: (B, L, D); mask: (B, L), True at real tokens. Returns (B, C); 0 for a text with no real token."""
         x = emb.masked_fill(~mask[:, :, None], 0.0).transpose(1, 2)  # (B, D, L)
-        for conv, pool_size in zip(self.convs, self.pool_sizes):
+        for conv, pool_size in zip(self.convs, self.pool_sizes, strict=True):
             x = self.activation(conv(F.pad(x, (0, conv.kernel_size[0] - 1))))  # (B, C, L)
             # Pooling windows of pool_size positions; -inf keeps padding (and the fill up to a whole window) from
             # winning, and a window with any real position is real.
@@ -134,7 +134,6 @@ class ArcI(Ranker):
 
     has_interaction_matrix = False
 
-
     # Bulk re-ranking on 2 CPU cores, three runs of benchmarks/inference.py --sections budget: no query x document
     # tensor, so larger batches only amortise: 2^18 cells 1.18-1.21x over 2^16.
     cpu_max_cells = 1 << 18
@@ -145,8 +144,10 @@ class ArcI(Ranker):
         self.config = config
         self.vocab_size = vocab_size
 
-        self.query_encoder = TextEncoder(config.embedding_dim, config)
-        self.doc_encoder = self.query_encoder if config.share_encoder else TextEncoder(config.embedding_dim, config)
+        self.query_encoder = ConvSentenceEncoder(config.embedding_dim, config)
+        self.doc_encoder = (
+            self.query_encoder if config.share_encoder else ConvSentenceEncoder(config.embedding_dim, config)
+        )
         self.dropout = nn.Dropout(config.dropout)
         layers: list[nn.Module] = []
         in_features = 2 * config.conv_channels[-1]
@@ -170,7 +171,7 @@ class ArcI(Ranker):
         text), the MLP and the scoring layer."""
         flops = 0
         for encoder, length in ((self.query_encoder, query_len), (self.doc_encoder, doc_len)):
-            for conv, pool_size in zip(encoder.convs, encoder.pool_sizes):
+            for conv, pool_size in zip(encoder.convs, encoder.pool_sizes, strict=True):
                 flops += 2 * conv.in_channels * conv.kernel_size[0] * conv.out_channels * length
                 length = -(-length // pool_size)
         return flops + linear_flops(self.mlp) + linear_flops(self.score)

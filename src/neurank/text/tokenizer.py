@@ -153,12 +153,11 @@ class _RegexBackend:
 
 class _HFBackend:
     def __init__(self, config: TokenizerConfig):
-        from tokenizers import Regex
+        from tokenizers import Regex, normalizers, pre_tokenizers
         from tokenizers import Tokenizer as HFTokenizer
-        from tokenizers import normalizers, pre_tokenizers
         from tokenizers.models import WordLevel
 
-        steps = [normalizers.NFD()] if config.strip_accents else []
+        steps: list[normalizers.Normalizer] = [normalizers.NFD()] if config.strip_accents else []
         steps += [normalizers.Lowercase()] if config.lowercase else []
         steps += [normalizers.StripAccents()] if config.strip_accents else []
         self.normalizer = normalizers.Sequence(steps) if steps else None
@@ -172,7 +171,7 @@ class _HFBackend:
         if self.normalizer is not None:
             texts = [self.normalizer.normalize_str(text) for text in texts]
         encodings = self.tokenizer.encode_batch(texts, add_special_tokens=False)
-        return [[text[start:end] for start, end in enc.offsets] for text, enc in zip(texts, encodings)]
+        return [[text[start:end] for start, end in enc.offsets] for text, enc in zip(texts, encodings, strict=True)]
 
 
 def _load_stopwords(name: str | None) -> frozenset[str]:

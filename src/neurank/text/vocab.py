@@ -87,7 +87,10 @@ class Vocab:
         if not isinstance(other, Vocab):
             return NotImplemented
         return (self._id_to_token, self.counts, self.min_freq, self.max_size) == (
-            other._id_to_token, other.counts, other.min_freq, other.max_size,
+            other._id_to_token,
+            other.counts,
+            other.min_freq,
+            other.max_size,
         )
 
     def __repr__(self) -> str:
@@ -146,7 +149,12 @@ class Vocab:
         if type(min_freq) is not int or not (max_size is None or type(max_size) is int):
             raise FormatError(source, None, '"min_freq" to be an integer and "max_size" an integer or null')
         try:
-            return cls(tokens[len(SPECIALS):], dict(zip(tokens, counts or [])), min_freq=min_freq, max_size=max_size)
+            return cls(
+                tokens[len(SPECIALS) :],
+                dict(zip(tokens, counts or [], strict=False)),
+                min_freq=min_freq,
+                max_size=max_size,
+            )
         except ValueError as exc:
             raise FormatError(source, None, "unique tokens", str(exc)) from None
 

@@ -2,7 +2,7 @@
 train with AdamW, evaluate on dev every epoch under `torch.inference_mode`, keep the best checkpoint, stop early,
 and resume exactly after a kill.
 
-    result = train(load_config("configs/wikiqa.yaml"), "runs/wikiqa")
+    result = train(load_config("wikiqa"), "runs/wikiqa")
 
 Determinism: one seed drives everything (parameter init, dropout, negative sampling, batch order). Negatives and
 batch order are functions of (seed, epoch) alone, and the checkpoint written at the end of every epoch holds the

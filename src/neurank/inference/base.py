@@ -1,0 +1,164 @@
+"""What every re-ranker offers, whatever runs its forward pass: `predict`, `rank`, `rerank`, `rerank_collection`.
+
+`Reranker` (PyTorch) and `OnnxReranker` (onnxruntime) are siblings under `BaseReranker`: each builds its own model
+and `Scorer` and says how one batch of examples is scored; texts become ids through the `TextEncoder` they were
+trained with, and everything between texts and scores (grouping pairs by query, normalising first-stage scores,
+fusion) is written here once. Load either with `neurank.load_reranker(path)`.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping, Sequence
+
+import numpy as np
+
+from neurank.collections import ANSWER_SELECTION, Collection, Doc, Query, ScoredDoc
+from neurank.data.examples import QueryExample, build_examples, normalise_scores
+from neurank.inference.fusion import fuse
+from neurank.retrieval import score_candidates
+from neurank.text import TextEncoder, Tokenizer, Vocab, WordEncoder
+
+
+class BaseReranker(ABC):
+    """A trained ranker behind texts in, scores out.
+
+    Subclasses set `encoder` (texts -> ids, as in training), `fusion_alpha` (interpolation weight with the first
+    stage, `neurank.inference.fusion`; None: model scores only) and `batch_size`, and implement `_score_run` and
+    `uses_first_stage_score`.
+
+    A model trained with the first-stage score as a feature needs that score: `rank` computes BM25 over the given
+    documents, `rerank` takes it from the run, and `predict` takes it as a third element of each pair.
+    """
+
+    encoder: TextEncoder
+    fusion_alpha: float | None
+    batch_size: int
+
+    @abstractmethod
+    def _score_run(self, examples: Sequence[QueryExample], batch_size: int | None) -> list[ScoredDoc]:
+        """The model's score of every candidate of `examples` (before fusion), as a run in their order."""
+
+    @property
+    @abstractmethod
+    def uses_first_stage_score(self) -> bool:
+        """Whether scoring needs first-stage scores (as a model input, or for fusion)."""
+
+    @property
+    def tokenizer(self) -> Tokenizer:
+        """The tokenizer of a word encoder (`neurank.text.WordEncoder`): what figures show as tokens."""
+        return self._word_encoder().tokenizer
+
+    @property
+    def vocab(self) -> Vocab:
+        """The vocabulary of a word encoder (`neurank.text.WordEncoder`)."""
+        return self._word_encoder().vocab
+
+    def _word_encoder(self) -> WordEncoder:
+        if not isinstance(self.encoder, WordEncoder):
+            raise AttributeError(f"a {type(self.encoder).__name__} has no word tokenizer and vocabulary")
+        return self.encoder
+
+    def _score(self, examples: Sequence[QueryExample], batch_size: int | None) -> dict[tuple[str, str], float]:
+        run = self._score_run(examples, batch_size)
+        if self.fusion_alpha is not None:
+            run = fuse(run, examples, self.fusion_alpha)
+        return {(r.query_id, r.doc_id): r.score for r in run}
+
+    def _example(
+        self, query_id: str, query: str, doc_ids: list[str], texts: list[str], raw_scores: list[float]
+    ) -> QueryExample:
+        docs = self.encoder.encode_docs(texts)
+        return QueryExample(
+            query_id=query_id,
+            query=self.encoder.encode_queries([query])[0],
+            doc_ids=doc_ids,
+            docs=docs,
+            relevance=[0] * len(docs),
+            labels=[0.0] * len(docs),
+            scores=normalise_scores(raw_scores),
+        )
+
+    def predict(self, pairs: Sequence[Sequence], batch_size: int | None = None) -> np.ndarray:
+        """Scores of `(query, doc)` text pairs, or `(query, doc, first_stage_score)` triples.
+
+        Scores are the model's logits, or with fusion the interpolated scores. First-stage scores, when the model
+        or the fusion uses them, are normalised per query text as in training.
+        """
+        if not pairs:
+            return np.zeros(0, dtype=np.float32)
+        has_scores = all(len(pair) == 3 for pair in pairs)
+        if self.uses_first_stage_score and not has_scores:
+            raise ValueError("this ranker uses the first-stage score: pass (query, doc, first_stage_score) triples")
+        by_query: dict[str, list[int]] = {}
+        for index, pair in enumerate(pairs):
+            by_query.setdefault(pair[0], []).append(index)
+        examples = []
+        for number, (query, indices) in enumerate(by_query.items()):
+            raw = [float(pairs[i][2]) if has_scores else 0.0 for i in indices]
+            texts = [pairs[i][1] for i in indices]
+            examples.append(self._example(str(number), query, [str(i) for i in indices], texts, raw))
+        scores = self._score(examples, batch_size)
+        out = np.empty(len(pairs), dtype=np.float32)
+        for example in examples:
+            for doc_id in example.doc_ids:
+                out[int(doc_id)] = scores[(example.query_id, doc_id)]
+        return out
+
+    def rank(self, query: str, docs: Sequence[str | Doc], top_k: int | None = None) -> list[ScoredDoc]:
+        """Rank `docs` for `query`, best first. Plain strings get ids "0", "1", ... in the given order."""
+        candidates = [doc if isinstance(doc, Doc) else Doc(str(i), doc) for i, doc in enumerate(docs)]
+        if not candidates:
+            return []
+        first_stage = [0.0] * len(candidates)
+        if self.uses_first_stage_score:
+            run = score_candidates({"q": Query("q", query)}, {"q": candidates})
+            first_stage = [r.score for r in run]
+        doc_ids = [d.doc_id for d in candidates]
+        example = self._example("q", query, doc_ids, [d.text for d in candidates], first_stage)
+        scores = self._score([example], None)
+        ranked = sorted((ScoredDoc("q", d, scores[("q", d)]) for d in doc_ids), key=lambda r: -r.score)
+        return ranked[:top_k] if top_k else ranked
+
+    def rerank(
+        self,
+        run: Sequence[ScoredDoc],
+        queries: Mapping[str, Query | str],
+        docs: Mapping[str, Doc | str] | Callable[[str, str], str],
+        depth: int = 100,
+    ) -> list[ScoredDoc]:
+        """Re-score each query's top-`depth` documents of `run` (by its score); deeper documents are dropped.
+
+        Args:
+            queries: query_id -> Query or text.
+            docs: doc_id -> Doc or text, or a function (query_id, doc_id) -> text (answer selection, where doc ids
+                are only unique within a query).
+        """
+
+        def text(query_id: str, doc_id: str) -> str:
+            if callable(docs):
+                return docs(query_id, doc_id)
+            doc = docs[doc_id]
+            return doc.text if isinstance(doc, Doc) else doc
+
+        by_query: dict[str, list[ScoredDoc]] = {}
+        for entry in run:
+            by_query.setdefault(entry.query_id, []).append(entry)
+        examples = []
+        for query_id, entries in by_query.items():
+            entries = sorted(entries, key=lambda r: -r.score)[:depth]
+            query = queries[query_id]
+            query_text = query.text if isinstance(query, Query) else query
+            doc_ids = [e.doc_id for e in entries]
+            texts = [text(query_id, e.doc_id) for e in entries]
+            examples.append(self._example(query_id, query_text, doc_ids, texts, [e.score for e in entries]))
+        return [ScoredDoc(q, d, s) for (q, d), s in self._score(examples, None).items()]
+
+    def rerank_collection(
+        self, collection: Collection, split: str, run: Sequence[ScoredDoc] | None = None, depth: int | None = 100
+    ) -> list[ScoredDoc]:
+        """Re-rank a split of a named collection: its BM25 run (or `run`), top-`depth` per query."""
+        if collection.task == ANSWER_SELECTION:
+            depth = None  # every given candidate is re-ranked
+        examples = build_examples(collection, split, self.encoder, run, depth=depth)
+        return [ScoredDoc(q, d, s) for (q, d), s in self._score(examples, None).items()]
