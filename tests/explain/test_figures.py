@@ -81,7 +81,7 @@ def test_every_stage_gets_a_panel_and_the_score_is_written(reranker):
     assert maxima[0] == pytest.approx(float(np.abs(pair.stages["conv1"]).max()))
 
 
-@pytest.mark.parametrize("name", [n for n in model_names() if n not in ("arci", "cnn")])
+@pytest.mark.parametrize("name", [n for n in model_names() if n != "arci"])
 def test_every_interaction_model_draws(reranker, name):
     torch.manual_seed(0)
     options = {"max_doc_len": 30, "doc_pool_size": 5} if name == "duet" else {}

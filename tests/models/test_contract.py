@@ -2,7 +2,9 @@
 parameter, a tiny batch can be overfit, a save/load round trip gives identical scores, and `predict_proba` is the
 sigmoid of the score.
 
-New models join by registering; `VARIANTS` adds non-default configs worth checking under the same contract.
+New models join by registering; `VARIANTS` adds non-default configs worth checking under the same contract. Aliases
+(other names of a registered model, such as "cnn" for MatchPyramid) are not in `model_names()`, so every model is
+checked once, under its own name.
 """
 
 from __future__ import annotations

@@ -6,7 +6,16 @@ from __future__ import annotations
 import pytest
 import torch
 
-from neurank.models import CNNInteractionBasedModel, MatchPyramid, MatchPyramidConfig
+from neurank.models import (
+    CNNInteractionBasedModel,
+    MatchPyramid,
+    MatchPyramidConfig,
+    build_model,
+    model_aliases,
+    model_classes,
+    model_config_to_dict,
+    model_names,
+)
 
 QUERY_IDS = torch.tensor([[2, 3, 0], [4, 0, 0]])
 DOC_IDS = torch.tensor([[5, 2, 3, 6, 0], [4, 4, 7, 0, 0]])
@@ -16,6 +25,20 @@ def test_cnn_interaction_based_model_is_match_pyramid_with_defaults():
     model = CNNInteractionBasedModel(20)
     assert isinstance(model, MatchPyramid) and model.config == MatchPyramidConfig()
     assert model.embedding.weight.shape == (20, 100)
+
+
+def test_cnn_is_an_alias_of_match_pyramid_not_a_second_model():
+    assert "match_pyramid" in model_names() and "cnn" not in model_names()
+    assert model_aliases()["cnn"] == "match_pyramid"
+    assert model_classes("cnn") == (MatchPyramid, MatchPyramidConfig)
+    # `model: cnn` configs and checkpoints saved under "cnn" rebuild the same model and give the same scores.
+    torch.manual_seed(0)
+    saved = build_model("match_pyramid", 10, {"embedding_dim": 8, "interactions": ["cosine", "exact"]}).eval()
+    restored = build_model("cnn", 10, model_config_to_dict(saved.config))
+    restored.load_state_dict(saved.state_dict())
+    assert type(restored) is MatchPyramid and restored.config == saved.config
+    with torch.no_grad():
+        assert torch.equal(restored.eval()(QUERY_IDS, DOC_IDS), saved(QUERY_IDS, DOC_IDS))
 
 
 def test_config_turns_lists_into_tuples_and_rejects_bad_values():

@@ -33,9 +33,16 @@ def random_pairs(n, seed, max_query, max_doc):
 VARIANTS = [("compare_aggregate", {"exact_match": True})]
 
 
+# Each export runs torch.export and onnxruntime (3-10 s a model): the seed model's stays in the fast run.
+FAST = "match_pyramid"
+
+
 @pytest.mark.parametrize(
     "name, options",
-    [(n, {}) for n in model_names() if n != "cnn"] + VARIANTS,
+    [
+        pytest.param(name, options, marks=() if (name, options) == (FAST, {}) else pytest.mark.slow)
+        for name, options in [(n, {}) for n in model_names()] + VARIANTS
+    ],
     ids=lambda case: case if isinstance(case, str) else "".join(f"-{k}={v}" for k, v in case.items()),
 )
 def test_onnx_scores_equal_pytorch_scores_at_other_lengths(name, options, tmp_path):
@@ -69,6 +76,7 @@ class ShapeBranch(nn.Module):
         return counts * self.weight if doc_ids.shape[1] > 10 else -counts * self.weight
 
 
+@pytest.mark.slow  # an export and its check (about 4 s)
 def test_an_export_that_differs_from_pytorch_is_refused(tmp_path):
     path = tmp_path / "wrong.onnx"
     with pytest.raises(ExportError, match="differs from PyTorch"):

@@ -15,18 +15,22 @@ from neurank.models import (
     UnknownModelError,
     build_model,
     config_from_dict,
+    model_aliases,
     model_classes,
     model_config_to_dict,
     model_names,
     register,
+    resolve_model_name,
 )
 from neurank.models import registry
 
 
-def test_cnn_and_match_pyramid_are_registered():
-    assert {"cnn", "match_pyramid"} <= set(model_names())
+def test_cnn_is_an_alias_of_match_pyramid():
+    assert "match_pyramid" in model_names() and "cnn" not in model_names()
+    assert model_aliases() == {"cnn": "match_pyramid"} and resolve_model_name("cnn") == "match_pyramid"
     assert model_classes("cnn") == model_classes("match_pyramid") == (MatchPyramid, MatchPyramidConfig)
-    with pytest.raises(UnknownModelError, match="unknown model 'no_such_model'; registered models: .*match_pyramid"):
+    with pytest.raises(UnknownModelError, match="unknown model 'no_such_model'; registered models: .*match_pyramid.*; "
+                                                r"aliases: cnn \(match_pyramid\)"):
         build_model("no_such_model", 10)
 
 
@@ -54,13 +58,18 @@ def test_configs_survive_a_json_and_yaml_round_trip(dumps, loads):
     assert config_from_dict(MatchPyramidConfig, loads(dumps(as_dict))) == config
 
 
-def test_register_adds_a_model(monkeypatch):
+def test_register_adds_a_model_with_its_aliases(monkeypatch):
     monkeypatch.setattr(registry, "_MODELS", dict(registry._MODELS))
+    monkeypatch.setattr(registry, "_ALIASES", dict(registry._ALIASES))
 
-    @register("tiny", MatchPyramidConfig)
+    @register("tiny", MatchPyramidConfig, aliases=("small",))
     class Tiny(MatchPyramid):
         pass
 
-    assert "tiny" in model_names() and isinstance(build_model("tiny", 10), Tiny)
-    with pytest.raises(ValueError, match="already registered"):
-        register("tiny", MatchPyramidConfig)
+    assert "tiny" in model_names() and "small" not in model_names() and model_aliases()["small"] == "tiny"
+    assert isinstance(build_model("tiny", 10), Tiny) and isinstance(build_model("small", 10), Tiny)
+    for taken in ("tiny", "small", "cnn"):
+        with pytest.raises(ValueError, match=f"{taken!r} is already registered"):
+            register(taken, MatchPyramidConfig)
+        with pytest.raises(ValueError, match=f"{taken!r} is already registered"):
+            register("other", MatchPyramidConfig, aliases=(taken,))

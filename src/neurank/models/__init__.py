@@ -1,8 +1,15 @@
 """Rankers that score (query, document) id tensors, the layers they share, and the registry that builds them by name.
 
 Every ranker: `model(query_ids, doc_ids, query_mask=None, doc_mask=None, first_stage_score=None) -> Tensor[B]` logits.
+`CNNInteractionBasedModel` is MatchPyramid under the name the project first gave it ("cnn" in the registry, an alias).
 """
 
+from neurank.models.arci import ArcI, ArcIConfig
+from neurank.models.compare_aggregate import CompareAggregate, CompareAggregateConfig
+from neurank.models.conv_knrm import ConvKNRM, ConvKNRMConfig
+from neurank.models.drmm import DRMM, DRMMConfig
+from neurank.models.duet import DUET, DUETConfig
+from neurank.models.knrm import KNRM, KNRMConfig
 from neurank.models.layers import (
     INTERACTIONS,
     Explanation,
@@ -27,26 +34,22 @@ from neurank.models.layers import (
     resolve_masks,
     shared_query,
 )
-from neurank.models.arci import ArcI, ArcIConfig
-from neurank.models.compare_aggregate import CompareAggregate, CompareAggregateConfig
-from neurank.models.conv_knrm import ConvKNRM, ConvKNRMConfig
-from neurank.models.drmm import DRMM, DRMMConfig
-from neurank.models.duet import DUET, DUETConfig
-from neurank.models.knrm import KNRM, KNRMConfig
 from neurank.models.match_pyramid import CNNInteractionBasedModel, MatchPyramid, MatchPyramidConfig
 from neurank.models.mvlstm import MVLSTM, MVLSTMConfig
 from neurank.models.pacrr import PACRR, PACRRConfig
-from neurank.models.tk import TK, TKConfig
 from neurank.models.registry import (
     ConfigError,
     UnknownModelError,
     build_model,
     config_from_dict,
+    model_aliases,
     model_classes,
     model_config_to_dict,
     model_names,
     register,
+    resolve_model_name,
 )
+from neurank.models.tk import TK, TKConfig
 
 __all__ = [
     "ArcI",
@@ -91,6 +94,7 @@ __all__ = [
     "kernel_mus_sigmas",
     "kernel_pooling",
     "kernel_soft_counts",
+    "model_aliases",
     "model_classes",
     "model_config_to_dict",
     "model_names",
@@ -99,5 +103,6 @@ __all__ = [
     "pair_mask",
     "register",
     "resolve_masks",
+    "resolve_model_name",
     "shared_query",
 ]

@@ -2,23 +2,28 @@
 
 Pang, Lan, Guo, Xu, Wan, Cheng. "Text Matching as Image Recognition". AAAI 2016.
 
-The query and the document are embedded, every query token is compared with every document token to give an
-interaction matrix (an "image", one channel per kind of interaction), a stack of 2-D convolutions reads local
-matching patterns (n-gram and phrase matches) off it, dynamic max pooling brings each pair's true
-(query_length x doc_length) region to a fixed grid, and a linear layer scores the pooled feature maps.
+Read `MatchPyramid.plain_forward` first: it is the model as the paper specifies it, one step after another. The
+query and the document are embedded, every query token is compared with every document token to give an interaction
+matrix (an "image", one channel per kind of interaction), a stack of 2-D convolutions reads local matching patterns
+(n-gram and phrase matches) off it, dynamic max pooling brings each pair's true (query_length x doc_length) region to
+a fixed grid, and a linear layer scores the pooled feature maps.
 
 Appending PAD never changes a score: the interaction matrix is 0 at padded positions, convolutions pad with zeros
 ('same' padding, so a real cell's neighbours past the end read 0 whether the matrix is padded or not), the
 feature maps that feed another convolution are re-masked, and pooling looks only at the true lengths.
 
-Speed (the forward computes exactly what "activation after every convolution, then re-mask, then pool" computes):
+`forward`, the fast path that follows it, computes the same scores (tests/models/test_match_pyramid_fast.py compares
+the two on padded batches of every interaction option):
+- one query's candidates (scoring, no autograd): each interaction is computed once per distinct document token and
+  spread over the batch (`one_query_interactions`), instead of once per document position;
 - padded cells are zeroed before the activation rather than after (every activation here maps 0 to 0), in place,
   which saves a pass and an allocation per block;
 - pooling never reads a padded cell, so the last block is not re-masked; with ReLU its output is pooled raw and
   the activation applied to the small pooled grid (max pooling commutes with ReLU, gradients included);
 - without autograd (scoring), the convolutions run channels-last, which oneDNN computes faster for so few channels
   and which also avoids PyTorch's slow fallback for one-token queries, and pooling gathers whole channel vectors.
-  Training keeps the default layout, so the gradients are bit for bit those of the plain formulation.
+Training keeps the default layout and the per-position interactions, so its scores and gradients are bit for bit
+those of `plain_forward`; scoring agrees with it to float rounding.
 """
 
 from __future__ import annotations
@@ -49,21 +54,6 @@ from neurank.models.registry import register
 from neurank.text import PAD_ID
 
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "gelu": nn.GELU, "leaky_relu": nn.LeakyReLU}
-# ReLU commutes with max pooling, values and gradients alike: max(relu(x)) == relu(max(x)), and where relu makes
-# ties (all at 0) its gradient is 0 either way. tanh and leaky_relu are non-decreasing too, but float rounding can
-# map two inputs to one output, a tie that would route the gradient differently.
-POOL_FIRST = {"relu"}
-
-
-def _activate_(x: Tensor, name: str) -> Tensor:
-    """The activation `name` applied in place where autograd allows it (it saves the result, not the input)."""
-    if name == "relu":
-        return x.relu_()
-    if name == "tanh":
-        return x.tanh_()
-    if name == "leaky_relu":
-        return F.leaky_relu_(x)
-    return F.gelu(x)
 
 
 @dataclass(frozen=True)
@@ -121,7 +111,7 @@ class MatchPyramidConfig:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
 
 
-@register("match_pyramid", MatchPyramidConfig)
+@register("match_pyramid", MatchPyramidConfig, aliases=("cnn",))
 class MatchPyramid(Ranker):
     """The MatchPyramid ranker: `model(query_ids, doc_ids)` gives one logit per query-document pair.
 
@@ -131,7 +121,6 @@ class MatchPyramid(Ranker):
         embeddings: optional (vocab_size, dim) float tensor to initialise the embeddings from; `dim` then replaces
             `config.embedding_dim` in `self.config`, so the saved config rebuilds the same shapes.
     """
-
 
     # Bulk re-ranking on 2 CPU cores, three runs of benchmarks/inference.py --sections budget: 32 channels per
     # cell; 2^17 cells 1.10-1.19x over 2^16 and one-query latency 1.13-1.21x; 2^18 0.99-1.19x.
@@ -152,13 +141,85 @@ class MatchPyramid(Ranker):
 
         in_channels = len(config.interactions)
         self.convs = nn.ModuleList()
-        for out_channels, kernel_size in zip(config.conv_channels, config.kernel_sizes):
+        for out_channels, kernel_size in zip(config.conv_channels, config.kernel_sizes, strict=True):
             self.convs.append(nn.Conv2d(in_channels, out_channels, kernel_size, padding="same"))
             in_channels = out_channels
         self.activation = ACTIVATIONS[config.activation]()
         self.dropout = nn.Dropout(config.dropout)
         pq, pd = config.pool_size
         self.score = nn.Linear(in_channels * pq * pd + int(config.use_first_stage_score), 1)
+
+    # ----------------------------------------------------------------------------------------------------------------
+    # The plain forward: the paper's computation, as a student would write it from the specification.
+
+    def plain_forward(
+        self,
+        query_ids: Tensor,
+        doc_ids: Tensor,
+        query_mask: Tensor | None = None,
+        doc_mask: Tensor | None = None,
+        first_stage_score: Tensor | None = None,
+    ) -> Tensor:
+        """Score query-document pairs as the paper specifies MatchPyramid, one step after another.
+
+        Arguments and result are those of `forward`, which computes the same scores faster; this is the reference
+        that tests/models/test_match_pyramid_fast.py and benchmarks/inference.py compare it with.
+        """
+        query_mask, doc_mask = resolve_masks(query_ids, doc_ids, query_mask, doc_mask)  # (B, Lq), (B, Ld) bool
+
+        # 1. Embed both texts. Exact match alone reads only the ids, and the model then has no embedding.
+        query_emb = doc_emb = None
+        if self.embedding is not None:
+            query_emb = self.embedding(query_ids)  # (B, Lq, D)
+            doc_emb = self.embedding(doc_ids)  # (B, Ld, D)
+
+        # 2. The interaction matrix, the "image": every query token against every document token, one channel per
+        #    configured interaction (cosine, dot, exact match), 0 wherever either token is padding.
+        interactions = interaction_matrices(
+            self.config.interactions, query_ids, doc_ids, query_emb, doc_emb, query_mask, doc_mask
+        )  # (B, C, Lq, Ld)
+
+        # 3. Convolution blocks: conv, activation, then re-mask, because the bias moved the padded cells off 0 and
+        #    the next convolution must read zeros past the end of a pair whether or not the batch was padded further.
+        cell_mask = pair_mask(query_mask, doc_mask)[:, None].to(interactions.dtype)  # (B, 1, Lq, Ld)
+        feature_map = interactions
+        for conv in self.convs:
+            feature_map = self.activation(conv(feature_map)) * cell_mask  # (B, C_out, Lq, Ld)
+
+        # 4. Dynamic max pooling: each pair's true (query length x doc length) region to the fixed (pq, pd) grid.
+        query_lengths, doc_lengths = query_mask.sum(1), doc_mask.sum(1)  # (B,), (B,)
+        pooled = dynamic_max_pool(feature_map, query_lengths, doc_lengths, self.config.pool_size)  # (B, C, pq, pd)
+
+        # 5. A linear layer scores the flattened grid, and the first-stage score when the config asks for it.
+        features = self.dropout(pooled.flatten(1))  # (B, C * pq * pd)
+        features = with_first_stage_score(features, first_stage_score, self.config)  # (B, C * pq * pd [+ 1])
+        return self.score(features).squeeze(1)  # (B,)
+
+    # ----------------------------------------------------------------------------------------------------------------
+    # The fast path: the same scores, computed faster (see the module docstring).
+
+    def forward(
+        self,
+        query_ids: Tensor,
+        doc_ids: Tensor,
+        query_mask: Tensor | None = None,
+        doc_mask: Tensor | None = None,
+        first_stage_score: Tensor | None = None,
+    ) -> Tensor:
+        """Score query-document pairs.
+
+        Args:
+            query_ids: (B, Lq) right-padded ids; doc_ids: (B, Ld).
+            query_mask: (B, Lq), True at real tokens; doc_mask: (B, Ld); both derived from PAD (id 0) when None.
+            first_stage_score: (B,) normalised first-stage scores; required when `config.use_first_stage_score`,
+                ignored otherwise.
+        Returns:
+            (B,) logits, those of `plain_forward`; `predict_proba` gives probabilities.
+        """
+        query_mask, doc_mask = resolve_masks(query_ids, doc_ids, query_mask, doc_mask)
+        interactions = self.interaction_matrix(query_ids, doc_ids, query_mask, doc_mask)  # (B, C, Lq, Ld)
+        pooled = self.pooled_features(interactions, query_mask, doc_mask)  # (B, C, pq, pd)
+        return self._score(pooled, first_stage_score)
 
     def interaction_matrix(
         self, query_ids: Tensor, doc_ids: Tensor, query_mask: Tensor | None = None, doc_mask: Tensor | None = None
@@ -185,39 +246,6 @@ class MatchPyramid(Ranker):
         return interaction_matrices(
             self.config.interactions, query_ids, doc_ids, query_emb, doc_emb, query_mask, doc_mask
         )
-
-    def flops_per_pair(self, query_len: int, doc_len: int) -> int:
-        """See `Ranker.flops_per_pair`: the similarity products, the 'same' convolutions and the scoring layer."""
-        config, cells = self.config, query_len * doc_len
-        flops = sum(2 * cells * config.embedding_dim for kind in config.interactions if kind != "exact")
-        in_channels = len(config.interactions)
-        for out_channels, (kq, kd) in zip(config.conv_channels, config.kernel_sizes):
-            flops += 2 * in_channels * kq * kd * out_channels * cells
-            in_channels = out_channels
-        return flops + linear_flops(self.score)
-
-    def forward(
-        self,
-        query_ids: Tensor,
-        doc_ids: Tensor,
-        query_mask: Tensor | None = None,
-        doc_mask: Tensor | None = None,
-        first_stage_score: Tensor | None = None,
-    ) -> Tensor:
-        """Score query-document pairs.
-
-        Args:
-            query_ids: (B, Lq) right-padded ids; doc_ids: (B, Ld).
-            query_mask: (B, Lq), True at real tokens; doc_mask: (B, Ld); both derived from PAD (id 0) when None.
-            first_stage_score: (B,) normalised first-stage scores; required when `config.use_first_stage_score`,
-                ignored otherwise.
-        Returns:
-            (B,) logits; `predict_proba` gives probabilities.
-        """
-        query_mask, doc_mask = resolve_masks(query_ids, doc_ids, query_mask, doc_mask)
-        x = self.interaction_matrix(query_ids, doc_ids, query_mask, doc_mask)  # (B, C, Lq, Ld)
-        pooled = self.pooled_features(x, query_mask, doc_mask)  # (B, C, pq, pd)
-        return self._score(pooled, first_stage_score)
 
     def pooled_features(
         self, interactions: Tensor, query_mask: Tensor, doc_mask: Tensor, maps: list[Tensor] | None = None
@@ -283,29 +311,63 @@ class MatchPyramid(Ranker):
         weights = self.score.weight[0, : pooled[0].numel()].view(pooled.shape[1:])  # (C, pq, pd)
         stages = {
             "interactions": Stage(
-                interactions, ("channel", "query", "doc"), "interaction matrix",
+                interactions,
+                ("channel", "query", "doc"),
+                "interaction matrix",
                 {"channel": list(self.config.interactions)},
             )
         }
-        for depth, (feature_map, conv) in enumerate(zip(maps[1:], self.convs), start=1):
-            kq, kd = conv.kernel_size
+        for depth, (feature_map, (kq, kd)) in enumerate(zip(maps[1:], self.config.kernel_sizes, strict=True), start=1):
             stages[f"conv{depth}"] = Stage(
-                feature_map, ("channel", "query", "doc"),
+                feature_map,
+                ("channel", "query", "doc"),
                 f"conv block {depth}: {feature_map.shape[1]} feature maps "
                 f"({kq}x{kd} kernels, {self.config.activation})",
             )
         pq, pd = self.config.pool_size
         stages["pooled"] = Stage(
-            pooled, ("channel", "query_bin", "doc_bin"),
+            pooled,
+            ("channel", "query_bin", "doc_bin"),
             f"dynamic max pooling to the {pq}x{pd} grid the scoring layer reads",
         )
+        contributions = (pooled * weights).flatten(2).sum(2)  # (B, C)
         stages["contributions"] = Stage(
-            (pooled * weights).flatten(2).sum(2), ("channel",),  # (B, C)
-            "each channel's contribution to the score (weight x pooled)",
+            contributions, ("channel",), "each channel's contribution to the score (weight x pooled)"
         )
         return Explanation(self._score(pooled, first_stage_score), stages)
 
+    def flops_per_pair(self, query_len: int, doc_len: int) -> int:
+        """See `Ranker.flops_per_pair`: the similarity products, the 'same' convolutions and the scoring layer."""
+        config, cells = self.config, query_len * doc_len
+        flops = sum(2 * cells * config.embedding_dim for kind in config.interactions if kind != "exact")
+        in_channels = len(config.interactions)
+        for out_channels, (kq, kd) in zip(config.conv_channels, config.kernel_sizes, strict=True):
+            flops += 2 * in_channels * kq * kd * out_channels * cells
+            in_channels = out_channels
+        return flops + linear_flops(self.score)
+
 
 # The name under which the project specifies its CNN interaction-based ranker: it is MatchPyramid, so
-# `CNNInteractionBasedModel(vocab_size)` builds the default MatchPyramid and `model(query, document)` scores pairs.
-CNNInteractionBasedModel = register("cnn", MatchPyramidConfig)(MatchPyramid)
+# `CNNInteractionBasedModel(vocab_size)` builds the default MatchPyramid, and "cnn" is its alias in the registry
+# (`model: cnn` in a config, `build_model("cnn", ...)`, checkpoints saved under that name).
+CNNInteractionBasedModel = MatchPyramid
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Helpers of the fast path
+
+# ReLU commutes with max pooling, values and gradients alike: max(relu(x)) == relu(max(x)), and where relu makes
+# ties (all at 0) its gradient is 0 either way. tanh and leaky_relu are non-decreasing too, but float rounding can
+# map two inputs to one output, a tie that would route the gradient differently.
+POOL_FIRST = {"relu"}
+
+
+def _activate_(x: Tensor, name: str) -> Tensor:
+    """The activation `name` applied in place where autograd allows it (it saves the result, not the input)."""
+    if name == "relu":
+        return x.relu_()
+    if name == "tanh":
+        return x.tanh_()
+    if name == "leaky_relu":
+        return F.leaky_relu_(x)
+    return F.gelu(x)

@@ -3,6 +3,10 @@
 A model class is built as `Model(vocab_size, config, embeddings=None)` and its config is a frozen dataclass. Each
 model module registers its classes with `@register("name", MyConfig)`; the first lookup imports every module of
 `neurank.models`, so a new model joins the registry (and the contract test) by adding its file, and nothing here.
+
+A model may also answer to other names, its aliases (`@register("match_pyramid", ..., aliases=("cnn",))`): building,
+configs and checkpoints accept them, while `model_names()` lists each model once, under its own name, so code that
+walks the registry (the contract test) meets every model once without excluding anything by hand.
 """
 
 from __future__ import annotations
@@ -10,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import pkgutil
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from torch import Tensor, nn
@@ -18,6 +22,7 @@ from torch import Tensor, nn
 from neurank.config import ConfigError
 
 _MODELS: dict[str, tuple[type[nn.Module], type]] = {}
+_ALIASES: dict[str, str] = {}  # alias -> the name it stands for, a key of _MODELS
 _NOT_MODELS = {"layers", "registry"}
 _discovered = False
 
@@ -40,36 +45,67 @@ class UnknownModelError(KeyError, ValueError):
         return str(self.args[0])
 
 
-def register(name: str, config_cls: type) -> Callable[[type[nn.Module]], type[nn.Module]]:
+def register(name: str, config_cls: type, aliases: Sequence[str] = ()) -> Callable[[type[nn.Module]], type[nn.Module]]:
     """Class decorator that registers a model under `name` with its config dataclass.
 
+    Args:
+        name: the model's name, listed by `model_names()`.
+        config_cls: its config dataclass.
+        aliases: other names that resolve to `name` wherever a model name is read (`build_model`, configs,
+            checkpoints); `model_names()` leaves them out.
     Raises:
-        ValueError: `name` is already taken, or `config_cls` is not a dataclass.
+        ValueError: `name` or an alias is already taken, or `config_cls` is not a dataclass.
     """
-    if name in _MODELS:
-        raise ValueError(f"model name {name!r} is already registered (to {_MODELS[name][0].__name__})")
+    aliases = (aliases,) if isinstance(aliases, str) else tuple(aliases)
+    for taken in (name, *aliases):
+        if taken in _MODELS or taken in _ALIASES:
+            owner = _MODELS[_ALIASES.get(taken, taken)][0].__name__
+            raise ValueError(f"model name {taken!r} is already registered (to {owner})")
+    if len(set(aliases)) != len(aliases) or name in aliases:
+        raise ValueError(f"aliases of {name!r} repeat a name: {list(aliases)}")
     if not dataclasses.is_dataclass(config_cls):
         raise ValueError(f"config class of {name!r} must be a dataclass, got {config_cls!r}")
 
     def decorator(model_cls: type[nn.Module]) -> type[nn.Module]:
         _MODELS[name] = (model_cls, config_cls)
+        _ALIASES.update(dict.fromkeys(aliases, name))
         return model_cls
 
     return decorator
 
 
 def model_names() -> list[str]:
-    """The registered model names, sorted."""
+    """The registered model names, sorted; aliases are left out (see `model_aliases`)."""
     _discover()
     return sorted(_MODELS)
 
 
-def model_classes(name: str) -> tuple[type[nn.Module], type]:
-    """(Model class, Config class) registered under `name`."""
+def model_aliases() -> dict[str, str]:
+    """Every alias with the model name it stands for, sorted by alias."""
     _discover()
-    if name not in _MODELS:
-        raise UnknownModelError(f"unknown model {name!r}; registered models: {', '.join(model_names())}")
-    return _MODELS[name]
+    return dict(sorted(_ALIASES.items()))
+
+
+def resolve_model_name(name: str) -> str:
+    """The registered name that `name` stands for: `name` itself, or the model an alias points to.
+
+    Raises:
+        UnknownModelError: `name` is neither a model name nor an alias.
+    """
+    _discover()
+    if name in _MODELS:
+        return name
+    if name in _ALIASES:
+        return _ALIASES[name]
+    message = f"unknown model {name!r}; registered models: {', '.join(model_names())}"
+    if _ALIASES:
+        message += "; aliases: " + ", ".join(f"{alias} ({target})" for alias, target in model_aliases().items())
+    raise UnknownModelError(message)
+
+
+def model_classes(name: str) -> tuple[type[nn.Module], type]:
+    """(Model class, Config class) registered under `name`, a model name or an alias."""
+    return _MODELS[resolve_model_name(name)]
 
 
 def _tuplify(value: Any) -> Any:
@@ -109,7 +145,7 @@ def build_model(
     """Build the model registered under `name`.
 
     Args:
-        name: a name from `model_names()`.
+        name: a name from `model_names()`, or an alias of one (`model_aliases()`).
         vocab_size: number of ids, PAD and UNK included.
         config: the model's config dataclass, a dict of its options (see `config_from_dict`), or None for defaults.
         embeddings: optional (vocab_size, dim) float tensor to initialise the word embeddings from.
