@@ -125,6 +125,11 @@ class BM25Retriever:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
 
+    @staticmethod
+    def saved_in(directory: str | Path) -> bool:
+        """Whether `directory` holds an index written by `save`."""
+        return (Path(directory) / "neurank.json").is_file()
+
     @classmethod
     def load(cls, directory: str | Path) -> BM25Retriever:
         """Load an index written by `save`."""

@@ -1,0 +1,72 @@
+"""`neurank evaluate` and `neurank baseline`: measuring runs against judgements, and BM25 on every collection."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.table import Table
+
+from neurank.cli._common import DataDir, FoldsOpt, JsonFlag, app, console, print_json
+
+
+@app.command("evaluate")
+def evaluate_cmd(
+    run: Path = typer.Argument(..., help="TREC run to evaluate."),
+    qrels: Path = typer.Argument(..., help="TREC qrels."),
+    measures: list[str] = typer.Option(
+        ["AP", "RR", "nDCG@10"], "--measures", "-m", help="Measures in ir_measures syntax: --measures AP RR nDCG@10."
+    ),
+    baseline: Path | None = typer.Option(
+        None, "--baseline", help="A second run to compare against, with significance tests."
+    ),
+    as_json: bool = JsonFlag,
+) -> None:
+    """Evaluate a run (optionally against a baseline run, with paired significance tests)."""
+    from neurank.collections.trec import read_qrels, read_run
+    from neurank.evaluation import compare, evaluate, format_comparison
+
+    judgements = read_qrels(qrels)
+    ours = read_run(run)
+    if baseline is None:
+        result = evaluate(ours, judgements, measures)
+        if as_json:
+            print_json(result)
+            return
+        table = Table("measure", "value")
+        for name, value in result.items():
+            table.add_row(name, f"{value:.4f}")
+        console.print(table)
+        return
+    comparisons = compare(read_run(baseline), ours, judgements, measures)
+    if as_json:
+        payload: dict[str, Any] = {name: c.mean_b for name, c in comparisons.items()}
+        payload["baseline"] = {name: c.mean_a for name, c in comparisons.items()}
+        payload["comparison"] = {name: asdict(c) for name, c in comparisons.items()}
+        print_json(payload)
+        return
+    typer.echo(format_comparison(comparisons, name_a=f"{baseline.name} (baseline)", name_b=run.name))
+
+
+@app.command("baseline")
+def baseline_cmd(
+    data_dir: Path | None = DataDir,
+    folds: int = FoldsOpt,
+    output: Path | None = typer.Option(None, "--output", help="Also write the Markdown table to this file."),
+    as_json: bool = JsonFlag,
+) -> None:
+    """BM25 on every collection's test split, next to published figures (the README's baseline table)."""
+    from neurank.collections.textio import atomic_write
+    from neurank.workflows.baseline import baseline_markdown, bm25_baseline
+
+    rows = bm25_baseline(data_dir, folds=folds)
+    markdown = baseline_markdown(rows)
+    if output is not None:
+        with atomic_write(output) as handle:
+            handle.write(markdown)
+    if as_json:
+        print_json([vars(row) for row in rows])
+    else:
+        typer.echo(markdown)

@@ -1,0 +1,76 @@
+"""`neurank rerank` and `neurank export`: a trained ranker over a first-stage run, and its ONNX export."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from neurank.cli._common import DataDir, FoldOpt, FoldsOpt, JsonFlag, PrecisionOpt, app, emit
+from neurank.collections import load_collection
+
+
+@app.command("rerank")
+def rerank_cmd(
+    checkpoint: Path = typer.Argument(
+        ..., help="A best.pt / last.pt written by `neurank train`, or a .onnx from `neurank export`."
+    ),
+    collection: str = typer.Argument(..., help="Collection whose texts are re-ranked."),
+    split: str = typer.Option("test", "--split"),
+    run: Path | None = typer.Option(None, "--run", help="First-stage TREC run (default: BM25 computed now)."),
+    output: Path = typer.Option(..., "--output", help="Re-ranked TREC run to write."),
+    depth: int = typer.Option(100, "--depth", min=1, help="Re-rank each query's top DEPTH (ad-hoc collections)."),
+    device: str = typer.Option("auto", "--device"),
+    precision: str = PrecisionOpt,
+    data_dir: Path | None = DataDir,
+    fold: int = FoldOpt,
+    folds: int = FoldsOpt,
+    as_json: bool = JsonFlag,
+) -> None:
+    """Re-rank a first-stage run of a collection's split with a trained model. Under torchrun the candidates are
+    scored in shards over the ranks and rank 0 writes the run."""
+    from neurank.collections.trec import read_run, write_run
+    from neurank.inference import load_reranker
+    from neurank.runtime.distributed import init_distributed
+
+    coll = load_collection(collection, data_dir, fold=fold, folds=folds)
+    with init_distributed(device) as context:
+        reranker = load_reranker(checkpoint, device=device, precision=precision, distributed=context)
+        first_stage = read_run(run) if run is not None else None
+        reranked = reranker.rerank_collection(coll, split, first_stage, depth=depth)
+    if context.is_main:
+        write_run(reranked, output, tag=f"neurank-{checkpoint.stem}")
+        result = {
+            "collection": collection,
+            "split": split,
+            "queries": len({r.query_id for r in reranked}),
+            "results": len(reranked),
+            "output": str(output),
+        }
+        emit(result, as_json, f"re-ranked {result['results']} results for {result['queries']} queries into {output}")
+    context.end_process()  # under torchrun: leave without the teardown where gloo can abort (see its docstring)
+
+
+@app.command("export")
+def export_cmd(
+    checkpoint: Path = typer.Argument(..., help="A best.pt / last.pt written by `neurank train`."),
+    output: Path = typer.Option(..., "--output", help="File to write, e.g. model.onnx."),
+    format: str = typer.Option("onnx", "--format", help="Export format: onnx."),
+    as_json: bool = JsonFlag,
+) -> None:
+    """Export a trained ranker (with its tokenizer and vocabulary) for re-ranking without PyTorch.
+
+    The export is checked against PyTorch at lengths other than the example's before it is written;
+    `neurank rerank OUTPUT ...` and `neurank.inference.onnx_reranker.OnnxReranker` run it."""
+    from neurank.inference.export import export_checkpoint
+
+    info = export_checkpoint(checkpoint, output, format=format)
+    worst = max(info["check"].values())
+    result = {
+        "model": info["model_name"],
+        "format": format,
+        "output": str(output),
+        "max_difference": worst,
+        "static_lengths": info["static_lengths"],
+    }
+    emit(result, as_json, f"exported {info['model_name']} to {output} (largest difference from PyTorch {worst:.1e})")
