@@ -3,7 +3,7 @@
     python benchmarks/inference.py --data-dir ../shared/data [--quick] [--output benchmarks/results/inference.json]
 
 Sections (each prints a Markdown table; everything also goes to the JSON file):
-1. throughput: pairs/s of `neurank.inference.Scorer` per model at query length 10 and document lengths 100 and 400,
+1. throughput: pairs/s of `neurank.inference.scorer.Scorer` per model at query length 10 and document lengths 100 and 400,
    batch sizes 64/256/1024 (pre-tokenised ids in, scores out), with the model's FLOPs per pair
    (`flops_per_pair`), the achieved GFLOP/s, and that as a fraction of the fp32 matmul rate measured in this process
    just before the model's rows; peak resident memory of each run. A row "plain MatchPyramid" runs the textbook
@@ -24,8 +24,8 @@ Sections (each prints a Markdown table; everything also goes to the JSON file):
    processes with and without each, interleaved): glibc's malloc thresholds and OpenMP's wait policy.
 
 Weights are random (speed does not depend on them; rankings are compared between implementations of the same
-weights). The models are configured as in configs/benchmark.yaml, with the first-stage score as a feature (as the
-WikiQA and NFCorpus configs train them); MatchPyramid as configs/wikiqa.yaml.
+weights). The models are configured as in neurank/configs/benchmark.yaml, with the first-stage score as a feature
+(as the WikiQA and NFCorpus configs train them); MatchPyramid as neurank/configs/wikiqa.yaml.
 """
 
 from __future__ import annotations
@@ -50,17 +50,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import speedlib  # noqa: E402
 
-from neurank.allocator import tune_malloc  # noqa: E402
+from neurank.runtime.allocator import tune_malloc  # noqa: E402
 
 from neurank.collections import load_collection  # noqa: E402
-from neurank.data.examples import TextEncoder, normalise_scores  # noqa: E402
-from neurank.inference import CPU_MAX_CELLS, InferenceOptions, Scorer, cpu_cell_budget, pad_ids, plan_batches  # noqa: E402
+from neurank.config import resolve_config  # noqa: E402
+from neurank.data.examples import normalise_scores  # noqa: E402
+from neurank.inference.scorer import CPU_MAX_CELLS, InferenceOptions, Scorer, cpu_cell_budget, pad_ids, plan_batches  # noqa: E402
 from neurank.models import build_model  # noqa: E402
-from neurank.models.layers import dynamic_max_pool, interaction_matrices, pair_mask, resolve_masks, with_first_stage_score  # noqa: E402
-from neurank.reranker import Reranker  # noqa: E402
+from neurank.inference.reranker import Reranker  # noqa: E402
 from neurank.retrieval import bm25_run  # noqa: E402
-from neurank.text import PAD_ID, UNK_ID, Tokenizer, Vocab  # noqa: E402
-from neurank.training.loop import collection_texts  # noqa: E402
+from neurank.text import PAD_ID, UNK_ID, Tokenizer, Vocab, WordEncoder  # noqa: E402
+from neurank.data.prepare import collection_texts  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 QUERY_LEN = 10
@@ -73,9 +73,9 @@ MAX_QUERY_LEN, MAX_DOC_LEN = 20, 200
 
 
 def model_configs() -> dict[str, dict]:
-    """Each benchmarked model's options: configs/benchmark.yaml's, MatchPyramid's from configs/wikiqa.yaml."""
-    plan = yaml.safe_load((ROOT / "configs" / "benchmark.yaml").read_text(encoding="utf-8"))
-    wikiqa = yaml.safe_load((ROOT / "configs" / "wikiqa.yaml").read_text(encoding="utf-8"))
+    """Each benchmarked model's options: the shipped benchmark config's, MatchPyramid's from the wikiqa config's."""
+    plan = yaml.safe_load(resolve_config("benchmark").read_text(encoding="utf-8"))
+    wikiqa = yaml.safe_load(resolve_config("wikiqa").read_text(encoding="utf-8"))
     configs = {name: {**(options or {}), "use_first_stage_score": True} for name, options in plan["models"].items()}
     configs[CNN] = {**wikiqa["model_config"], "use_first_stage_score": True}
     return configs
@@ -190,28 +190,16 @@ def tutorial_rerank(model: TutorialMatchPyramid, tokenizer, vocab, query_text: s
     return np.array(scores)
 
 
-def plain_forward(model, query_ids, doc_ids, query_mask=None, doc_mask=None, first_stage_score=None):
-    """neurank's MatchPyramid forward before this work: every looked-up vector normalised, activation then re-mask
-    after every convolution, the default memory layout."""
-    query_mask, doc_mask = resolve_masks(query_ids, doc_ids, query_mask, doc_mask)
-    x = interaction_matrices(
-        model.config.interactions, query_ids, doc_ids, model.embedding(query_ids), model.embedding(doc_ids), query_mask, doc_mask
-    )
-    cell_mask = pair_mask(query_mask, doc_mask)[:, None].to(x.dtype)
-    for conv in model.convs:
-        x = model.activation(conv(x)) * cell_mask
-    pooled = dynamic_max_pool(x, query_mask.sum(1), doc_mask.sum(1), model.config.pool_size)
-    features = with_first_stage_score(model.dropout(pooled.flatten(1)), first_stage_score, model.config)
-    return model.score(features).squeeze(1)
-
-
 class PlainModel(nn.Module):
+    """A MatchPyramid whose `__call__` runs `MatchPyramid.plain_forward`, the textbook formulation of the same weights
+    (activation then re-mask after every convolution, every position looked up, the default memory layout)."""
+
     def __init__(self, model):
         super().__init__()
         self.inner = model
 
     def forward(self, *args):
-        return plain_forward(self.inner, *args)
+        return self.inner.plain_forward(*args)
 
 
 def manual_scores(model, queries, docs, first_stage, grad_mode, max_cells, fixed_lengths=None, batch_size=256):
@@ -417,7 +405,7 @@ def reference_comparison(configs, workload: NFCorpusWorkload, depth, n_queries, 
 
 def cnn_pairs(workload: NFCorpusWorkload, depth: int, n_queries: int):
     """The CNN re-ranking workload as id lists: every (query, candidate) of the chosen queries, cut at 20 / 200."""
-    encoder = TextEncoder(workload.tokenizer, workload.vocab, MAX_QUERY_LEN, MAX_DOC_LEN)
+    encoder = WordEncoder(workload.tokenizer, workload.vocab, MAX_QUERY_LEN, MAX_DOC_LEN)
     queries, docs, first_stage, texts = [], [], [], []
     for query_id in list(workload.queries)[:n_queries]:
         run = workload.run_for(query_id, depth)
@@ -438,7 +426,7 @@ def optimisations(configs, workload: NFCorpusWorkload, n_queries, min_seconds, l
     scorer = Scorer(model)
 
     def retokenising():
-        encoder = TextEncoder(workload.tokenizer, workload.vocab, MAX_QUERY_LEN, MAX_DOC_LEN)
+        encoder = WordEncoder(workload.tokenizer, workload.vocab, MAX_QUERY_LEN, MAX_DOC_LEN)
         q_ids, d_ids = [], []
         for query, doc_texts, _ in texts:
             d_ids += encoder.encode_docs(doc_texts)
@@ -540,8 +528,8 @@ def onnx_option(configs, vocab_size, shape, min_seconds, log, tmp_dir: Path) -> 
     try:
         import onnxruntime as ort
 
-        from neurank.export import export_model_onnx
-        from neurank.onnx_reranker import OnnxScorer
+        from neurank.inference.export import export_model_onnx
+        from neurank.inference.onnx_reranker import OnnxScorer
     except ImportError as error:
         log(f"  skipped: {error}")
         return []

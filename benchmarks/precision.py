@@ -1,10 +1,10 @@
 """Mixed precision at re-ranking: does bf16 (or fp16 on CUDA) keep the CNN ranker's fp32 rankings, and how fast
-is it? WikiQA, the MatchPyramid of configs/wikiqa.yaml.
+is it? WikiQA, the MatchPyramid of neurank/configs/wikiqa.yaml.
 
     python benchmarks/precision.py --data-dir ../shared/data [--checkpoint runs/wikiqa/best.pt] [--threads 1] [--output precision.json]
     python benchmarks/precision.py --data-dir ../shared/data --device cuda --precisions fp32,bf16,fp16
 
-Without --checkpoint it first trains configs/wikiqa.yaml (one seed, as `neurank train` does) into --train-dir.
+Without --checkpoint it first trains neurank/configs/wikiqa.yaml (one seed, as `neurank train` does) into --train-dir.
 Then for each precision:
 - the test split is re-ranked as `neurank rerank` does (with the checkpoint's BM25 fusion): AP, RR, nDCG@10;
 - the model's own scores (before fusion, the stricter comparison) are compared with fp32's: Kendall's tau per
@@ -28,10 +28,10 @@ from neurank.collections import load_collection
 from neurank.config import load_config
 from neurank.data.examples import build_examples
 from neurank.evaluation import evaluate
-from neurank.reranker import Reranker
+from neurank.inference.reranker import Reranker
 from neurank.training import train
 from neurank.training.loop import score_examples
-from neurank.training.precision import ranking_agreement
+from neurank.evaluation.agreement import ranking_agreement
 
 ROOT = Path(__file__).resolve().parents[1]
 MEASURES = ["AP", "RR", "nDCG@10"]
@@ -41,7 +41,7 @@ def main() -> None:
     default_data = os.environ.get("NEURANK_DATA", str(ROOT.parent / "shared" / "data"))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", type=Path, default=Path(default_data), help="holds wikiqa/")
-    parser.add_argument("--checkpoint", type=Path, help="a trained best.pt (default: train configs/wikiqa.yaml first)")
+    parser.add_argument("--checkpoint", type=Path, help="a trained best.pt (default: train the wikiqa config first)")
     parser.add_argument("--train-dir", type=Path, default=ROOT / "runs" / "precision-bench", help="where to train without --checkpoint")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--precisions", default="fp32,bf16", help="comma-separated; fp32 first (the reference)")
@@ -57,10 +57,10 @@ def main() -> None:
 
     checkpoint = args.checkpoint
     if checkpoint is None:
-        config = load_config(ROOT / "configs" / "wikiqa.yaml", [f"data.data_dir={args.data_dir}", f"train.device={args.device}"])
+        config = load_config("wikiqa", [f"data.data_dir={args.data_dir}", f"train.device={args.device}"])
         started = time.perf_counter()
         train(config, args.train_dir, progress=False)
-        print(f"trained configs/wikiqa.yaml in {time.perf_counter() - started:.0f} s into {args.train_dir}", file=sys.stderr)
+        print(f"trained the wikiqa config in {time.perf_counter() - started:.0f} s into {args.train_dir}", file=sys.stderr)
         checkpoint = args.train_dir / "best.pt"
 
     collection = load_collection("wikiqa", args.data_dir)

@@ -1,4 +1,4 @@
-"""Scaling out: training steps/s and re-ranking pairs/s of the CNN ranker (MatchPyramid, configs/wikiqa.yaml) on
+"""Scaling out: training steps/s and re-ranking pairs/s of the CNN ranker (MatchPyramid, neurank/configs/wikiqa.yaml) on
 WikiQA with 1 process and with several (torchrun, DDP), on CPUs (gloo) or GPUs (nccl).
 
     python benchmarks/scaling.py --data-dir ../shared/data [--layouts 1x1,1x2,2x1] [--repeats 3] [--output scaling.json]
@@ -49,15 +49,17 @@ def worker(args: argparse.Namespace) -> None:
     from neurank.data.collate import collate
     from neurank.data.examples import build_examples
     from neurank.data.sampler import BucketBatchSampler
-    from neurank.distributed import init_distributed
-    from neurank.reranker import Reranker
-    from neurank.training import prepare_data, ranking_loss
-    from neurank.training.loop import make_model, score_examples, select_device, training_dataset
-    from neurank.training.precision import autocast, grad_scaler
+    from neurank.runtime.distributed import init_distributed
+    from neurank.inference.reranker import Reranker
+    from neurank.data.prepare import prepare_data
+    from neurank.training.losses import ranking_loss
+    from neurank.runtime.device import select_device
+    from neurank.training.loop import make_model, score_examples, training_dataset
+    from neurank.runtime.precision import autocast, grad_scaler
 
     torch.set_num_threads(args.threads)
     overrides = [f"data.data_dir={args.data_dir}", "embeddings.source=random", "train.fusion=false", f"train.device={args.device}"]
-    config = load_config(ROOT / "configs" / "wikiqa.yaml", overrides)
+    config = load_config("wikiqa", overrides)
     with init_distributed(args.device) as context:
         device = context.place(select_device(args.device))
         started = time.perf_counter()

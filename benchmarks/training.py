@@ -12,7 +12,7 @@ Sections (each prints a Markdown table; everything also goes to the JSON file):
    under `torch.compile` (static shapes), interleaved with the default step. These change what is trained.
 3. process settings: the CNN's training step in two worker processes, interleaved: glibc's default malloc
    thresholds against raised ones, then OpenMP's default (spinning) wait policy against OMP_WAIT_POLICY=PASSIVE.
-4. full run: `neurank train configs/wikiqa.yaml` as a user runs it (word2vec on WikiQA and the Brown corpus, BM25,
+4. full run: `neurank train wikiqa` as a user runs it (word2vec on WikiQA and the Brown corpus, BM25,
    10 epochs with early stopping on dev AP, fusion), in a worker process with default and with tuned allocator
    settings: wall time in all, data preparation, the training loop, and the time at which the best dev AP was
    reached; peak resident memory.
@@ -40,12 +40,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import speedlib  # noqa: E402
 
-from neurank.allocator import tune_malloc  # noqa: E402
+from neurank.runtime.allocator import tune_malloc  # noqa: E402
 
-from neurank.config import load_config  # noqa: E402
+from neurank.config import load_config, resolve_config  # noqa: E402
 from neurank.data.collate import collate  # noqa: E402
 from neurank.data.sampler import BucketBatchSampler  # noqa: E402
-from neurank.training import prepare_data, seed_everything, train  # noqa: E402
+from neurank.data.prepare import prepare_data  # noqa: E402
+from neurank.runtime.device import seed_everything  # noqa: E402
+from neurank.training import train  # noqa: E402
 from neurank.training.loop import _lr_lambda, make_model, training_dataset  # noqa: E402
 from neurank.training.losses import ranking_loss  # noqa: E402
 
@@ -55,12 +57,12 @@ BATCH_SIZE = 64
 
 
 def base_config(data_dir: str, extra: list[str] | None = None):
-    return load_config(ROOT / "configs" / "wikiqa.yaml", [f"data.data_dir={data_dir}", f"train.batch_size={BATCH_SIZE}", *(extra or [])])
+    return load_config("wikiqa", [f"data.data_dir={data_dir}", f"train.batch_size={BATCH_SIZE}", *(extra or [])])
 
 
 def model_options() -> dict[str, dict]:
-    plan = yaml.safe_load((ROOT / "configs" / "benchmark.yaml").read_text(encoding="utf-8"))
-    wikiqa = yaml.safe_load((ROOT / "configs" / "wikiqa.yaml").read_text(encoding="utf-8"))
+    plan = yaml.safe_load(resolve_config("benchmark").read_text(encoding="utf-8"))
+    wikiqa = yaml.safe_load(resolve_config("wikiqa").read_text(encoding="utf-8"))
     options = {name: {**(o or {}), "use_first_stage_score": True} for name, o in plan["models"].items()}
     options[CNN] = dict(wikiqa["model_config"])
     return options
@@ -253,7 +255,7 @@ def worker_main() -> None:
     def full_run(data_dir, epochs):
         speedlib.reset_peak_memory()
         start = time.perf_counter()
-        config = load_config(ROOT / "configs" / "wikiqa.yaml", [f"data.data_dir={data_dir}", f"train.epochs={epochs}"])
+        config = load_config("wikiqa", [f"data.data_dir={data_dir}", f"train.epochs={epochs}"])
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             data = prepare_data(config)
@@ -318,7 +320,7 @@ def main() -> None:
         log("\n## OpenMP waiting: spinning (default) against OMP_WAIT_POLICY=PASSIVE (CNN training step; 'tuned' = passive)")
         result["wait_policy"] = allocator_section(args.data_dir, 4 if args.quick else 12, log, env=speedlib.PASSIVE_WAIT)
     if "full" in sections:
-        log("\n## Full WikiQA training of the CNN (configs/wikiqa.yaml)")
+        log("\n## Full WikiQA training of the CNN (neurank/configs/wikiqa.yaml)")
         result["full_run"] = full_run_section(args.data_dir, args.full_runs.split(","), 2 if args.quick else 10, log)
         tables.append(("Full WikiQA training run", speedlib.markdown_table(
             result["full_run"], ["allocator", "wall_seconds", "prepare_seconds", "loop_seconds", "seconds_to_best", "best_epoch", "best_dev_ap", "peak_mib"],

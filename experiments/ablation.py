@@ -1,10 +1,10 @@
 """What moves a ranker's numbers: one change at a time against a config, judged on the DEV split only.
 
-    python experiments/ablation.py --config configs/wikiqa.yaml --data-dir ../shared/data --seeds 1 2
-    python experiments/ablation.py --config configs/nfcorpus.yaml --seeds 1 --variant "frozen:embeddings.freeze=true"
+    python experiments/ablation.py --config wikiqa --data-dir ../shared/data --seeds 1 2
+    python experiments/ablation.py --config nfcorpus --seeds 1 --variant "frozen:embeddings.freeze=true"
 
 Prints one line per variant (mean best dev metric over the seeds, best epochs, time) and writes JSON with --output.
-Test is never read here: this is the evidence behind the choices in configs/.
+Test is never read here: this is the evidence behind the choices in the shipped configs (src/neurank/configs/).
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ import warnings
 
 from neurank.collections import DataWarning
 from neurank.config import load_config
-from neurank.training import prepare_data, train
+from neurank.data.prepare import prepare_data
+from neurank.training import train
 
 VARIANTS: dict[str, list[str]] = {
     "the config as it is": [],
@@ -41,7 +42,7 @@ VARIANTS: dict[str, list[str]] = {
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", default="configs/wikiqa.yaml")
+    parser.add_argument("--config", default="wikiqa")
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--variant", action="append", default=[], help='"name:key=value,key=value" (replaces the built-in list)')
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2])

@@ -4,9 +4,9 @@
         [--variants table more-text] [--word2vec-seeds 42 7] [--output embeddings.json]
 
 The table's WikiQA embeddings are word2vec (gensim, skip-gram, 100 dimensions, 10 epochs) trained on WikiQA's texts
-and the Brown corpus, drawn once with the config's seed (`configs/wikiqa.yaml`). Each variant below changes one
+and the Brown corpus, drawn once with the config's seed (`neurank/configs/wikiqa.yaml`). Each variant below changes one
 thing about them (drawn with each of --word2vec-seeds, by default the config's seed only) and trains the given
-models as `neurank benchmark configs/benchmark.yaml` does (same options, same data, one model seed after another),
+models as `neurank benchmark` does (same options, same data, one model seed after another),
 then prints the mean best dev AP over the seeds and the mean dev AP after the BM25 fusion weight is chosen on dev.
 Test labels are never read here (test texts feed the vocabulary and word2vec, without labels, as they do for the
 table). Training runs on one torch thread, as the table's ArcI and MV-LSTM did.
@@ -32,15 +32,15 @@ from pathlib import Path
 
 import torch
 
-from neurank.benchmark import load_plan
+from neurank.workflows.results_table import load_plan
 from neurank.collections import DataWarning, load_collection
 from neurank.collections.textio import atomic_write
 from neurank.data import embeddings as emb
-from neurank.experiment import with_seed
-from neurank.training import prepare_data, train
-from neurank.training.loop import collection_texts, make_embeddings, word2vec_embeddings, word2vec_sentences
+from neurank.workflows.experiment import with_seed
+from neurank.data.prepare import prepare_data
+from neurank.training import train
+from neurank.data.prepare import collection_texts, make_embeddings, word2vec_embeddings, word2vec_sentences
 
-ROOT = Path(__file__).resolve().parents[1]
 VARIANTS = ("table", "more-text", "epochs", "fastText")
 MORE_TEXT = ("nfcorpus", "cisi", "cranfield")
 
@@ -114,7 +114,7 @@ def try_variant(variant: str, word2vec_seed: int, args, plan, base, data, tmp: P
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--config", default=str(ROOT / "configs" / "benchmark.yaml"))
+    parser.add_argument("--config", default="benchmark", help="a benchmark config: a path, or a shipped name")
     parser.add_argument("--models", nargs="+", default=["arci", "mvlstm"])
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3, 4, 5])
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)

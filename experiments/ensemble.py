@@ -2,9 +2,9 @@
 
     python experiments/ensemble.py --runs runs/benchmark --data-dir ../shared/data [--output ensemble.json]
 
-It reads the checkpoints that `neurank benchmark configs/benchmark.yaml` leaves in `<runs>/wikiqa/<model>/seed-<s>/`
+It reads the checkpoints that `neurank benchmark` leaves in `<runs>/wikiqa/<model>/seed-<s>/`
 (`best.pt`) and scores WikiQA's dev and test candidates with each. An ensemble averages its members' scores, each
-min-max normalised per query, and is then interpolated with BM25 exactly as one model is (`neurank.training.fusion`:
+min-max normalised per query, and is then interpolated with BM25 exactly as one model is (`neurank.inference.fusion`:
 the weight is chosen on dev, per seed). Seed s of an ensemble combines seed s of each member, so an ensemble has as
 many seeds as the table and its mean over seeds compares with a model's.
 
@@ -32,8 +32,8 @@ from neurank.collections import load_collection
 from neurank.collections.records import ScoredDoc
 from neurank.data.examples import build_examples
 from neurank.evaluation import evaluate
-from neurank.reranker import Reranker
-from neurank.training.fusion import ALPHAS
+from neurank.inference.reranker import Reranker
+from neurank.inference.fusion import ALPHAS
 
 SPLITS = ("dev", "test")
 

@@ -3,7 +3,7 @@
     python experiments/model_options.py --model tk --collection wikiqa --seeds 1 2 3 \
         --variant '{"dropout": 0.0}' --variant '{"dropout": 0.1}' --variant '{"dropout": 0.2}'
 
-Each variant's options replace the model's options from configs/benchmark.yaml (the collection's own included);
+Each variant's options replace the model's options from neurank/configs/benchmark.yaml (the collection's own included);
 a variant's "train" key holds training options that replace the collection's for this model, as a collection's
 `train: {model: {...}}` entry in the benchmark config does (e.g. '{"train": {"patience": 10}}'). The model is
 trained as `neurank benchmark` trains it, with each seed, and the script prints, per variant, the best
@@ -22,17 +22,16 @@ import time
 import warnings
 from pathlib import Path
 
-from neurank.benchmark import load_plan
+from neurank.workflows.results_table import load_plan
 from neurank.collections import DataWarning
-from neurank.experiment import with_seed
-from neurank.training import prepare_data, train
-
-ROOT = Path(__file__).resolve().parents[1]
+from neurank.workflows.experiment import with_seed
+from neurank.data.prepare import prepare_data
+from neurank.training import train
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--config", default=str(ROOT / "configs" / "benchmark.yaml"))
+    parser.add_argument("--config", default="benchmark", help="a benchmark config: a path, or a shipped name")
     parser.add_argument("--model", required=True)
     parser.add_argument("--collection", required=True)
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])

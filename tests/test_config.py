@@ -1,5 +1,7 @@
 """Experiment configs: YAML, dotted overrides, and clear errors for keys that do not exist."""
 
+from pathlib import Path
+
 import pytest
 
 from neurank.config import ConfigError, load_config
@@ -36,14 +38,47 @@ def test_bad_yaml_names_file_and_line(tmp_path):
 
 
 def test_shipped_configs_load():
-    from pathlib import Path
+    from neurank.config import SHIPPED_CONFIGS, shipped_configs
+    from neurank.workflows.results_table import load_plan
 
-    from neurank.benchmark import load_plan
-
-    configs = Path(__file__).parents[1] / "configs"
-    for path in sorted(configs.glob("*.yaml")):
-        if path.name != "benchmark.yaml":
-            load_config(path)
-    plan = load_plan(configs / "benchmark.yaml")
+    assert shipped_configs() == ["benchmark", "nfcorpus", "wikiqa"]
+    for name in shipped_configs():
+        if name != "benchmark":
+            assert load_config(name) == load_config(SHIPPED_CONFIGS / f"{name}.yaml")
+    plan = load_plan("benchmark")
     assert set(plan.collections) == {"wikiqa", "nfcorpus"} and len(plan.seeds) == 5
-    assert load_plan(configs / "benchmark.yaml", quick=True).seeds == [1]
+    assert plan.collections["wikiqa"] == load_config("wikiqa")  # the task config beside benchmark.yaml, unchanged
+    assert load_plan("benchmark", quick=True).seeds == [1]
+
+
+def test_a_bare_name_finds_the_shipped_config_from_any_directory(tmp_path, monkeypatch):
+    from neurank.config import SHIPPED_CONFIGS, resolve_config
+
+    monkeypatch.chdir(tmp_path)
+    assert resolve_config("wikiqa") == SHIPPED_CONFIGS / "wikiqa.yaml"
+    assert load_config(Path("wikiqa"), ["train.lr=3e-4"]).train.lr == pytest.approx(3e-4)  # the CLI passes a Path
+    # A file of that name in the working directory wins; a path (suffix or directory) is never looked up by name.
+    Path("wikiqa").write_text("data:\n  collection: nfcorpus\n")
+    assert load_config("wikiqa").data.collection == "nfcorpus"
+    for missing in ("wikiqa.yaml", "configs/wikiqa.yaml", "msmarco"):
+        with pytest.raises(
+            FileNotFoundError, match=r"config file not found \(shipped configs, by name: benchmark, nfcorpus, wikiqa\)"
+        ):
+            load_config(missing)
+
+
+def test_a_benchmark_file_anywhere_names_shipped_task_configs(tmp_path, monkeypatch):
+    from neurank.workflows.results_table import load_plan
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mine.yaml").write_text(
+        "collections:\n  wikiqa: {config: wikiqa, measures: [AP]}\n  nfcorpus: {config: nfcorpus.yaml}\n"
+        "models:\n  knrm: {}\nseeds: [3]\n"
+    )
+    plan = load_plan(tmp_path / "mine.yaml")
+    assert plan.collections == {"wikiqa": load_config("wikiqa"), "nfcorpus": load_config("nfcorpus")}
+    (tmp_path / "odd.yaml").write_text("collections:\n  wikiqa: {config: elsewhere.yaml}\nmodels: {}\n")
+    with pytest.raises(FileNotFoundError, match=r"odd.yaml: collection 'wikiqa': config 'elsewhere.yaml' not found"):
+        load_plan("odd.yaml")
+    with pytest.raises(FileNotFoundError, match=r"^nothing: benchmark config not found"):
+        load_plan("nothing")

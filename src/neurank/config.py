@@ -1,8 +1,10 @@
 """Experiment configuration: frozen dataclasses per component, loaded from YAML with dotted `key=value` overrides.
 
-    config = load_config("configs/wikiqa.yaml", ["train.lr=3e-4", "model_config.conv_channels=[8,16]"])
+    config = load_config("wikiqa", ["train.lr=3e-4", "model_config.conv_channels=[8,16]"])
 
-A key that does not exist is an error naming the key and listing the valid ones, never silently ignored.
+A config is a path to a YAML file or the bare name of one shipped inside the package (`neurank/configs/`:
+``wikiqa``, ``nfcorpus``, ``benchmark``), so that an installed wheel finds them from any directory. A key that
+does not exist is an error naming the key and listing the valid ones, never silently ignored.
 """
 
 from __future__ import annotations
@@ -18,6 +20,40 @@ import yaml
 
 class ConfigError(ValueError):
     """A configuration file or override is invalid."""
+
+
+# The shipped configs are package data beside this module. A wheel is installed unpacked, so a plain path works
+# (and keeps the relative `config:` entries of benchmark.yaml resolvable next to it).
+SHIPPED_CONFIGS = Path(__file__).with_name("configs")
+
+
+def shipped_configs() -> list[str]:
+    """The names of the configs shipped inside the package (``wikiqa``, ``nfcorpus``, ``benchmark``, ...)."""
+    return sorted(path.stem for path in SHIPPED_CONFIGS.glob("*.yaml"))
+
+
+def shipped_config(name: str | Path) -> Path | None:
+    """The shipped config called `name` (a bare name: no directory, no suffix), or None when there is none."""
+    text = str(name)
+    bare = Path(text).name == text and not Path(text).suffix and text not in ("", ".", "..")
+    path = SHIPPED_CONFIGS / f"{text}.yaml"
+    return path if bare and path.is_file() else None
+
+
+def resolve_config(path: str | Path, what: str = "config file") -> Path:
+    """Where the config `path` lives: the file itself when it exists, else, for a bare name such as ``wikiqa``
+    (no suffix, no directory), the config of that name shipped inside the package.
+
+    A file in the working directory wins over a shipped config of the same name. Raises FileNotFoundError naming
+    the path (as `what`) and listing the shipped names when neither exists.
+    """
+    given = Path(path)
+    if given.is_file():
+        return given
+    shipped = shipped_config(path)
+    if shipped is not None:
+        return shipped
+    raise FileNotFoundError(f"{given}: {what} not found (shipped configs, by name: {', '.join(shipped_configs())})")
 
 
 @dataclass(frozen=True)
@@ -166,7 +202,9 @@ def build_section(cls, values: dict, where: str):
 def config_from_dict(values: dict, source: str = "config") -> ExperimentConfig:
     """Build an `ExperimentConfig` from nested dicts, rejecting unknown keys."""
     if not isinstance(values, dict):
-        raise ConfigError(f"{source}: expected a mapping of sections (model, data, train, ...), found {type(values).__name__}")
+        raise ConfigError(
+            f"{source}: expected a mapping of sections (model, data, train, ...), found {type(values).__name__}"
+        )
     values = dict(values)
     sections = {}
     for name, cls in _SECTIONS.items():
@@ -197,13 +235,16 @@ def apply_overrides(values: dict, overrides: list[str]) -> dict:
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> ExperimentConfig:
-    """Read a YAML experiment config (or start from the defaults when `path` is None) and apply overrides."""
+    """Read a YAML experiment config (or start from the defaults when `path` is None) and apply overrides.
+
+    Args:
+        path: a YAML file, or the bare name of a shipped config (``"wikiqa"``; see `resolve_config`).
+        overrides: dotted ``key=value`` strings, applied in order after the file.
+    """
     values: dict[str, Any] = {}
     source = "defaults"
     if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: config file not found")
+        path = resolve_config(path)
         try:
             values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         except yaml.YAMLError as error:

@@ -81,6 +81,7 @@ def test_tune_malloc_reports_a_refused_setting(monkeypatch):
     assert not allocator.tune_malloc() and not allocator.malloc_tuned()
 
 
+@pytest.mark.slow  # starts a real re-ranking process (about 9 s)
 @pytest.mark.skipif(sys.platform != "linux", reason="glibc's mallopt")
 def test_a_cpu_reranker_tunes_a_real_process():
     import os

@@ -133,7 +133,7 @@ def test_commands_that_do_not_run_distributed_refuse_torchrun(torchrun_env, caps
 
     torchrun_env.setenv("WORLD_SIZE", "2")
     with pytest.raises(SystemExit) as exit_:
-        main(["experiment", "configs/wikiqa.yaml", "--output-dir", "unused"])
+        main(["experiment", "wikiqa", "--output-dir", "unused"])
     err = capsys.readouterr().err
     assert exit_.value.code == 2 and "`neurank experiment` runs in one process" in err
 

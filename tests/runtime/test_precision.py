@@ -3,7 +3,6 @@ the CPU), and bf16 re-ranking on WikiQA preserving the fp32 rankings."""
 
 import dataclasses
 import json
-from pathlib import Path
 
 import pytest
 import torch
@@ -88,12 +87,13 @@ def test_ranking_agreement_by_hand():
 
 
 @pytest.mark.integration
+@pytest.mark.slow  # BM25 over WikiQA, one training epoch, two re-rankings of dev (5-12 s)
 def test_bf16_reranking_preserves_the_fp32_rankings_on_wikiqa(shared_data, tmp_path):
     from neurank.config import load_config
     from neurank.data.prepare import prepare_data
 
     overrides = [f"data.data_dir={shared_data}", "embeddings.source=random", "train.fusion=false", "data.max_train_queries=300", "train.epochs=1", "train.device=cpu"]
-    config = load_config(Path(__file__).parents[2] / "configs" / "wikiqa.yaml", overrides)
+    config = load_config("wikiqa", overrides)
     data = prepare_data(config)
     train(config, tmp_path / "run", progress=False, data=data)
     qrels = data.collection.split("dev").qrels

@@ -38,6 +38,9 @@ from neurank.training import train
 from neurank.training.losses import ranking_loss
 from neurank.training.loop import make_model, training_dataset
 
+# Two torchrun launches of two processes each: about 45 s of the suite.
+pytestmark = pytest.mark.slow
+
 WORKER = Path(__file__).with_name("distributed_worker.py")
 TIMEOUT = 900  # seconds for one torchrun launch; on a busy 2-core machine a launch takes about 30 s
 

@@ -26,6 +26,7 @@ def table_row(page: str, first_cell: str) -> list[str]:
     return re.findall(r"<td>(.*?)</td>", match.group(1))
 
 
+@pytest.mark.slow  # draws the explain figures with matplotlib (about 3 s)
 def test_report_is_self_contained_and_its_table_is_the_checkpoints_evaluation(trained, tiny_data_dir):
     output = write_report(trained, explain=2)
     assert output == trained / "report.html"
@@ -53,6 +54,7 @@ def test_report_is_self_contained_and_its_table_is_the_checkpoints_evaluation(tr
     assert sorted(p.name for p in trained.iterdir() if not p.is_dir()) == ["best.pt", "last.pt", "metrics.jsonl", "report.html"]
 
 
+@pytest.mark.slow  # re-ranks the test split and draws the training curves (about 4 s)
 def test_report_on_test_and_without_explain_figures(trained, tmp_path):
     page = build_report(trained, split="test", explain=0)
     assert "Results on wikiqa test (3 queries)" in page and "model selection (and any fusion weight) read only dev" in page

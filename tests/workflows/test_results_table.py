@@ -102,19 +102,92 @@ def test_a_collection_can_carry_its_own_overrides(tmp_path, tiny_config):
     assert quick.epochs == 1 and quick.lr == 0.01  # quick's overrides come last
 
 
-def test_readme_table_is_replaced_between_the_markers(tmp_path):
-    from neurank.workflows.results_table import README_END, README_START, update_readme
+RESULTS_MD = """# Results
+
+Made by x.
+
+## wikiqa (test, 3 queries)
+
+| model | AP | RR | train s/seed | pairs/s |
+|---|---:|---:|---:|---:|
+| BM25 | 0.5000 | 0.5500 | | |
+| knrm | 0.6000 ± 0.0100†‡ | 0.6500 ± 0.0200 | 3 | 1,000 |
+| drmm | 0.4000 ± 0.0300 | 0.4500 ± 0.0400 | 1 | 2,000 |
+
+Set for wikiqa in the benchmark config, in place of the defaults: knrm with options dropout 0.1.
+
+## nfcorpus (test, 2 queries)
+
+| model | nDCG@10 | AP | train s/seed | pairs/s |
+|---|---:|---:|---:|---:|
+| BM25 | 0.3000 | 0.1000 | | |
+| drmm | 0.3200 ± 0.0010† | 0.1100 ± 0.0020 | 2 | 3,000 |
+"""
+
+
+def test_the_full_tables_are_replaced_between_the_results_markers(tmp_path):
+    from neurank.workflows.results_table import RESULTS_END, RESULTS_START, update_results_page
+
+    page = tmp_path / "models.md"
+    page.write_text(f"# Models\n\nbefore\n{RESULTS_START}\nold table\n{RESULTS_END}\nafter\n")
+    update_results_page(page, RESULTS_MD)
+    text = page.read_text()
+    assert "old table" not in text and "### wikiqa (test, 3 queries)" in text and "### nfcorpus" in text
+    assert "| knrm | 0.6000 ± 0.0100†‡ | 0.6500 ± 0.0200 | 3 | 1,000 |" in text and "dropout 0.1" in text
+    assert text.startswith("# Models\n\nbefore\n") and text.endswith(f"{RESULTS_END}\nafter\n")
+    assert "# Results" not in text  # the page title stays in docs/results.md
+    update_results_page(page, RESULTS_MD)  # rerunning the command writes the same page
+    assert page.read_text() == text
+
+
+def test_the_headline_table_copies_each_collections_first_measure(tmp_path):
+    from neurank.workflows.results_table import HEADLINE_END, HEADLINE_START, update_results_page
 
     readme = tmp_path / "README.md"
-    readme.write_text(f"# Title\n\nbefore\n{README_START}\nold table\n{README_END}\nafter\n")
-    update_readme(readme, "# Results\n\nMade by x.\n\n## wikiqa (test)\n\n| model | AP |\n|---|---:|\n| knrm | 0.6 |\n")
-    text = readme.read_text()
-    assert "old table" not in text and "#### wikiqa (test)" in text and "| knrm | 0.6 |" in text
-    assert text.startswith("# Title\n\nbefore\n") and text.endswith(f"{README_END}\nafter\n") and "# Results" not in text
-    readme.write_text("# Title without markers\n")
-    with pytest.raises(ConfigError, match="markers"):
-        update_readme(readme, "| table |")
-    assert readme.read_text() == "# Title without markers\n"
+    readme.write_text(f"# Title\n{HEADLINE_START}\nold\n{HEADLINE_END}\nafter\n")
+    update_results_page(readme, RESULTS_MD)
+    assert readme.read_text().splitlines()[2:8] == [
+        "| model | wikiqa AP | nfcorpus nDCG@10 |",
+        "|---|---:|---:|",
+        "| BM25 | 0.5000 | 0.3000 |",
+        "| knrm | 0.6000 ± 0.0100†‡ |  |",
+        "| drmm | 0.4000 ± 0.0300 | 0.3200 ± 0.0010† |",
+        "",
+    ]
+    assert "wikiqa: test, 3 queries; nfcorpus: test, 2 queries" in readme.read_text()
+    assert readme.read_text().endswith(f"{HEADLINE_END}\nafter\n") and "old" not in readme.read_text()
+
+
+def test_a_page_can_carry_both_tables(tmp_path):
+    from neurank.workflows.results_table import (
+        HEADLINE_END,
+        HEADLINE_START,
+        RESULTS_END,
+        RESULTS_START,
+        update_results_page,
+    )
+
+    page = tmp_path / "page.md"
+    page.write_text(f"{HEADLINE_START}\n{HEADLINE_END}\nmiddle\n{RESULTS_START}\n{RESULTS_END}\n")
+    update_results_page(page, RESULTS_MD)
+    text = page.read_text()
+    assert text.index("| model | wikiqa AP | nfcorpus nDCG@10 |") < text.index("middle") < text.index("### wikiqa")
+
+
+@pytest.mark.parametrize("case", ["no markers", "a start without its end", "the end before the start"])
+def test_a_page_without_its_markers_is_refused_and_left_alone(tmp_path, case):
+    from neurank.workflows.results_table import HEADLINE_END, HEADLINE_START, RESULTS_START, update_results_page
+
+    content = {
+        "no markers": "# Title without markers\n",
+        "a start without its end": f"{RESULTS_START}\nno end\n",
+        "the end before the start": f"{HEADLINE_END}\n{HEADLINE_START}\n",
+    }[case]
+    page = tmp_path / "page.md"
+    page.write_text(content)
+    with pytest.raises(ConfigError, match="marker"):
+        update_results_page(page, RESULTS_MD)
+    assert page.read_text() == content
 
 
 def test_a_subset_of_collections_can_be_run(tmp_path, tiny_config):
@@ -187,6 +260,7 @@ def test_a_collection_can_set_one_models_training_options(tmp_path, tiny_config)
             load_plan(path)
 
 
+@pytest.mark.slow  # runs experiments/model_options.py in a process: five trainings (about 13 s)
 def test_the_options_experiment_tries_training_options_on_dev(tmp_path, tiny_config):
     import subprocess
     import sys

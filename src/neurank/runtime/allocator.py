@@ -5,7 +5,7 @@ back to the kernel and trims the top of its heap, so each training step's large 
 fresh pages that the kernel must fault in and zero one by one. With the thresholds raised, freed memory stays in the
 process and the next step reuses it. `python benchmarks/training.py` measures it (worker processes with and without
 the settings, interleaved): the CNN's training step ran 1.3x faster (1.6x in an earlier run), page faults per step
-down from ~51,000 to ~1,800, and the training loop of configs/wikiqa.yaml took 34 s instead of 48 s (loaded
+down from ~51,000 to ~1,800, and the training loop of the wikiqa config took 34 s instead of 48 s (loaded
 machine, one thread). Scoring, whose batches the cell budget (`neurank.inference.scorer`) keeps small, gained between
 nothing and 2x (glibc's own threshold moves with the allocation history; with these settings it does not).
 

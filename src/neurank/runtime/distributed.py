@@ -1,6 +1,6 @@
 """Several processes, one training run: the thin layer between `torchrun` and the training loop and re-ranker.
 
-    torchrun --nproc_per_node=2 -m neurank.cli train configs/wikiqa.yaml --output-dir runs/wikiqa
+    torchrun --nproc_per_node=2 -m neurank.cli train wikiqa --output-dir runs/wikiqa
 
 `init_distributed()` reads what `torchrun` sets (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT), joins the
 process group (nccl on CUDA, gloo on CPU) and returns a `DistributedContext`; without those variables it returns

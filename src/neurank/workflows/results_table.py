@@ -1,6 +1,6 @@
 """The results table: every registered model trained by the same loop on the same data, compared with BM25.
 
-    neurank benchmark configs/benchmark.yaml --output docs/results.md [--quick]
+    neurank benchmark benchmark --output docs/results.md [--quick]
 
 For each collection of the benchmark config, every model is trained with each seed (selected on dev), the test
 split is re-ranked with each seed's best model, and the table reports mean ± standard deviation over seeds,
@@ -23,10 +23,19 @@ import yaml
 
 from neurank.collections import ANSWER_SELECTION
 from neurank.collections.textio import atomic_write
-from neurank.config import ConfigError, ExperimentConfig, TrainConfig, apply_overrides, build_section, config_from_dict
+from neurank.config import (
+    ConfigError,
+    ExperimentConfig,
+    TrainConfig,
+    apply_overrides,
+    build_section,
+    config_from_dict,
+    resolve_config,
+    shipped_config,
+)
 from neurank.evaluation import evaluate, evaluate_per_query
 from neurank.workflows.experiment import load_seed_run, summarise, train_and_test, with_seed
-from neurank.models import model_names
+from neurank.models import model_aliases, model_names
 from neurank.retrieval import bm25_run
 from neurank.data.prepare import prepare_data
 from neurank.data.prepare import load_configured_collection
@@ -109,10 +118,11 @@ def load_plan(
     """Read a benchmark YAML: ``collections: {name: {config, measures}}``, ``models: {name: options}``, ``seeds``,
     and ``quick: {seeds, overrides}`` applied with `quick`. A collection entry may carry its own ``overrides``
     (dotted ``key=value``, applied before the quick ones) to size that collection's training for the table, and
-    its own ``models: {name: options}``, which replace those models' options on that collection only."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: benchmark config not found")
+    its own ``models: {name: options}``, which replace those models' options on that collection only.
+
+    `path` may be the bare name of a shipped config (``"benchmark"``); a collection's ``config`` is read from beside
+    the benchmark file, else as a shipped config's name (``wikiqa.yaml`` or ``wikiqa``)."""
+    path = resolve_config(path, "benchmark config")
     raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     unknown = set(raw) - {"collections", "models", "seeds", "quick"}
     if unknown:
@@ -120,7 +130,7 @@ def load_plan(
     quick_part = raw.get("quick", {}) if quick else {}
     overrides = list(quick_part.get("overrides", [])) + ([f"data.data_dir={data_dir}"] if data_dir else [])
     seeds = list(seeds or quick_part.get("seeds", raw.get("seeds", [1, 2, 3, 4, 5])))
-    registered = set(model_names())
+    registered = set(model_names()) | set(model_aliases())  # `cnn` names MatchPyramid, as in a task config
     chosen = dict(raw.get("models", {}))
     for name in chosen:
         if name not in registered:
@@ -136,7 +146,10 @@ def load_plan(
         if missing:
             raise ConfigError(f"{path}: collection {missing[0]!r} is not in the benchmark config; it has {', '.join(entries)}")
         entries = {c: entries[c] for c in collections}
-    collections, measures, collection_models, collection_train = {}, {}, {}, {}
+    configs: dict[str, ExperimentConfig] = {}
+    measures: dict[str, list[str]] = {}
+    collection_models: dict[str, dict[str, dict]] = {}
+    collection_train: dict[str, dict[str, dict]] = {}
     for name, entry in entries.items():
         unknown = set(entry) - {"config", "measures", "overrides", "models", "train"}
         if unknown:
@@ -152,13 +165,15 @@ def load_plan(
                 raise ConfigError(f"{path}: collection {name!r}: the {part} of {odd[0]!r} must be a mapping of key: value")
         collection_models[name] = {m: dict(o or {}) for m, o in own_models.items() if m in chosen}
         collection_train[name] = {m: dict(o or {}) for m, o in own_train.items() if m in chosen}
-        base = yaml.safe_load((path.parent / entry["config"]).read_text(encoding="utf-8")) if "config" in entry else {}
+        base: dict = {}
+        if "config" in entry:
+            base = yaml.safe_load(_task_config(path, name, entry["config"]).read_text(encoding="utf-8")) or {}
         own = list(entry.get("overrides", []))
-        collections[name] = config_from_dict(apply_overrides(base, own + overrides), f"{path}: {name}")
+        configs[name] = config_from_dict(apply_overrides(base, own + overrides), f"{path}: {name}")
         measures[name] = list(entry.get("measures", []))
     quick_train = apply_overrides({}, list(quick_part.get("overrides", []))).get("train", {})
     plan = BenchmarkPlan(
-        collections, measures, {m: dict(o or {}) for m, o in chosen.items()}, seeds, collection_models, collection_train,
+        configs, measures, {m: dict(o or {}) for m, o in chosen.items()}, seeds, collection_models, collection_train,
         quick_train,
     )
     for name, own_train in collection_train.items():
@@ -169,6 +184,21 @@ def load_plan(
                 raise ConfigError(f"{path}: {error}") from None
             own_train[model] = {key: getattr(built.train, key) for key in own_train[model]}  # "3e-4" read as 0.0003
     return plan
+
+
+def _task_config(plan_path: Path, collection: str, config: str) -> Path:
+    """A benchmark entry's task config: beside the benchmark file (as the shipped benchmark.yaml has it), else the
+    shipped config of that name, with or without ``.yaml`` (so a user's benchmark file anywhere can say ``wikiqa``)."""
+    beside = plan_path.parent / config
+    if beside.is_file():
+        return beside
+    stem = config[: -len(".yaml")] if config.endswith(".yaml") else config
+    shipped = shipped_config(stem)
+    if shipped is None:
+        raise FileNotFoundError(
+            f"{plan_path}: collection {collection!r}: config {config!r} not found beside it, nor shipped"
+        )
+    return shipped
 
 
 def run_benchmark(
@@ -303,23 +333,99 @@ def write_results(
         json.dump({"seeds": plan.seeds, "wall_seconds": wall_seconds, "results": [dataclasses.asdict(r) for r in results]}, handle, indent=2)
 
 
-README_START = "<!-- results:start (written by neurank benchmark --readme; do not edit by hand) -->"
-README_END = "<!-- results:end -->"
+# A page carries one pair of markers or both; `update_results_page` rewrites what lies between each pair.
+RESULTS_START = "<!-- results:start (written by neurank benchmark; do not edit by hand) -->"
+RESULTS_END = "<!-- results:end -->"
+HEADLINE_START = "<!-- headline:start (written by neurank benchmark; do not edit by hand) -->"
+HEADLINE_END = "<!-- headline:end -->"
 
 
-def update_readme(readme: str | Path, markdown: str) -> None:
-    """Put `markdown` (the results table) between the README's results markers, replacing what was there.
+def update_results_page(page: str | Path, markdown: str) -> None:
+    """Write the results tables into a Markdown page between its markers, replacing what was there.
 
-    The README's table is then the command's output, never typed in by hand."""
-    readme = Path(readme)
-    text = readme.read_text(encoding="utf-8")
-    start, end = text.find(README_START), text.find(README_END)
-    if start < 0 or end < start:
-        raise ConfigError(f"{readme}: expected the markers {README_START!r} and then {README_END!r} around the results table")
+    Between `RESULTS_START` and `RESULTS_END` go the full tables of `markdown` (the page title dropped, collection
+    headings one level down): docs/models.md carries these. Between `HEADLINE_START` and `HEADLINE_END` goes one
+    compact table, every model's mean on each collection's first measure (`headline_markdown`): the README carries
+    that. Either way the page's numbers are the command's output, never typed in by hand.
+
+    Args:
+        page: a Markdown file with at least one pair of markers.
+        markdown: what `results_markdown` wrote (docs/results.md).
+
+    Raises:
+        ConfigError: the page has neither pair of markers, or a start marker without its end; the page is unchanged.
+    """
+    page = Path(page)
+    text = page.read_text(encoding="utf-8")
+    found = 0
+    for start_marker, end_marker, body in (
+        (RESULTS_START, RESULTS_END, _full_tables),
+        (HEADLINE_START, HEADLINE_END, headline_markdown),
+    ):
+        start, end = text.find(start_marker), text.find(end_marker)
+        if start < 0 and end < 0:
+            continue
+        if start < 0 or end < start:
+            raise ConfigError(f"{page}: expected the marker {start_marker!r} and then {end_marker!r}")
+        text = text[: start + len(start_marker)] + "\n" + body(markdown).strip() + "\n" + text[end:]
+        found += 1
+    if not found:
+        raise ConfigError(
+            f"{page}: expected the markers {RESULTS_START!r} and then {RESULTS_END!r} around the results tables, "
+            f"or {HEADLINE_START!r} and then {HEADLINE_END!r} around the headline table"
+        )
+    with atomic_write(page) as handle:
+        handle.write(text)
+
+
+def _full_tables(markdown: str) -> str:
     lines = markdown.strip().splitlines()
     if lines and lines[0].startswith("# "):
         lines = lines[1:]  # the page title stays in docs/results.md
-    body = "\n".join("####" + line[2:] if line.startswith("## ") else line for line in lines)
-    new = text[: start + len(README_START)] + "\n" + body.strip() + "\n" + text[end:]
-    with atomic_write(readme) as handle:
-        handle.write(new)
+    return "\n".join("###" + line[2:] if line.startswith("## ") else line for line in lines)
+
+
+@dataclass
+class _Table:
+    collection: str
+    where: str  # what the heading says after the name: "test, 237 queries"
+    measure: str = ""  # the first measure, from the header row
+    cells: dict[str, str] = field(default_factory=dict)  # run -> its first-measure cell, as written
+
+
+def _collection_tables(markdown: str) -> list[_Table]:
+    """The first-measure column of each collection table that `results_markdown` wrote."""
+    tables: list[_Table] = []
+    for line in markdown.splitlines():
+        if line.startswith("## "):
+            name, _, rest = line[3:].partition(" ")
+            tables.append(_Table(name, rest.strip("()")))
+        elif tables and line.startswith("| ") and not line.startswith("|---"):
+            cells = [cell.strip() for cell in line.strip("|").split("|")]
+            if not tables[-1].measure:  # the header row: | model | first measure | ...
+                tables[-1].measure = cells[1]
+            else:
+                tables[-1].cells[cells[0]] = cells[1]
+    return [table for table in tables if table.measure]
+
+
+def headline_markdown(markdown: str) -> str:
+    """The README's compact table from the full results: BM25 and every model, one column per collection holding
+    the collection's first measure, rows in the first collection's order (best first). Cells are copied as written
+    in `markdown`, marks and all."""
+    tables = _collection_tables(markdown)
+    if not tables:
+        return ""
+    runs = list(dict.fromkeys(run for table in tables for run in table.cells))
+    lines = [
+        "| model | " + " | ".join(f"{table.collection} {table.measure}" for table in tables) + " |",
+        "|---|" + "---:|" * len(tables),
+    ]
+    lines += ["| " + " | ".join([run] + [table.cells.get(run, "") for table in tables]) + " |" for run in runs]
+    where = "; ".join(f"{table.collection}: {table.where}" for table in tables)
+    lines += [
+        "",
+        f"Mean ± standard deviation over seeds ({where}); † / ‡: different from BM25 at p < 0.05 (paired t-test / "
+        "randomisation test over queries).",
+    ]
+    return "\n".join(lines)
