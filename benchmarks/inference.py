@@ -49,18 +49,16 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import speedlib  # noqa: E402
-
-from neurank.runtime.allocator import tune_malloc  # noqa: E402
-
 from neurank.collections import load_collection  # noqa: E402
 from neurank.config import resolve_config  # noqa: E402
 from neurank.data.examples import normalise_scores  # noqa: E402
+from neurank.data.prepare import collection_texts  # noqa: E402
+from neurank.inference.reranker import Reranker  # noqa: E402
 from neurank.inference.scorer import CPU_MAX_CELLS, InferenceOptions, Scorer, cpu_cell_budget, pad_ids, plan_batches  # noqa: E402
 from neurank.models import build_model  # noqa: E402
-from neurank.inference.reranker import Reranker  # noqa: E402
 from neurank.retrieval import bm25_run  # noqa: E402
+from neurank.runtime.allocator import tune_malloc  # noqa: E402
 from neurank.text import PAD_ID, UNK_ID, Tokenizer, Vocab, WordEncoder  # noqa: E402
-from neurank.data.prepare import collection_texts  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 QUERY_LEN = 10
@@ -141,7 +139,8 @@ class TutorialMatchPyramid(nn.Module):
         self.embedding = nn.Embedding(vocab_size, config.embedding_dim, padding_idx=PAD_ID)
         channels = [len(config.interactions), *config.conv_channels]
         self.convs = nn.ModuleList(
-            nn.Conv2d(c_in, c_out, kernel, padding="same") for c_in, c_out, kernel in zip(channels, channels[1:], config.kernel_sizes)
+            nn.Conv2d(c_in, c_out, kernel, padding="same")
+            for c_in, c_out, kernel in zip(channels, channels[1:], config.kernel_sizes)
         )
         self.dropout = nn.Dropout(config.dropout)
         pq, pd = config.pool_size
@@ -158,7 +157,9 @@ class TutorialMatchPyramid(nn.Module):
                 sim = query_emb @ doc_emb.transpose(1, 2)
             else:
                 known_q, known_d = query_mask & (query_ids != UNK_ID), doc_mask & (doc_ids != UNK_ID)
-                sim = ((query_ids[:, :, None] == doc_ids[:, None, :]) & known_q[:, :, None] & known_d[:, None, :]).float()
+                sim = (
+                    (query_ids[:, :, None] == doc_ids[:, None, :]) & known_q[:, :, None] & known_d[:, None, :]
+                ).float()
             channels.append(sim * (query_mask[:, :, None] & doc_mask[:, None, :]))
         x = torch.stack(channels, dim=1)
         mask = (query_mask[:, :, None] & doc_mask[:, None, :])[:, None].float()
@@ -174,7 +175,9 @@ class TutorialMatchPyramid(nn.Module):
         return self.score(features).squeeze(1)
 
 
-def tutorial_rerank(model: TutorialMatchPyramid, tokenizer, vocab, query_text: str, doc_texts, bm25_scores) -> np.ndarray:
+def tutorial_rerank(
+    model: TutorialMatchPyramid, tokenizer, vocab, query_text: str, doc_texts, bm25_scores
+) -> np.ndarray:
     """The reference re-ranker: tokenise everything, pad to the fixed maximum lengths, score candidates one by one."""
 
     def encode(text, length):
@@ -216,8 +219,14 @@ def manual_scores(model, queries, docs, first_stage, grad_mode, max_cells, fixed
             q_ids, q_mask = pad_ids([queries[i] for i in index])
             d_ids, d_mask = pad_ids([docs[i] for i in index])
             if fixed_lengths is not None:
-                q_ids, q_mask = F.pad(q_ids, (0, fixed_lengths[0] - q_ids.shape[1])), F.pad(q_mask, (0, fixed_lengths[0] - q_mask.shape[1]))
-                d_ids, d_mask = F.pad(d_ids, (0, fixed_lengths[1] - d_ids.shape[1])), F.pad(d_mask, (0, fixed_lengths[1] - d_mask.shape[1]))
+                q_ids, q_mask = (
+                    F.pad(q_ids, (0, fixed_lengths[0] - q_ids.shape[1])),
+                    F.pad(q_mask, (0, fixed_lengths[0] - q_mask.shape[1])),
+                )
+                d_ids, d_mask = (
+                    F.pad(d_ids, (0, fixed_lengths[1] - d_ids.shape[1])),
+                    F.pad(d_mask, (0, fixed_lengths[1] - d_mask.shape[1])),
+                )
             out[index] = model(q_ids, d_ids, q_mask, d_mask, torch.from_numpy(first_stage[index])).numpy()
     return out
 
@@ -235,7 +244,12 @@ def throughput(configs, vocab_size, doc_lengths, batch_sizes, min_seconds, log) 
         runners = [(name, lambda q, d, s, scorer=scorer: scorer.score(q, d, s))]
         if name == CNN:
             plain = PlainModel(model).eval()
-            runners.append(("plain MatchPyramid", lambda q, d, s, plain=plain: manual_scores(plain, q, d, s, "no_grad", None, batch_size=len(d))))
+            runners.append(
+                (
+                    "plain MatchPyramid",
+                    lambda q, d, s, plain=plain: manual_scores(plain, q, d, s, "no_grad", None, batch_size=len(d)),
+                )
+            )
         for label, run in runners:
             for doc_len in doc_lengths:
                 flops = model.flops_per_pair(QUERY_LEN, doc_len)
@@ -246,13 +260,24 @@ def throughput(configs, vocab_size, doc_lengths, batch_sizes, min_seconds, log) 
                     times = speedlib.timed(lambda: run(queries, docs, first_stage), budget=min_seconds)
                     seconds = speedlib.median(times)
                     gflops = flops * batch_size / seconds / 1e9
-                    rows.append({
-                        "model": label, "query_len": QUERY_LEN, "doc_len": doc_len, "batch": batch_size,
-                        "pairs_per_s": batch_size / seconds, "mflop_per_pair": flops / 1e6, "gflop_per_s": gflops,
-                        "matmul_gflop_per_s": mm, "of_matmul": gflops / mm, "peak_mib": speedlib.peak_memory_mb(),
-                        "repetitions": len(times),
-                    })
-                    log(f"  {label} d={doc_len} B={batch_size}: {rows[-1]['pairs_per_s']:,.0f} pairs/s, {gflops:.1f} GFLOP/s ({gflops / mm:.0%} of {mm:.0f})")
+                    rows.append(
+                        {
+                            "model": label,
+                            "query_len": QUERY_LEN,
+                            "doc_len": doc_len,
+                            "batch": batch_size,
+                            "pairs_per_s": batch_size / seconds,
+                            "mflop_per_pair": flops / 1e6,
+                            "gflop_per_s": gflops,
+                            "matmul_gflop_per_s": mm,
+                            "of_matmul": gflops / mm,
+                            "peak_mib": speedlib.peak_memory_mb(),
+                            "repetitions": len(times),
+                        }
+                    )
+                    log(
+                        f"  {label} d={doc_len} B={batch_size}: {rows[-1]['pairs_per_s']:,.0f} pairs/s, {gflops:.1f} GFLOP/s ({gflops / mm:.0%} of {mm:.0f})"
+                    )
     return rows
 
 
@@ -273,10 +298,16 @@ def latency(configs, workload: NFCorpusWorkload, depths, n_queries, log) -> list
                 start = time.perf_counter()
                 reranker.rerank(run, workload.queries, workload.docs, depth)
                 times.append(time.perf_counter() - start)
-            rows.append({
-                "model": name, "candidates": depth, "queries": len(times), "p50_ms": 1e3 * speedlib.median(times),
-                "p95_ms": 1e3 * speedlib.percentile(times, 95), "peak_mib": speedlib.peak_memory_mb(),
-            })
+            rows.append(
+                {
+                    "model": name,
+                    "candidates": depth,
+                    "queries": len(times),
+                    "p50_ms": 1e3 * speedlib.median(times),
+                    "p95_ms": 1e3 * speedlib.percentile(times, 95),
+                    "peak_mib": speedlib.peak_memory_mb(),
+                }
+            )
             log(f"  {name} top {depth}: p50 {rows[-1]['p50_ms']:.1f} ms, p95 {rows[-1]['p95_ms']:.1f} ms")
     return rows
 
@@ -306,12 +337,20 @@ def shared_query_option(configs, workload: NFCorpusWorkload, depth, n_queries, l
                 plain = {r.doc_id: r.score for r in scores[False]}
                 difference = max(difference, max(abs(r.score - plain[r.doc_id]) for r in scores[True]))
         plain_p50, shared_p50 = speedlib.median(times[False]), speedlib.median(times[True])
-        rows.append({
-            "model": name, "candidates": depth, "plain_p50_ms": 1e3 * plain_p50, "shared_p50_ms": 1e3 * shared_p50,
-            "speedup": plain_p50 / shared_p50, "max_score_difference": difference,
-        })
-        log(f"  {name} top {depth}: {1e3 * plain_p50:.1f} -> {1e3 * shared_p50:.1f} ms p50 ({plain_p50 / shared_p50:.2f}x), "
-            f"scores within {difference:.1e}")
+        rows.append(
+            {
+                "model": name,
+                "candidates": depth,
+                "plain_p50_ms": 1e3 * plain_p50,
+                "shared_p50_ms": 1e3 * shared_p50,
+                "speedup": plain_p50 / shared_p50,
+                "max_score_difference": difference,
+            }
+        )
+        log(
+            f"  {name} top {depth}: {1e3 * plain_p50:.1f} -> {1e3 * shared_p50:.1f} ms p50 ({plain_p50 / shared_p50:.2f}x), "
+            f"scores within {difference:.1e}"
+        )
     return rows
 
 
@@ -328,17 +367,29 @@ def budget_option(configs, workload: NFCorpusWorkload, n_queries, min_seconds, l
         model = make_model(name, len(workload.vocab), configs)
         default = cpu_cell_budget(model)
         budgets = sorted(set(BUDGETS) | {default})
-        calls = {budget: (lambda s=Scorer(model, InferenceOptions(max_cells=budget)): s.score(queries, docs, first_stage)) for budget in budgets}
+        calls = {
+            budget: (lambda s=Scorer(model, InferenceOptions(max_cells=budget)): s.score(queries, docs, first_stage))
+            for budget in budgets
+        }
         reference = calls[CPU_MAX_CELLS]()
         times = speedlib.interleave(calls, repetitions=3, min_seconds=min_seconds)
         base = speedlib.median(times[CPU_MAX_CELLS])
         for budget in budgets:
             seconds = speedlib.median(times[budget])
-            bulk_rows.append({
-                "model": name, "max_cells": budget, "default": budget == default, "pairs_per_s": len(docs) / seconds,
-                "speedup_over_2_16": base / seconds, "max_score_difference": float(np.abs(calls[budget]() - reference).max()),
-            })
-        log(f"  {name} (default {default}): " + ", ".join(f"{r['max_cells']}: {r['speedup_over_2_16']:.2f}x" for r in bulk_rows if r["model"] == name))
+            bulk_rows.append(
+                {
+                    "model": name,
+                    "max_cells": budget,
+                    "default": budget == default,
+                    "pairs_per_s": len(docs) / seconds,
+                    "speedup_over_2_16": base / seconds,
+                    "max_score_difference": float(np.abs(calls[budget]() - reference).max()),
+                }
+            )
+        log(
+            f"  {name} (default {default}): "
+            + ", ".join(f"{r['max_cells']}: {r['speedup_over_2_16']:.2f}x" for r in bulk_rows if r["model"] == name)
+        )
     latency_rows = []
     if CNN in configs:
         model = make_model(CNN, len(workload.vocab), configs)
@@ -358,12 +409,19 @@ def budget_option(configs, workload: NFCorpusWorkload, n_queries, min_seconds, l
                     latencies[budget].append(time.perf_counter() - start)
         for budget in budgets:
             p50 = speedlib.median(latencies[budget])
-            latency_rows.append({
-                "model": CNN, "max_cells": budget, "default": budget == cpu_cell_budget(model), "p50_ms": 1e3 * p50,
-                "p95_ms": 1e3 * speedlib.percentile(latencies[budget], 95),
-                "speedup_over_2_16": speedlib.median(latencies[CPU_MAX_CELLS]) / p50,
-            })
-            log(f"  {CNN} one query, max_cells {budget}: p50 {latency_rows[-1]['p50_ms']:.1f} ms ({latency_rows[-1]['speedup_over_2_16']:.2f}x)")
+            latency_rows.append(
+                {
+                    "model": CNN,
+                    "max_cells": budget,
+                    "default": budget == cpu_cell_budget(model),
+                    "p50_ms": 1e3 * p50,
+                    "p95_ms": 1e3 * speedlib.percentile(latencies[budget], 95),
+                    "speedup_over_2_16": speedlib.median(latencies[CPU_MAX_CELLS]) / p50,
+                }
+            )
+            log(
+                f"  {CNN} one query, max_cells {budget}: p50 {latency_rows[-1]['p50_ms']:.1f} ms ({latency_rows[-1]['speedup_over_2_16']:.2f}x)"
+            )
     return bulk_rows, latency_rows
 
 
@@ -373,7 +431,9 @@ def reference_comparison(configs, workload: NFCorpusWorkload, depth, n_queries, 
     reference.load_state_dict(model.state_dict())
     reranker = Reranker(model, workload.tokenizer, workload.vocab, MAX_QUERY_LEN, MAX_DOC_LEN, device="cpu")
     query_ids = list(workload.queries)[:n_queries]
-    workload.pretokenise(reranker, query_ids, depth)  # neurank's texts are tokenised once, as a re-ranking service holds them
+    workload.pretokenise(
+        reranker, query_ids, depth
+    )  # neurank's texts are tokenised once, as a re-ranking service holds them
     reranker.rerank(workload.run_for(query_ids[0], depth), workload.queries, workload.docs, depth)  # warm up
     times = {"neurank": [], "reference": []}
     same_ranking, max_difference, pairs = 0, 0.0, 0
@@ -384,7 +444,14 @@ def reference_comparison(configs, workload: NFCorpusWorkload, depth, n_queries, 
         ours = reranker.rerank(run, workload.queries, workload.docs, depth)
         times["neurank"].append(time.perf_counter() - start)
         start = time.perf_counter()
-        theirs = tutorial_rerank(reference, workload.tokenizer, workload.vocab, workload.queries[query_id].text, texts, [r.score for r in run])
+        theirs = tutorial_rerank(
+            reference,
+            workload.tokenizer,
+            workload.vocab,
+            workload.queries[query_id].text,
+            texts,
+            [r.score for r in run],
+        )
         times["reference"].append(time.perf_counter() - start)
         ours_by_doc = {r.doc_id: r.score for r in ours}
         ours_scores = np.array([ours_by_doc[r.doc_id] for r in run])
@@ -393,13 +460,19 @@ def reference_comparison(configs, workload: NFCorpusWorkload, depth, n_queries, 
         max_difference = max(max_difference, float(np.abs(ours_scores - theirs).max()))
         pairs += len(run)
     result = {
-        "queries": len(query_ids), "candidates": depth, "pairs": pairs,
-        "neurank_pairs_per_s": pairs / sum(times["neurank"]), "reference_pairs_per_s": pairs / sum(times["reference"]),
+        "queries": len(query_ids),
+        "candidates": depth,
+        "pairs": pairs,
+        "neurank_pairs_per_s": pairs / sum(times["neurank"]),
+        "reference_pairs_per_s": pairs / sum(times["reference"]),
         "speedup": sum(times["reference"]) / sum(times["neurank"]),
-        "same_ranking_queries": same_ranking, "max_score_difference": max_difference,
+        "same_ranking_queries": same_ranking,
+        "max_score_difference": max_difference,
     }
-    log(f"  neurank {result['neurank_pairs_per_s']:,.0f} pairs/s, reference {result['reference_pairs_per_s']:,.0f} pairs/s: "
-        f"{result['speedup']:.1f}x; same ranking on {same_ranking}/{len(query_ids)} queries (max |diff| {max_difference:.1e})")
+    log(
+        f"  neurank {result['neurank_pairs_per_s']:,.0f} pairs/s, reference {result['reference_pairs_per_s']:,.0f} pairs/s: "
+        f"{result['speedup']:.1f}x; same ranking on {same_ranking}/{len(query_ids)} queries (max |diff| {max_difference:.1e})"
+    )
     return result
 
 
@@ -436,10 +509,16 @@ def optimisations(configs, workload: NFCorpusWorkload, n_queries, min_seconds, l
     variants = {
         "neurank (all of the below)": lambda: scorer.score(queries, docs, first_stage),
         "without the cell budget": lambda: manual_scores(model, queries, docs, first_stage, "inference_mode", None),
-        "fixed padding (20 / 200), no bucketing": lambda: manual_scores(model, queries, docs, first_stage, "inference_mode", None, (MAX_QUERY_LEN, MAX_DOC_LEN)),
-        "no_grad instead of inference_mode": lambda: manual_scores(model, queries, docs, first_stage, "no_grad", cpu_cell_budget(model)),
+        "fixed padding (20 / 200), no bucketing": lambda: manual_scores(
+            model, queries, docs, first_stage, "inference_mode", None, (MAX_QUERY_LEN, MAX_DOC_LEN)
+        ),
+        "no_grad instead of inference_mode": lambda: manual_scores(
+            model, queries, docs, first_stage, "no_grad", cpu_cell_budget(model)
+        ),
         "re-tokenising every call": retokenising,
-        "plain forward (before this work; with the cell budget)": lambda: manual_scores(plain, queries, docs, first_stage, "inference_mode", cpu_cell_budget(model)),
+        "plain forward (before this work; with the cell budget)": lambda: manual_scores(
+            plain, queries, docs, first_stage, "inference_mode", cpu_cell_budget(model)
+        ),
     }
     reference = variants["neurank (all of the below)"]()
     times = speedlib.interleave(variants, repetitions=3, min_seconds=min_seconds)
@@ -448,10 +527,14 @@ def optimisations(configs, workload: NFCorpusWorkload, n_queries, min_seconds, l
     for label, fn in variants.items():
         seconds = speedlib.median(times[label])
         scores = fn()
-        rows.append({
-            "variant": label, "pairs_per_s": len(docs) / seconds, "neurank_speedup": seconds / base,
-            "max_score_difference": float(np.abs(scores - reference).max()),
-        })
+        rows.append(
+            {
+                "variant": label,
+                "pairs_per_s": len(docs) / seconds,
+                "neurank_speedup": seconds / base,
+                "max_score_difference": float(np.abs(scores - reference).max()),
+            }
+        )
         log(f"  {label}: {rows[-1]['pairs_per_s']:,.0f} pairs/s (neurank is {seconds / base:.2f}x faster)")
     return rows
 
@@ -482,15 +565,29 @@ def numerics_options(configs, workload: NFCorpusWorkload, n_queries, min_seconds
         model = make_model(name, len(workload.vocab), configs)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torch marks its eager quantisation API deprecated (for torchao)
-            quantized = torch.ao.quantization.quantize_dynamic(copy.deepcopy(model), {nn.Linear, nn.LSTM}, dtype=torch.qint8)
-            scorers = {"fp32": Scorer(model), "bf16": Scorer(model, InferenceOptions(precision="bf16")), "int8": Scorer(quantized)}
-            times = speedlib.interleave({k: (lambda s=s: s.score(queries, docs, first_stage)) for k, s in scorers.items()}, repetitions=2, min_seconds=min_seconds)
+            quantized = torch.ao.quantization.quantize_dynamic(
+                copy.deepcopy(model), {nn.Linear, nn.LSTM}, dtype=torch.qint8
+            )
+            scorers = {
+                "fp32": Scorer(model),
+                "bf16": Scorer(model, InferenceOptions(precision="bf16")),
+                "int8": Scorer(quantized),
+            }
+            times = speedlib.interleave(
+                {k: (lambda s=s: s.score(queries, docs, first_stage)) for k, s in scorers.items()},
+                repetitions=2,
+                min_seconds=min_seconds,
+            )
             scores = {k: s.score(queries, docs, first_stage) for k, s in scorers.items()}
         base = speedlib.median(times["fp32"])
         for option in ("bf16", "int8"):
             agreement = rank_agreement(scores["fp32"], scores[option], groups)
-            rows.append({"model": name, "option": option, "speedup": base / speedlib.median(times[option]), **agreement})
-            log(f"  {name} {option}: {rows[-1]['speedup']:.2f}x, Spearman {agreement['spearman']:.4f}, Kendall {agreement['kendall']:.4f}, same top 10 {agreement['same_top10']:.0%}")
+            rows.append(
+                {"model": name, "option": option, "speedup": base / speedlib.median(times[option]), **agreement}
+            )
+            log(
+                f"  {name} {option}: {rows[-1]['speedup']:.2f}x, Spearman {agreement['spearman']:.4f}, Kendall {agreement['kendall']:.4f}, same top 10 {agreement['same_top10']:.0%}"
+            )
     return rows
 
 
@@ -511,15 +608,25 @@ def compile_option(configs, vocab_size, shape, min_seconds, log) -> dict:
         log(f"  torch.compile failed: {type(error).__name__}: {str(error).splitlines()[0][:200]}")
         return {"error": f"{type(error).__name__}: {str(error).splitlines()[0][:200]}"}
     compile_seconds = time.perf_counter() - start
-    times = speedlib.interleave({"eager": lambda: eager.score(queries, docs, first_stage), "compiled": lambda: compiled.score(queries, docs, first_stage)}, repetitions=3, min_seconds=min_seconds)
+    times = speedlib.interleave(
+        {
+            "eager": lambda: eager.score(queries, docs, first_stage),
+            "compiled": lambda: compiled.score(queries, docs, first_stage),
+        },
+        repetitions=3,
+        min_seconds=min_seconds,
+    )
     result = {
-        "shape": shape, "compile_seconds": compile_seconds,
+        "shape": shape,
+        "compile_seconds": compile_seconds,
         "eager_pairs_per_s": batch_size / speedlib.median(times["eager"]),
         "compiled_pairs_per_s": batch_size / speedlib.median(times["compiled"]),
         "max_score_difference": float(np.abs(expected - eager.score(queries, docs, first_stage)).max()),
     }
     result["speedup"] = result["compiled_pairs_per_s"] / result["eager_pairs_per_s"]
-    log(f"  compile {compile_seconds:.0f} s; eager {result['eager_pairs_per_s']:,.0f}, compiled {result['compiled_pairs_per_s']:,.0f} pairs/s ({result['speedup']:.2f}x), max |diff| {result['max_score_difference']:.1e}")
+    log(
+        f"  compile {compile_seconds:.0f} s; eager {result['eager_pairs_per_s']:,.0f}, compiled {result['compiled_pairs_per_s']:,.0f} pairs/s ({result['speedup']:.2f}x), max |diff| {result['max_score_difference']:.1e}"
+    )
     return result
 
 
@@ -549,15 +656,31 @@ def onnx_option(configs, vocab_size, shape, min_seconds, log, tmp_dir: Path) -> 
         onnx_scorer = OnnxScorer(session, True, info["static_lengths"], InferenceOptions(batch_size=batch_size))
         torch_scorer = Scorer(model, InferenceOptions(batch_size=batch_size))
         queries, docs, first_stage = synthetic_pairs(batch_size, query_len, doc_len, vocab_size)
-        times = speedlib.interleave({"torch": lambda: torch_scorer.score(queries, docs, first_stage), "onnx": lambda: onnx_scorer.score(queries, docs, first_stage)}, repetitions=2, min_seconds=min_seconds)
-        difference = float(np.abs(onnx_scorer.score(queries, docs, first_stage) - torch_scorer.score(queries, docs, first_stage)).max())
-        rows.append({
-            "model": name, "export_seconds": export_seconds, "torch_pairs_per_s": batch_size / speedlib.median(times["torch"]),
-            "onnx_pairs_per_s": batch_size / speedlib.median(times["onnx"]), "max_score_difference": difference,
-            "static_lengths": info["static_lengths"],
-        })
+        times = speedlib.interleave(
+            {
+                "torch": lambda: torch_scorer.score(queries, docs, first_stage),
+                "onnx": lambda: onnx_scorer.score(queries, docs, first_stage),
+            },
+            repetitions=2,
+            min_seconds=min_seconds,
+        )
+        difference = float(
+            np.abs(onnx_scorer.score(queries, docs, first_stage) - torch_scorer.score(queries, docs, first_stage)).max()
+        )
+        rows.append(
+            {
+                "model": name,
+                "export_seconds": export_seconds,
+                "torch_pairs_per_s": batch_size / speedlib.median(times["torch"]),
+                "onnx_pairs_per_s": batch_size / speedlib.median(times["onnx"]),
+                "max_score_difference": difference,
+                "static_lengths": info["static_lengths"],
+            }
+        )
         rows[-1]["onnx_speedup"] = rows[-1]["onnx_pairs_per_s"] / rows[-1]["torch_pairs_per_s"]
-        log(f"  {name}: torch {rows[-1]['torch_pairs_per_s']:,.0f}, onnxruntime {rows[-1]['onnx_pairs_per_s']:,.0f} pairs/s ({rows[-1]['onnx_speedup']:.2f}x), max |diff| {difference:.1e}")
+        log(
+            f"  {name}: torch {rows[-1]['torch_pairs_per_s']:,.0f}, onnxruntime {rows[-1]['onnx_pairs_per_s']:,.0f} pairs/s ({rows[-1]['onnx_speedup']:.2f}x), max |diff| {difference:.1e}"
+        )
     return rows
 
 
@@ -565,7 +688,10 @@ def allocator_option(shapes, rounds, log, env=None) -> list[dict]:
     """The CNN scoring workload in two worker processes, interleaved: default settings against `env` (default: the
     tuned glibc malloc thresholds; the OpenMP wait policy is the other setting compared this way)."""
     drop = speedlib.ALLOCATOR_VARS
-    workers = {"default": speedlib.Worker(__file__, drop=drop), "tuned": speedlib.Worker(__file__, env=env or speedlib.TUNED_MALLOC, drop=drop)}
+    workers = {
+        "default": speedlib.Worker(__file__, drop=drop),
+        "tuned": speedlib.Worker(__file__, env=env or speedlib.TUNED_MALLOC, drop=drop),
+    }
     rows = []
     try:
         for shape in shapes:
@@ -577,12 +703,20 @@ def allocator_option(shapes, rounds, log, env=None) -> list[dict]:
                     seconds[name].append(worker.ask(task="time")["seconds"])
             faults = {name: worker.ask(task="faults")["minor_faults_per_call"] for name, worker in workers.items()}
             default, tuned = speedlib.median(seconds["default"]), speedlib.median(seconds["tuned"])
-            rows.append({
-                "shape": shape, "default_pairs_per_s": shape[0] / default, "tuned_pairs_per_s": shape[0] / tuned,
-                "speedup": default / tuned, "default_faults_per_call": faults["default"], "tuned_faults_per_call": faults["tuned"],
-            })
-            log(f"  B x Lq x Ld = {shape}: default {rows[-1]['default_pairs_per_s']:,.0f}, tuned {rows[-1]['tuned_pairs_per_s']:,.0f} pairs/s "
-                f"({rows[-1]['speedup']:.2f}x; page faults per call {faults['default']:,.0f} vs {faults['tuned']:,.0f})")
+            rows.append(
+                {
+                    "shape": shape,
+                    "default_pairs_per_s": shape[0] / default,
+                    "tuned_pairs_per_s": shape[0] / tuned,
+                    "speedup": default / tuned,
+                    "default_faults_per_call": faults["default"],
+                    "tuned_faults_per_call": faults["tuned"],
+                }
+            )
+            log(
+                f"  B x Lq x Ld = {shape}: default {rows[-1]['default_pairs_per_s']:,.0f}, tuned {rows[-1]['tuned_pairs_per_s']:,.0f} pairs/s "
+                f"({rows[-1]['speedup']:.2f}x; page faults per call {faults['default']:,.0f} vs {faults['tuned']:,.0f})"
+            )
     finally:
         for worker in workers.values():
             worker.close()
@@ -610,7 +744,10 @@ def worker_main() -> None:
         return {"seconds": time.perf_counter() - start}
 
     def faults():
-        return {"minor_faults_per_call": (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - state["faults"]) / max(1, state["calls"])}
+        return {
+            "minor_faults_per_call": (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - state["faults"])
+            / max(1, state["calls"])
+        }
 
     speedlib.serve({"setup": setup, "time": time_call, "faults": faults})
 
@@ -627,7 +764,10 @@ def main() -> None:
     parser.add_argument("--output", default=str(ROOT / "benchmarks" / "results" / "inference.json"))
     parser.add_argument("--quick", action="store_true", help="fewer sizes, queries and repetitions (a smoke test)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's, one per core)")
-    parser.add_argument("--sections", default="throughput,latency,sharedquery,budget,reference,optimisations,numerics,compile,onnx,allocator,waitpolicy")
+    parser.add_argument(
+        "--sections",
+        default="throughput,latency,sharedquery,budget,reference,optimisations,numerics,compile,onnx,allocator,waitpolicy",
+    )
     parser.add_argument("--models", default=None, help="comma-separated subset of the models (default: all)")
     args = parser.parse_args()
     if args.threads:
@@ -646,54 +786,135 @@ def main() -> None:
     tune_malloc()  # as `neurank` runs (a Reranker, train); the allocator sections compare it with glibc's defaults
     result = {"command": " ".join(["python", *sys.argv]), "machine": speedlib.machine(), "quick": quick}
     result["matmul_gflop_per_s_start"] = speedlib.matmul_gflops()
-    log(f"fp32 matmul (1024^3): {result['matmul_gflop_per_s_start']:.1f} GFLOP/s with {torch.get_num_threads()} threads; load {result['machine']['load_average']}")
+    log(
+        f"fp32 matmul (1024^3): {result['matmul_gflop_per_s_start']:.1f} GFLOP/s with {torch.get_num_threads()} threads; load {result['machine']['load_average']}"
+    )
     workload = NFCorpusWorkload(args.data_dir, n_queries=10 if quick else 40)
     vocab_size = len(workload.vocab)
     tables = []
 
     if "throughput" in sections:
         log("\n## Throughput (pairs/s; query length 10)")
-        result["throughput"] = throughput(configs, vocab_size, [100, 400], [64, 256] if quick else [64, 256, 1024], 0.2 if quick else 1.5, log)
-        tables.append(("Throughput: pre-tokenised pairs scored per second (query length 10)", speedlib.markdown_table(
-            result["throughput"], ["model", "doc_len", "batch", "pairs_per_s", "mflop_per_pair", "gflop_per_s", "of_matmul", "peak_mib"],
-            {"doc_len": "d", "batch": "d", "pairs_per_s": ",.0f", "mflop_per_pair": ".2f", "gflop_per_s": ".1f", "of_matmul": ".1%", "peak_mib": ",.0f"})))
+        result["throughput"] = throughput(
+            configs, vocab_size, [100, 400], [64, 256] if quick else [64, 256, 1024], 0.2 if quick else 1.5, log
+        )
+        tables.append(
+            (
+                "Throughput: pre-tokenised pairs scored per second (query length 10)",
+                speedlib.markdown_table(
+                    result["throughput"],
+                    [
+                        "model",
+                        "doc_len",
+                        "batch",
+                        "pairs_per_s",
+                        "mflop_per_pair",
+                        "gflop_per_s",
+                        "of_matmul",
+                        "peak_mib",
+                    ],
+                    {
+                        "doc_len": "d",
+                        "batch": "d",
+                        "pairs_per_s": ",.0f",
+                        "mflop_per_pair": ".2f",
+                        "gflop_per_s": ".1f",
+                        "of_matmul": ".1%",
+                        "peak_mib": ",.0f",
+                    },
+                ),
+            )
+        )
     if "latency" in sections:
         log("\n## Re-ranking latency, one NFCorpus query (documents cut at 200 tokens)")
-        result["latency"] = latency(configs, workload, [100, 1000], {100: 5 if quick else 30, 1000: 2 if quick else 10}, log)
-        tables.append(("Latency: Reranker.rerank of one query", speedlib.markdown_table(
-            result["latency"], ["model", "candidates", "queries", "p50_ms", "p95_ms", "peak_mib"],
-            {"candidates": "d", "queries": "d", "p50_ms": ".1f", "p95_ms": ".1f", "peak_mib": ",.0f"})))
+        result["latency"] = latency(
+            configs, workload, [100, 1000], {100: 5 if quick else 30, 1000: 2 if quick else 10}, log
+        )
+        tables.append(
+            (
+                "Latency: Reranker.rerank of one query",
+                speedlib.markdown_table(
+                    result["latency"],
+                    ["model", "candidates", "queries", "p50_ms", "p95_ms", "peak_mib"],
+                    {"candidates": "d", "queries": "d", "p50_ms": ".1f", "p95_ms": ".1f", "peak_mib": ",.0f"},
+                ),
+            )
+        )
     if "sharedquery" in sections:
-        log("\n## One query's candidates: the per-distinct-token similarity table against the plain look-up (interleaved)")
+        log(
+            "\n## One query's candidates: the per-distinct-token similarity table against the plain look-up (interleaved)"
+        )
         result["shared_query"] = shared_query_option(configs, workload, 100, 5 if quick else 20, log)
-        tables.append(("One-query re-ranking, top 100: similarity table per distinct token", speedlib.markdown_table(
-            result["shared_query"], ["model", "plain_p50_ms", "shared_p50_ms", "speedup", "max_score_difference"],
-            {"plain_p50_ms": ".1f", "shared_p50_ms": ".1f", "speedup": ".2f", "max_score_difference": ".1e"})))
+        tables.append(
+            (
+                "One-query re-ranking, top 100: similarity table per distinct token",
+                speedlib.markdown_table(
+                    result["shared_query"],
+                    ["model", "plain_p50_ms", "shared_p50_ms", "speedup", "max_score_difference"],
+                    {"plain_p50_ms": ".1f", "shared_p50_ms": ".1f", "speedup": ".2f", "max_score_difference": ".1e"},
+                ),
+            )
+        )
     if "budget" in sections:
         log("\n## The cell budget per model: bulk re-ranking throughput, and the CNN's one-query latency (interleaved)")
-        result["budget"], result["budget_latency"] = budget_option(configs, workload, 5 if quick else 20, 0.3 if quick else 2.0, log)
-        tables.append(("Cell budget: bulk re-ranking (every candidate of 20 queries' top 100) against 2^16", speedlib.markdown_table(
-            result["budget"], ["model", "max_cells", "default", "pairs_per_s", "speedup_over_2_16", "max_score_difference"],
-            {"max_cells": "d", "pairs_per_s": ",.0f", "speedup_over_2_16": ".2f", "max_score_difference": ".1e"})))
+        result["budget"], result["budget_latency"] = budget_option(
+            configs, workload, 5 if quick else 20, 0.3 if quick else 2.0, log
+        )
+        tables.append(
+            (
+                "Cell budget: bulk re-ranking (every candidate of 20 queries' top 100) against 2^16",
+                speedlib.markdown_table(
+                    result["budget"],
+                    ["model", "max_cells", "default", "pairs_per_s", "speedup_over_2_16", "max_score_difference"],
+                    {
+                        "max_cells": "d",
+                        "pairs_per_s": ",.0f",
+                        "speedup_over_2_16": ".2f",
+                        "max_score_difference": ".1e",
+                    },
+                ),
+            )
+        )
         if result["budget_latency"]:
-            tables.append(("Cell budget: the CNN's one-query latency (top 100)", speedlib.markdown_table(
-                result["budget_latency"], ["model", "max_cells", "default", "p50_ms", "p95_ms", "speedup_over_2_16"],
-                {"max_cells": "d", "p50_ms": ".1f", "p95_ms": ".1f", "speedup_over_2_16": ".2f"})))
+            tables.append(
+                (
+                    "Cell budget: the CNN's one-query latency (top 100)",
+                    speedlib.markdown_table(
+                        result["budget_latency"],
+                        ["model", "max_cells", "default", "p50_ms", "p95_ms", "speedup_over_2_16"],
+                        {"max_cells": "d", "p50_ms": ".1f", "p95_ms": ".1f", "speedup_over_2_16": ".2f"},
+                    ),
+                )
+            )
     if "reference" in sections:
         log("\n## The straightforward reference (CNN), interleaved on the same queries")
         result["reference"] = reference_comparison(configs, workload, 100, 5 if quick else 20, log)
     if "optimisations" in sections:
         log("\n## What each choice buys (CNN, NFCorpus top 100, interleaved)")
         result["optimisations"] = optimisations(configs, workload, 5 if quick else 20, 0.5 if quick else 5.0, log)
-        tables.append(("Exact optimisations, each switched off alone", speedlib.markdown_table(
-            result["optimisations"], ["variant", "pairs_per_s", "neurank_speedup", "max_score_difference"],
-            {"pairs_per_s": ",.0f", "neurank_speedup": ".2f", "max_score_difference": ".1e"})))
+        tables.append(
+            (
+                "Exact optimisations, each switched off alone",
+                speedlib.markdown_table(
+                    result["optimisations"],
+                    ["variant", "pairs_per_s", "neurank_speedup", "max_score_difference"],
+                    {"pairs_per_s": ",.0f", "neurank_speedup": ".2f", "max_score_difference": ".1e"},
+                ),
+            )
+        )
     if "numerics" in sections:
         log("\n## Options that change numerics: bf16 and int8 against fp32 (NFCorpus top 100)")
         result["numerics"] = numerics_options(configs, workload, 3 if quick else 10, 0.3 if quick else 2.0, log)
-        tables.append(("bf16 / int8 against fp32", speedlib.markdown_table(
-            result["numerics"], ["model", "option", "speedup", "spearman", "kendall", "same_top10"],
-            {"speedup": ".2f", "spearman": ".4f", "kendall": ".4f", "same_top10": ".0%"})))
+        tables.append(
+            (
+                "bf16 / int8 against fp32",
+                speedlib.markdown_table(
+                    result["numerics"],
+                    ["model", "option", "speedup", "spearman", "kendall", "same_top10"],
+                    {"speedup": ".2f", "spearman": ".4f", "kendall": ".4f", "same_top10": ".0%"},
+                ),
+            )
+        )
     if "compile" in sections:
         log("\n## torch.compile (CNN, static shapes)")
         result["compile"] = compile_option(configs, vocab_size, (256, QUERY_LEN, 200), 0.5 if quick else 3.0, log)
@@ -703,17 +924,43 @@ def main() -> None:
 
         with tempfile.TemporaryDirectory() as tmp:
             chosen = {CNN: configs[CNN], "knrm": configs["knrm"]} if quick else configs
-            result["onnx"] = onnx_option(chosen, vocab_size, (256, QUERY_LEN, 100), 0.3 if quick else 2.0, log, Path(tmp))
+            result["onnx"] = onnx_option(
+                chosen, vocab_size, (256, QUERY_LEN, 100), 0.3 if quick else 2.0, log, Path(tmp)
+            )
         if result["onnx"]:
-            tables.append(("onnxruntime against PyTorch", speedlib.markdown_table(
-                result["onnx"], ["model", "torch_pairs_per_s", "onnx_pairs_per_s", "onnx_speedup", "max_score_difference", "export_seconds"],
-                {"torch_pairs_per_s": ",.0f", "onnx_pairs_per_s": ",.0f", "onnx_speedup": ".2f", "max_score_difference": ".1e", "export_seconds": ".0f"})))
+            tables.append(
+                (
+                    "onnxruntime against PyTorch",
+                    speedlib.markdown_table(
+                        result["onnx"],
+                        [
+                            "model",
+                            "torch_pairs_per_s",
+                            "onnx_pairs_per_s",
+                            "onnx_speedup",
+                            "max_score_difference",
+                            "export_seconds",
+                        ],
+                        {
+                            "torch_pairs_per_s": ",.0f",
+                            "onnx_pairs_per_s": ",.0f",
+                            "onnx_speedup": ".2f",
+                            "max_score_difference": ".1e",
+                            "export_seconds": ".0f",
+                        },
+                    ),
+                )
+            )
     if "allocator" in sections:
         log("\n## Allocator: glibc defaults against raised mmap/trim thresholds (CNN scoring, worker processes)")
         result["allocator"] = allocator_option([[256, QUERY_LEN, 100], [256, QUERY_LEN, 400]], 3 if quick else 8, log)
     if "waitpolicy" in sections:
-        log("\n## OpenMP waiting: spinning (default) against OMP_WAIT_POLICY=PASSIVE (CNN scoring, worker processes; 'tuned' = passive)")
-        result["wait_policy"] = allocator_option([[100, 3, 150], [256, QUERY_LEN, 400]], 3 if quick else 8, log, env=speedlib.PASSIVE_WAIT)
+        log(
+            "\n## OpenMP waiting: spinning (default) against OMP_WAIT_POLICY=PASSIVE (CNN scoring, worker processes; 'tuned' = passive)"
+        )
+        result["wait_policy"] = allocator_option(
+            [[100, 3, 150], [256, QUERY_LEN, 400]], 3 if quick else 8, log, env=speedlib.PASSIVE_WAIT
+        )
 
     result["matmul_gflop_per_s_end"] = speedlib.matmul_gflops()
     result["seconds"] = time.perf_counter() - started
@@ -722,8 +969,10 @@ def main() -> None:
     print()
     for title, table in tables:
         print(f"### {title}\n\n{table}\n")
-    log(f"fp32 matmul {result['matmul_gflop_per_s_start']:.1f} GFLOP/s at the start, {result['matmul_gflop_per_s_end']:.1f} at the end; "
-        f"{result['seconds']:.0f} s in all; JSON in {args.output}")
+    log(
+        f"fp32 matmul {result['matmul_gflop_per_s_start']:.1f} GFLOP/s at the start, {result['matmul_gflop_per_s_end']:.1f} at the end; "
+        f"{result['seconds']:.0f} s in all; JSON in {args.output}"
+    )
 
 
 if __name__ == "__main__":

@@ -28,10 +28,10 @@ from neurank.collections import load_collection
 from neurank.config import load_config
 from neurank.data.examples import build_examples
 from neurank.evaluation import evaluate
+from neurank.evaluation.agreement import ranking_agreement
 from neurank.inference.reranker import Reranker
 from neurank.training import train
 from neurank.training.loop import score_examples
-from neurank.evaluation.agreement import ranking_agreement
 
 ROOT = Path(__file__).resolve().parents[1]
 MEASURES = ["AP", "RR", "nDCG@10"]
@@ -42,7 +42,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", type=Path, default=Path(default_data), help="holds wikiqa/")
     parser.add_argument("--checkpoint", type=Path, help="a trained best.pt (default: train the wikiqa config first)")
-    parser.add_argument("--train-dir", type=Path, default=ROOT / "runs" / "precision-bench", help="where to train without --checkpoint")
+    parser.add_argument(
+        "--train-dir", type=Path, default=ROOT / "runs" / "precision-bench", help="where to train without --checkpoint"
+    )
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--precisions", default="fp32,bf16", help="comma-separated; fp32 first (the reference)")
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's own choice)")
@@ -60,7 +62,9 @@ def main() -> None:
         config = load_config("wikiqa", [f"data.data_dir={args.data_dir}", f"train.device={args.device}"])
         started = time.perf_counter()
         train(config, args.train_dir, progress=False)
-        print(f"trained the wikiqa config in {time.perf_counter() - started:.0f} s into {args.train_dir}", file=sys.stderr)
+        print(
+            f"trained the wikiqa config in {time.perf_counter() - started:.0f} s into {args.train_dir}", file=sys.stderr
+        )
         checkpoint = args.train_dir / "best.pt"
 
     collection = load_collection("wikiqa", args.data_dir)
@@ -84,8 +88,17 @@ def main() -> None:
                 torch.cuda.synchronize(reranker.device)
             seconds.append(time.perf_counter() - started)
         agreement = ranking_agreement(model_runs["fp32"], model_runs[precision])
-        results.append({"precision": precision, "device": str(reranker.device), **metrics, **agreement,
-                        "pairs": pairs, "seconds": seconds, "pairs_per_second": pairs / min(seconds)})
+        results.append(
+            {
+                "precision": precision,
+                "device": str(reranker.device),
+                **metrics,
+                **agreement,
+                "pairs": pairs,
+                "seconds": seconds,
+                "pairs_per_second": pairs / min(seconds),
+            }
+        )
 
     lines = [
         "| precision | test AP | RR | nDCG@10 | Kendall tau vs fp32 | same ranking | same top | scoring pairs/s |",
@@ -97,11 +110,16 @@ def main() -> None:
             f"{r['same_ranking']:.1%} | {r['same_top']:.1%} | {r['pairs_per_second']:,.0f} |"
         )
     print("\n".join(lines))
-    print(f"\n{results[0]['queries']} test questions; {torch.get_num_threads()} threads; load average {os.getloadavg()[0]:.2f}")
+    print(
+        f"\n{results[0]['queries']} test questions; {torch.get_num_threads()} threads; load average {os.getloadavg()[0]:.2f}"
+    )
     if args.output:
-        payload = {"command": "python " + " ".join(sys.argv), "checkpoint": str(checkpoint),
-                   "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "torch": torch.__version__},
-                   "results": results}
+        payload = {
+            "command": "python " + " ".join(sys.argv),
+            "checkpoint": str(checkpoint),
+            "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "torch": torch.__version__},
+            "results": results,
+        }
         args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text(json.dumps(payload, indent=2), encoding="utf-8")
 

@@ -48,17 +48,22 @@ def worker(args: argparse.Namespace) -> None:
     from neurank.config import load_config
     from neurank.data.collate import collate
     from neurank.data.examples import build_examples
-    from neurank.data.sampler import BucketBatchSampler
-    from neurank.runtime.distributed import init_distributed
-    from neurank.inference.reranker import Reranker
     from neurank.data.prepare import prepare_data
-    from neurank.training.losses import ranking_loss
+    from neurank.data.sampler import BucketBatchSampler
+    from neurank.inference.reranker import Reranker
     from neurank.runtime.device import select_device
-    from neurank.training.loop import make_model, score_examples, training_dataset
+    from neurank.runtime.distributed import init_distributed
     from neurank.runtime.precision import autocast, grad_scaler
+    from neurank.training.loop import make_model, score_examples, training_dataset
+    from neurank.training.losses import ranking_loss
 
     torch.set_num_threads(args.threads)
-    overrides = [f"data.data_dir={args.data_dir}", "embeddings.source=random", "train.fusion=false", f"train.device={args.device}"]
+    overrides = [
+        f"data.data_dir={args.data_dir}",
+        "embeddings.source=random",
+        "train.fusion=false",
+        f"train.device={args.device}",
+    ]
     config = load_config("wikiqa", overrides)
     with init_distributed(args.device) as context:
         device = context.place(select_device(args.device))
@@ -69,7 +74,9 @@ def worker(args: argparse.Namespace) -> None:
         torch.manual_seed(config.train.seed)
         model = context.wrap(make_model(config, len(data.vocab), None).to(device))
         dataset = training_dataset(config, data.train_examples)
-        sampler = context.shard_batches(BucketBatchSampler(dataset.lengths, config.train.batch_size, seed=config.train.seed))
+        sampler = context.shard_batches(
+            BucketBatchSampler(dataset.lengths, config.train.batch_size, seed=config.train.seed)
+        )
         loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=collate)
         parameters = [p for p in model.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(parameters, lr=config.train.lr, weight_decay=config.train.weight_decay)
@@ -78,7 +85,9 @@ def worker(args: argparse.Namespace) -> None:
         def step(batch) -> None:
             batch = batch.to(device)
             with autocast(device, args.precision):
-                logits = model(batch.query_ids, batch.doc_ids, batch.query_mask, batch.doc_mask, batch.first_stage_score)
+                logits = model(
+                    batch.query_ids, batch.doc_ids, batch.query_mask, batch.doc_mask, batch.first_stage_score
+                )
             loss = ranking_loss(config.train.loss, logits.float(), batch.labels, batch.group_size)
             loss = context.global_batch_mean(loss, len(batch) // batch.group_size)
             optimizer.zero_grad(set_to_none=True)
@@ -127,8 +136,15 @@ def worker(args: argparse.Namespace) -> None:
         score_seconds = time.perf_counter() - started
 
         reranker = Reranker(
-            plain, data.tokenizer, data.vocab, data.encoder.max_query_len, data.encoder.max_doc_len, device=device,
-            batch_size=256, precision=args.precision, distributed=context,
+            plain,
+            data.tokenizer,
+            data.vocab,
+            data.encoder.max_query_len,
+            data.encoder.max_doc_len,
+            device=device,
+            batch_size=256,
+            precision=args.precision,
+            distributed=context,
         )
         context.barrier()
         started = time.perf_counter()
@@ -177,11 +193,32 @@ def launch(args: argparse.Namespace, processes: int, threads: int) -> dict:
         env = dict(os.environ, OMP_NUM_THREADS=str(threads))
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "src"), env.get("PYTHONPATH")]))
         command = [
-            sys.executable, "-m", "torch.distributed.run", "--nnodes=1", f"--nproc-per-node={processes}",
-            "--rdzv-backend=c10d", "--rdzv-endpoint=127.0.0.1:0", f"--rdzv-id={uuid.uuid4()}",
-            __file__, "--worker", "--result", str(result), "--threads", str(threads), "--data-dir", str(args.data_dir),
-            "--device", args.device, "--precision", args.precision, "--steps", str(args.steps), "--warmup", str(args.warmup),
-            "--split", args.split,
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nnodes=1",
+            f"--nproc-per-node={processes}",
+            "--rdzv-backend=c10d",
+            "--rdzv-endpoint=127.0.0.1:0",
+            f"--rdzv-id={uuid.uuid4()}",
+            __file__,
+            "--worker",
+            "--result",
+            str(result),
+            "--threads",
+            str(threads),
+            "--data-dir",
+            str(args.data_dir),
+            "--device",
+            args.device,
+            "--precision",
+            args.precision,
+            "--steps",
+            str(args.steps),
+            "--warmup",
+            str(args.warmup),
+            "--split",
+            args.split,
         ]
         completed = subprocess.run(command, env=env, capture_output=True, text=True)
         if completed.returncode != 0 or not result.is_file():
@@ -192,7 +229,12 @@ def launch(args: argparse.Namespace, processes: int, threads: int) -> dict:
 def best(runs: list[dict]) -> dict:
     """The first run, with each rate replaced by its best over `runs` (the least disturbed by other load)."""
     out = dict(runs[0])
-    for key in ("train_steps_per_second", "train_pairs_per_second", "score_pairs_per_second", "rerank_pairs_per_second"):
+    for key in (
+        "train_steps_per_second",
+        "train_pairs_per_second",
+        "score_pairs_per_second",
+        "rerank_pairs_per_second",
+    ):
         out[key] = max(run[key] for run in runs)
     out["repeats"] = len(runs)
     out["same_run_every_repeat"] = len({run["run_digest"] for run in runs}) == 1
@@ -220,13 +262,17 @@ def main() -> None:
     default_data = os.environ.get("NEURANK_DATA", str(ROOT.parent / "shared" / "data"))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", type=Path, default=Path(default_data), help="holds wikiqa/")
-    parser.add_argument("--layouts", default="1x1,1x2,2x1", help="comma-separated PROCESSESxTHREADS, the first is the reference")
+    parser.add_argument(
+        "--layouts", default="1x1,1x2,2x1", help="comma-separated PROCESSESxTHREADS, the first is the reference"
+    )
     parser.add_argument("--device", default="cpu", help="cpu or cuda (one process per GPU)")
     parser.add_argument("--precision", default="fp32", help="fp32, bf16 or fp16 (CUDA)")
     parser.add_argument("--steps", type=int, default=30, help="timed training steps")
     parser.add_argument("--warmup", type=int, default=3, help="untimed training steps first")
     parser.add_argument("--split", default="train", help="WikiQA split scored and re-ranked (train: 20,360 pairs)")
-    parser.add_argument("--repeats", type=int, default=1, help="launches per layout, interleaved; each rate is the best")
+    parser.add_argument(
+        "--repeats", type=int, default=1, help="launches per layout, interleaved; each rate is the best"
+    )
     parser.add_argument("--output", type=Path, help="also write the results as JSON here")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--result", help=argparse.SUPPRESS)
@@ -248,15 +294,22 @@ def main() -> None:
     load_after = os.getloadavg()
     results = [best(measured[layout]) for layout in layouts]
     print(table(results))
-    print(f"\nmachine: {os.cpu_count()} CPUs, load average {load_before[0]:.2f} before, {load_after[0]:.2f} after; "
-          f"{time.perf_counter() - started:.0f} s in all")
+    print(
+        f"\nmachine: {os.cpu_count()} CPUs, load average {load_before[0]:.2f} before, {load_after[0]:.2f} after; "
+        f"{time.perf_counter() - started:.0f} s in all"
+    )
     if args.output:
         import torch
 
         payload = {
             "command": "python " + " ".join(sys.argv),
-            "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "torch": torch.__version__,
-                        "load_average_before": load_before, "load_average_after": load_after},
+            "machine": {
+                "cpus": os.cpu_count(),
+                "platform": platform.platform(),
+                "torch": torch.__version__,
+                "load_average_before": load_before,
+                "load_average_after": load_after,
+            },
             "results": results,
             "all_runs": measured,
         }

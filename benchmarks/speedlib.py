@@ -23,7 +23,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from neurank.runtime.allocator import TUNED_MALLOC, malloc_tuned  # the settings `neurank train` restarts with (see neurank.runtime.allocator)
+from neurank.runtime.allocator import (
+    TUNED_MALLOC,
+    malloc_tuned,
+)  # the settings `neurank train` restarts with (see neurank.runtime.allocator)
 
 # OpenMP threads that wait for each other spin (libgomp's default, OMP_WAIT_POLICY=ACTIVE): on a quiet machine that
 # saves a wake-up per parallel region; on an oversubscribed one the spinning thread holds the core its partner needs.
@@ -67,7 +70,9 @@ def matmul_gflops(size: int = 1024, seconds: float = 1.0) -> float:
     return 2 * size**3 / statistics.median(times) / 1e9
 
 
-def interleave(functions: dict[str, Callable[[], Any]], repetitions: int = 5, min_seconds: float = 0.0, warmup: int = 1) -> dict[str, list[float]]:
+def interleave(
+    functions: dict[str, Callable[[], Any]], repetitions: int = 5, min_seconds: float = 0.0, warmup: int = 1
+) -> dict[str, list[float]]:
     """Run each function once per round, round after round, and return every function's times (seconds).
 
     Stops after `repetitions` rounds once `min_seconds` have passed (at least `repetitions` rounds).
@@ -87,7 +92,9 @@ def interleave(functions: dict[str, Callable[[], Any]], repetitions: int = 5, mi
             return times
 
 
-def timed(fn: Callable[[], Any], budget: float = 2.0, min_repetitions: int = 2, max_repetitions: int = 5) -> list[float]:
+def timed(
+    fn: Callable[[], Any], budget: float = 2.0, min_repetitions: int = 2, max_repetitions: int = 5
+) -> list[float]:
     """Times (seconds) of `fn` after one warm-up call: at least `min_repetitions`, more while within `budget`."""
     fn()
     times: list[float] = []
@@ -137,7 +144,11 @@ class Worker:
         # A worker's allocator is what its environment says: neurank must not tune it from inside (neurank.runtime.allocator).
         environment.setdefault("NEURANK_MALLOC", "default")
         self.process = subprocess.Popen(
-            [sys.executable, str(script), "--worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=environment,
+            [sys.executable, str(script), "--worker"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=environment,
         )
 
     def ask(self, **request) -> dict[str, Any]:
@@ -187,6 +198,9 @@ def markdown_table(rows: list[dict[str, Any]], columns: list[str], formats: dict
             return format(value, formats[column])
         return str(value)
 
-    lines = ["| " + " | ".join(columns) + " |", "|" + "|".join("---:" if column in formats else "---" for column in columns) + "|"]
+    lines = [
+        "| " + " | ".join(columns) + " |",
+        "|" + "|".join("---:" if column in formats else "---" for column in columns) + "|",
+    ]
     lines += ["| " + " | ".join(cell(row, column) for column in columns) + " |" for row in rows]
     return "\n".join(lines)

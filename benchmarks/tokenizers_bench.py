@@ -109,11 +109,18 @@ def print_table(results: dict) -> None:
     for name, entry in results["collections"].items():
         agree = entry["agreement"]
         for backend, timing in entry["backends"].items():
-            rows.append([
-                name, f"{entry['texts']:,}", backend, f"{timing['tokens']:,}", f"{timing['seconds']:.3f}",
-                f"{timing['tokens_per_second']:,}",
-                f"{agree['drop_punctuation']['identical']:.4f}", f"{agree['keep_punctuation']['identical']:.4f}",
-            ])
+            rows.append(
+                [
+                    name,
+                    f"{entry['texts']:,}",
+                    backend,
+                    f"{timing['tokens']:,}",
+                    f"{timing['seconds']:.3f}",
+                    f"{timing['tokens_per_second']:,}",
+                    f"{agree['drop_punctuation']['identical']:.4f}",
+                    f"{agree['keep_punctuation']['identical']:.4f}",
+                ]
+            )
     widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
         print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)))

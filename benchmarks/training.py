@@ -39,13 +39,11 @@ from torch.utils.data import DataLoader
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import speedlib  # noqa: E402
-
-from neurank.runtime.allocator import tune_malloc  # noqa: E402
-
 from neurank.config import load_config, resolve_config  # noqa: E402
 from neurank.data.collate import collate  # noqa: E402
-from neurank.data.sampler import BucketBatchSampler  # noqa: E402
 from neurank.data.prepare import prepare_data  # noqa: E402
+from neurank.data.sampler import BucketBatchSampler  # noqa: E402
+from neurank.runtime.allocator import tune_malloc  # noqa: E402
 from neurank.runtime.device import seed_everything  # noqa: E402
 from neurank.training import train  # noqa: E402
 from neurank.training.loop import _lr_lambda, make_model, training_dataset  # noqa: E402
@@ -81,7 +79,9 @@ class Trainer:
         sampler = BucketBatchSampler(dataset.lengths, config.train.batch_size, shuffle=True, seed=config.train.seed)
         self.batches = list(itertools.islice(DataLoader(dataset, batch_sampler=sampler, collate_fn=collate), n_batches))
         embedding = getattr(self.model, "embedding", None)
-        sparse = [p for p in embedding.parameters() if p.requires_grad] if embedding is not None and embedding.sparse else []
+        sparse = (
+            [p for p in embedding.parameters() if p.requires_grad] if embedding is not None and embedding.sparse else []
+        )
         self.dense = [p for p in self.model.parameters() if p.requires_grad and all(p is not s for s in sparse)]
         self.optimizers = [torch.optim.AdamW(self.dense, lr=config.train.lr, weight_decay=config.train.weight_decay)]
         if sparse:
@@ -132,19 +132,46 @@ def steps_section(config, data, n_steps, budget, log) -> list[dict]:
         speedlib.reset_peak_memory()
         if name != CNN:
             times = speedlib.timed(trainer.step, budget=budget, min_repetitions=3, max_repetitions=n_steps)
-            rows.append({"model": name, "steps_per_s": 1 / speedlib.median(times), "pairs_per_step": pairs, "steps": len(times), "peak_mib": speedlib.peak_memory_mb()})
+            rows.append(
+                {
+                    "model": name,
+                    "steps_per_s": 1 / speedlib.median(times),
+                    "pairs_per_step": pairs,
+                    "steps": len(times),
+                    "peak_mib": speedlib.peak_memory_mb(),
+                }
+            )
             log(f"  {name}: {rows[-1]['steps_per_s']:.2f} steps/s ({pairs:.0f} pairs per step)")
             continue
         # The CNN, interleaved with the straightforward reference on the same batches.
         reference = Trainer(cfg, data, n_steps, model=TutorialMatchPyramid(len(data.vocab), trainer.model.config))
         reference.model.load_state_dict(trainer.model.state_dict())
         reference.forward = fixed_length_forward(reference.model, cfg.data.max_query_len, cfg.data.max_doc_len)
-        times = speedlib.interleave({"neurank": trainer.step, "reference": reference.step}, repetitions=min(n_steps, 6), min_seconds=budget)
-        rows.append({"model": name, "steps_per_s": 1 / speedlib.median(times["neurank"]), "pairs_per_step": pairs, "steps": len(times["neurank"]), "peak_mib": speedlib.peak_memory_mb()})
-        rows.append({"model": "straightforward MatchPyramid", "steps_per_s": 1 / speedlib.median(times["reference"]), "pairs_per_step": pairs, "steps": len(times["reference"])})
+        times = speedlib.interleave(
+            {"neurank": trainer.step, "reference": reference.step}, repetitions=min(n_steps, 6), min_seconds=budget
+        )
+        rows.append(
+            {
+                "model": name,
+                "steps_per_s": 1 / speedlib.median(times["neurank"]),
+                "pairs_per_step": pairs,
+                "steps": len(times["neurank"]),
+                "peak_mib": speedlib.peak_memory_mb(),
+            }
+        )
+        rows.append(
+            {
+                "model": "straightforward MatchPyramid",
+                "steps_per_s": 1 / speedlib.median(times["reference"]),
+                "pairs_per_step": pairs,
+                "steps": len(times["reference"]),
+            }
+        )
         ratio = speedlib.median(times["reference"]) / speedlib.median(times["neurank"])
         rows[-2]["vs_reference"] = ratio
-        log(f"  {name}: {rows[-2]['steps_per_s']:.2f} steps/s; straightforward {rows[-1]['steps_per_s']:.2f} steps/s ({ratio:.1f}x)")
+        log(
+            f"  {name}: {rows[-2]['steps_per_s']:.2f} steps/s; straightforward {rows[-1]['steps_per_s']:.2f} steps/s ({ratio:.1f}x)"
+        )
     return rows
 
 
@@ -152,12 +179,21 @@ def options_section(config, data, n_steps, budget, log) -> list[dict]:
     cfg = dataclasses.replace(config, model=CNN, model_config=model_options()[CNN])
     variants = {
         "default": Trainer(cfg, data, n_steps),
-        "sparse embedding gradients (SparseAdam)": Trainer(dataclasses.replace(cfg, embeddings=dataclasses.replace(cfg.embeddings, sparse=True)), data, n_steps),
-        "frozen embeddings": Trainer(dataclasses.replace(cfg, embeddings=dataclasses.replace(cfg.embeddings, freeze=True)), data, n_steps),
+        "sparse embedding gradients (SparseAdam)": Trainer(
+            dataclasses.replace(cfg, embeddings=dataclasses.replace(cfg.embeddings, sparse=True)), data, n_steps
+        ),
+        "frozen embeddings": Trainer(
+            dataclasses.replace(cfg, embeddings=dataclasses.replace(cfg.embeddings, freeze=True)), data, n_steps
+        ),
     }
-    times = speedlib.interleave({k: t.step for k, t in variants.items()}, repetitions=min(n_steps, 6), min_seconds=budget)
+    times = speedlib.interleave(
+        {k: t.step for k, t in variants.items()}, repetitions=min(n_steps, 6), min_seconds=budget
+    )
     base = speedlib.median(times["default"])
-    rows = [{"variant": k, "steps_per_s": 1 / speedlib.median(v), "speedup": base / speedlib.median(v)} for k, v in times.items()]
+    rows = [
+        {"variant": k, "steps_per_s": 1 / speedlib.median(v), "speedup": base / speedlib.median(v)}
+        for k, v in times.items()
+    ]
 
     # torch.compile needs static shapes: one batch, padded to lengths that are multiples of 8, repeated.
     compiled = Trainer(cfg, data, 1)
@@ -165,10 +201,15 @@ def options_section(config, data, n_steps, budget, log) -> list[dict]:
     for trainer in (compiled, eager):
         batch = trainer.batches[0]
         q, d = -(-batch.query_ids.shape[1] // 8) * 8, -(-batch.doc_ids.shape[1] // 8) * 8
-        trainer.batches = [dataclasses.replace(
-            batch, query_ids=F.pad(batch.query_ids, (0, q - batch.query_ids.shape[1])), query_mask=F.pad(batch.query_mask, (0, q - batch.query_mask.shape[1])),
-            doc_ids=F.pad(batch.doc_ids, (0, d - batch.doc_ids.shape[1])), doc_mask=F.pad(batch.doc_mask, (0, d - batch.doc_mask.shape[1])),
-        )]
+        trainer.batches = [
+            dataclasses.replace(
+                batch,
+                query_ids=F.pad(batch.query_ids, (0, q - batch.query_ids.shape[1])),
+                query_mask=F.pad(batch.query_mask, (0, q - batch.query_mask.shape[1])),
+                doc_ids=F.pad(batch.doc_ids, (0, d - batch.doc_ids.shape[1])),
+                doc_mask=F.pad(batch.doc_mask, (0, d - batch.doc_mask.shape[1])),
+            )
+        ]
     compiled.forward = torch.compile(compiled.model, dynamic=False)
     start = time.perf_counter()
     try:
@@ -176,15 +217,23 @@ def options_section(config, data, n_steps, budget, log) -> list[dict]:
             warnings.simplefilter("ignore")
             compiled.step()
             compile_seconds = time.perf_counter() - start
-            times = speedlib.interleave({"eager": eager.step, "compiled": compiled.step}, repetitions=5, min_seconds=budget / 2)
-        rows.append({
-            "variant": f"torch.compile, one static shape {tuple(compiled.batches[0].doc_ids.shape)} (compile {compile_seconds:.0f} s)",
-            "steps_per_s": 1 / speedlib.median(times["compiled"]), "speedup": speedlib.median(times["eager"]) / speedlib.median(times["compiled"]),
-        })
+            times = speedlib.interleave(
+                {"eager": eager.step, "compiled": compiled.step}, repetitions=5, min_seconds=budget / 2
+            )
+        rows.append(
+            {
+                "variant": f"torch.compile, one static shape {tuple(compiled.batches[0].doc_ids.shape)} (compile {compile_seconds:.0f} s)",
+                "steps_per_s": 1 / speedlib.median(times["compiled"]),
+                "speedup": speedlib.median(times["eager"]) / speedlib.median(times["compiled"]),
+            }
+        )
     except Exception as error:  # inductor needs a C++ compiler; report instead of failing the whole benchmark
         rows.append({"variant": f"torch.compile failed: {type(error).__name__}: {str(error).splitlines()[0][:150]}"})
     for row in rows:
-        log(f"  {row['variant']}: " + (f"{row['steps_per_s']:.2f} steps/s ({row['speedup']:.2f}x)" if "speedup" in row else ""))
+        log(
+            f"  {row['variant']}: "
+            + (f"{row['steps_per_s']:.2f} steps/s ({row['speedup']:.2f}x)" if "speedup" in row else "")
+        )
     return rows
 
 
@@ -192,7 +241,10 @@ def allocator_section(data_dir, rounds, log, env=None) -> dict:
     """The CNN's training step in two worker processes, interleaved: default settings against `env` (default: the
     tuned glibc malloc thresholds)."""
     drop = speedlib.ALLOCATOR_VARS
-    workers = {"default": speedlib.Worker(__file__, drop=drop), "tuned": speedlib.Worker(__file__, env=env or speedlib.TUNED_MALLOC, drop=drop)}
+    workers = {
+        "default": speedlib.Worker(__file__, drop=drop),
+        "tuned": speedlib.Worker(__file__, env=env or speedlib.TUNED_MALLOC, drop=drop),
+    }
     try:
         for worker in workers.values():
             worker.ask(task="setup_steps", data_dir=data_dir)
@@ -205,10 +257,18 @@ def allocator_section(data_dir, rounds, log, env=None) -> dict:
         for worker in workers.values():
             worker.close()
     default, tuned = speedlib.median(seconds["default"]), speedlib.median(seconds["tuned"])
-    result = {"default_steps_per_s": 1 / default, "tuned_steps_per_s": 1 / tuned, "speedup": default / tuned,
-              "default_faults_per_step": faults["default"], "tuned_faults_per_step": faults["tuned"], "rounds": rounds}
-    log(f"  CNN step: default {result['default_steps_per_s']:.2f}, tuned {result['tuned_steps_per_s']:.2f} steps/s ({result['speedup']:.2f}x); "
-        f"page faults per step {faults['default']:,.0f} vs {faults['tuned']:,.0f}")
+    result = {
+        "default_steps_per_s": 1 / default,
+        "tuned_steps_per_s": 1 / tuned,
+        "speedup": default / tuned,
+        "default_faults_per_step": faults["default"],
+        "tuned_faults_per_step": faults["tuned"],
+        "rounds": rounds,
+    }
+    log(
+        f"  CNN step: default {result['default_steps_per_s']:.2f}, tuned {result['tuned_steps_per_s']:.2f} steps/s ({result['speedup']:.2f}x); "
+        f"page faults per step {faults['default']:,.0f} vs {faults['tuned']:,.0f}"
+    )
     return result
 
 
@@ -223,9 +283,11 @@ def full_run_section(data_dir, settings, epochs, log) -> list[dict]:
             worker.close()
         row["allocator"] = setting
         rows.append(row)
-        log(f"  {setting} allocator: {row['wall_seconds']:.0f} s in all ({row['prepare_seconds']:.0f} s data and word2vec, "
+        log(
+            f"  {setting} allocator: {row['wall_seconds']:.0f} s in all ({row['prepare_seconds']:.0f} s data and word2vec, "
             f"{row['loop_seconds']:.0f} s training, best dev AP {row['best_dev_ap']:.4f} at epoch {row['best_epoch']} after "
-            f"{row['seconds_to_best']:.0f} s of training), peak {row['peak_mib']:,.0f} MiB")
+            f"{row['seconds_to_best']:.0f} s of training), peak {row['peak_mib']:,.0f} MiB"
+        )
     return rows
 
 
@@ -250,7 +312,10 @@ def worker_main() -> None:
         return {"seconds": time.perf_counter() - start}
 
     def faults():
-        return {"minor_faults_per_step": (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - state["faults"]) / max(1, state["steps"])}
+        return {
+            "minor_faults_per_step": (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - state["faults"])
+            / max(1, state["steps"])
+        }
 
     def full_run(data_dir, epochs):
         speedlib.reset_peak_memory()
@@ -265,10 +330,16 @@ def worker_main() -> None:
                 records = [json.loads(line) for line in (Path(output) / "metrics.jsonl").read_text().splitlines()]
         best = next(r for r in records if r["epoch"] == result["best_epoch"])
         return {
-            "wall_seconds": time.perf_counter() - start, "prepare_seconds": prepared - start, "loop_seconds": result["seconds"],
-            "seconds_to_best": best["seconds"], "best_epoch": result["best_epoch"], "epochs": result["epochs"],
-            "best_dev_ap": result["best_metric"], "fusion_dev_ap": (result.get("fusion") or {}).get("value"),
-            "peak_mib": speedlib.peak_memory_mb(), "threads": torch.get_num_threads(),
+            "wall_seconds": time.perf_counter() - start,
+            "prepare_seconds": prepared - start,
+            "loop_seconds": result["seconds"],
+            "seconds_to_best": best["seconds"],
+            "best_epoch": result["best_epoch"],
+            "epochs": result["epochs"],
+            "best_dev_ap": result["best_metric"],
+            "fusion_dev_ap": (result.get("fusion") or {}).get("value"),
+            "peak_mib": speedlib.peak_memory_mb(),
+            "threads": torch.get_num_threads(),
         }
 
     speedlib.serve({"setup_steps": setup_steps, "step": step, "faults": faults, "full_run": full_run})
@@ -282,7 +353,9 @@ def main() -> None:
     parser.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data"))
     parser.add_argument("--output", default=str(ROOT / "benchmarks" / "results" / "training.json"))
     parser.add_argument("--quick", action="store_true", help="fewer steps, a 2-epoch full run (a smoke test)")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's; workers inherit it)")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch threads (default: torch's; workers inherit it)"
+    )
     parser.add_argument("--sections", default="steps,options,allocator,waitpolicy,full")
     parser.add_argument("--full-runs", default="default,tuned", help="allocator settings of the full WikiQA runs")
     args = parser.parse_args()
@@ -306,25 +379,67 @@ def main() -> None:
     if "steps" in sections:
         log(f"\n## Training steps per second, batch {BATCH_SIZE} (WikiQA batches)")
         result["steps"] = steps_section(config, data, n_steps, budget, log)
-        tables.append(("Training throughput", speedlib.markdown_table(
-            result["steps"], ["model", "steps_per_s", "pairs_per_step", "vs_reference", "peak_mib"],
-            {"steps_per_s": ".2f", "pairs_per_step": ".0f", "vs_reference": ".1f", "peak_mib": ",.0f"})))
+        tables.append(
+            (
+                "Training throughput",
+                speedlib.markdown_table(
+                    result["steps"],
+                    ["model", "steps_per_s", "pairs_per_step", "vs_reference", "peak_mib"],
+                    {"steps_per_s": ".2f", "pairs_per_step": ".0f", "vs_reference": ".1f", "peak_mib": ",.0f"},
+                ),
+            )
+        )
     if "options" in sections:
         log("\n## CNN training options (interleaved)")
         result["options"] = options_section(config, data, n_steps, budget, log)
-        tables.append(("CNN training options", speedlib.markdown_table(result["options"], ["variant", "steps_per_s", "speedup"], {"steps_per_s": ".2f", "speedup": ".2f"})))
+        tables.append(
+            (
+                "CNN training options",
+                speedlib.markdown_table(
+                    result["options"], ["variant", "steps_per_s", "speedup"], {"steps_per_s": ".2f", "speedup": ".2f"}
+                ),
+            )
+        )
     if "allocator" in sections:
         log("\n## Allocator (CNN training step, worker processes, interleaved)")
         result["allocator"] = allocator_section(args.data_dir, 4 if args.quick else 12, log)
     if "waitpolicy" in sections:
-        log("\n## OpenMP waiting: spinning (default) against OMP_WAIT_POLICY=PASSIVE (CNN training step; 'tuned' = passive)")
-        result["wait_policy"] = allocator_section(args.data_dir, 4 if args.quick else 12, log, env=speedlib.PASSIVE_WAIT)
+        log(
+            "\n## OpenMP waiting: spinning (default) against OMP_WAIT_POLICY=PASSIVE (CNN training step; 'tuned' = passive)"
+        )
+        result["wait_policy"] = allocator_section(
+            args.data_dir, 4 if args.quick else 12, log, env=speedlib.PASSIVE_WAIT
+        )
     if "full" in sections:
         log("\n## Full WikiQA training of the CNN (neurank/configs/wikiqa.yaml)")
         result["full_run"] = full_run_section(args.data_dir, args.full_runs.split(","), 2 if args.quick else 10, log)
-        tables.append(("Full WikiQA training run", speedlib.markdown_table(
-            result["full_run"], ["allocator", "wall_seconds", "prepare_seconds", "loop_seconds", "seconds_to_best", "best_epoch", "best_dev_ap", "peak_mib"],
-            {"wall_seconds": ".0f", "prepare_seconds": ".0f", "loop_seconds": ".0f", "seconds_to_best": ".0f", "best_epoch": "d", "best_dev_ap": ".4f", "peak_mib": ",.0f"})))
+        tables.append(
+            (
+                "Full WikiQA training run",
+                speedlib.markdown_table(
+                    result["full_run"],
+                    [
+                        "allocator",
+                        "wall_seconds",
+                        "prepare_seconds",
+                        "loop_seconds",
+                        "seconds_to_best",
+                        "best_epoch",
+                        "best_dev_ap",
+                        "peak_mib",
+                    ],
+                    {
+                        "wall_seconds": ".0f",
+                        "prepare_seconds": ".0f",
+                        "loop_seconds": ".0f",
+                        "seconds_to_best": ".0f",
+                        "best_epoch": "d",
+                        "best_dev_ap": ".4f",
+                        "peak_mib": ",.0f",
+                    },
+                ),
+            )
+        )
     result["seconds"] = time.perf_counter() - started
     result["machine"]["load_average_end"] = speedlib.machine()["load_average"]
     speedlib.write_json(args.output, result)

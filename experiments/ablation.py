@@ -44,7 +44,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="wikiqa")
     parser.add_argument("--data-dir", default=None)
-    parser.add_argument("--variant", action="append", default=[], help='"name:key=value,key=value" (replaces the built-in list)')
+    parser.add_argument(
+        "--variant", action="append", default=[], help='"name:key=value,key=value" (replaces the built-in list)'
+    )
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--variants", nargs="*", default=None, help="Names from VARIANTS (default: all).")
     parser.add_argument("--output", default=None)
@@ -80,8 +82,21 @@ def main() -> None:
             # With fusion on, the figure is the dev metric after interpolating with the first stage.
             values.append(result["fusion"]["value"] if result.get("fusion") else result["best_metric"])
             epochs.append(result["best_epoch"])
-        rows.append({"variant": name, "overrides": overrides, "metric": result["metric"], "dev": values, "mean": statistics.mean(values), "best_epochs": epochs, "seconds": statistics.mean(seconds)})
-        print(f"{name:40s} dev {result['metric']} {statistics.mean(values):.4f}  ({', '.join(f'{v:.4f}' for v in values)})  best epochs {epochs}  {statistics.mean(seconds):.0f} s/seed", flush=True)
+        rows.append(
+            {
+                "variant": name,
+                "overrides": overrides,
+                "metric": result["metric"],
+                "dev": values,
+                "mean": statistics.mean(values),
+                "best_epochs": epochs,
+                "seconds": statistics.mean(seconds),
+            }
+        )
+        print(
+            f"{name:40s} dev {result['metric']} {statistics.mean(values):.4f}  ({', '.join(f'{v:.4f}' for v in values)})  best epochs {epochs}  {statistics.mean(seconds):.0f} s/seed",
+            flush=True,
+        )
     if args.output:
         with open(args.output, "w", encoding="utf-8") as handle:
             json.dump(rows, handle, indent=2)

@@ -32,14 +32,19 @@ from pathlib import Path
 
 import torch
 
-from neurank.workflows.results_table import load_plan
 from neurank.collections import DataWarning, load_collection
 from neurank.collections.textio import atomic_write
 from neurank.data import embeddings as emb
-from neurank.workflows.experiment import with_seed
-from neurank.data.prepare import prepare_data
+from neurank.data.prepare import (
+    collection_texts,
+    make_embeddings,
+    prepare_data,
+    word2vec_embeddings,
+    word2vec_sentences,
+)
 from neurank.training import train
-from neurank.data.prepare import collection_texts, make_embeddings, word2vec_embeddings, word2vec_sentences
+from neurank.workflows.experiment import with_seed
+from neurank.workflows.results_table import load_plan
 
 VARIANTS = ("table", "more-text", "epochs", "fastText")
 MORE_TEXT = ("nfcorpus", "cisi", "cranfield")
@@ -63,8 +68,15 @@ def vectors(variant: str, config, data) -> torch.Tensor | None:
 
         source = config.embeddings
         model = FastText(
-            sentences, vector_size=source.dim, window=source.window, min_count=source.min_count,
-            epochs=source.epochs, seed=config.train.seed, workers=1, sg=1, hashfxn=emb._stable_hash,
+            sentences,
+            vector_size=source.dim,
+            window=source.window,
+            min_count=source.min_count,
+            epochs=source.epochs,
+            seed=config.train.seed,
+            workers=1,
+            sg=1,
+            hashfxn=emb._stable_hash,
         )
         return emb.embeddings_from_keyed_vectors(model.wv, data.vocab, seed=config.train.seed)[0]
     raise ValueError(f"unknown variant {variant!r}; valid: {', '.join(VARIANTS)}")
@@ -90,16 +102,26 @@ def try_variant(variant: str, word2vec_seed: int, args, plan, base, data, tmp: P
         config = plan.experiment_config("wikiqa", model)
         seeds = []
         for seed in args.seeds:
-            outcome = train(with_seed(config, seed), tmp / f"{variant}-{word2vec_seed}-{model}-{seed}", data=variant_data)
-            seeds.append({
-                "seed": seed, "dev": outcome["best_metric"],
-                "dev_fused": outcome["fusion"]["value"] if outcome["fusion"] else None,
-                "best_epoch": outcome["best_epoch"],
-            })
+            outcome = train(
+                with_seed(config, seed), tmp / f"{variant}-{word2vec_seed}-{model}-{seed}", data=variant_data
+            )
+            seeds.append(
+                {
+                    "seed": seed,
+                    "dev": outcome["best_metric"],
+                    "dev_fused": outcome["fusion"]["value"] if outcome["fusion"] else None,
+                    "best_epoch": outcome["best_epoch"],
+                }
+            )
         fused = [s["dev_fused"] for s in seeds]
         row = {
-            "variant": variant, "word2vec_seed": word2vec_seed, "model": model, "metric": outcome["metric"],
-            "vectors_seconds": made, "seeds": seeds, "mean_dev": statistics.mean(s["dev"] for s in seeds),
+            "variant": variant,
+            "word2vec_seed": word2vec_seed,
+            "model": model,
+            "metric": outcome["metric"],
+            "vectors_seconds": made,
+            "seeds": seeds,
+            "mean_dev": statistics.mean(s["dev"] for s in seeds),
             "mean_dev_fused": statistics.mean(fused) if None not in fused else None,
         }
         rows.append(row)

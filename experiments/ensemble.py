@@ -32,8 +32,8 @@ from neurank.collections import load_collection
 from neurank.collections.records import ScoredDoc
 from neurank.data.examples import build_examples
 from neurank.evaluation import evaluate
-from neurank.inference.reranker import Reranker
 from neurank.inference.fusion import ALPHAS
+from neurank.inference.reranker import Reranker
 
 SPLITS = ("dev", "test")
 
@@ -98,7 +98,9 @@ def main() -> None:
     seeds = sorted({int(p.parent.name.split("-")[1]) for p in root.glob("*/seed-*/best.pt")})
     missing = [f"{m}/seed-{s}" for m in models for s in seeds if not (root / m / f"seed-{s}" / "best.pt").is_file()]
     if not models or missing:
-        raise SystemExit(f"{root}: checkpoints missing ({', '.join(missing) or 'none found'}); run neurank benchmark first")
+        raise SystemExit(
+            f"{root}: checkpoints missing ({', '.join(missing) or 'none found'}); run neurank benchmark first"
+        )
     scores: dict[tuple[str, int], dict[str, Scores]] = {}
     for model in models:
         for seed in seeds:
@@ -107,21 +109,30 @@ def main() -> None:
         print(f"scored {model} ({len(seeds)} seeds)", flush=True)
 
     def ensemble(members: list[str]) -> dict:
-        per_seed = [chosen_on_dev({split: [scores[(m, s)][split] for m in members] for split in SPLITS}, qrels) for s in seeds]
+        per_seed = [
+            chosen_on_dev({split: [scores[(m, s)][split] for m in members] for split in SPLITS}, qrels) for s in seeds
+        ]
         test = [t for _, _, t in per_seed]
         return {
-            "members": members, "dev_ap": statistics.mean(d for _, d, _ in per_seed), "test_ap": statistics.mean(test),
-            "test_ap_sd": statistics.stdev(test) if len(test) > 1 else 0.0, "test_ap_per_seed": test,
+            "members": members,
+            "dev_ap": statistics.mean(d for _, d, _ in per_seed),
+            "test_ap": statistics.mean(test),
+            "test_ap_sd": statistics.stdev(test) if len(test) > 1 else 0.0,
+            "test_ap_per_seed": test,
             "alphas": [a for a, _, _ in per_seed],
         }
 
     def show(label: str, row: dict) -> None:
-        print(f"{label}: dev AP {row['dev_ap']:.4f}, test AP {row['test_ap']:.4f} ± {row['test_ap_sd']:.4f}", flush=True)
+        print(
+            f"{label}: dev AP {row['dev_ap']:.4f}, test AP {row['test_ap']:.4f} ± {row['test_ap_sd']:.4f}", flush=True
+        )
 
     result = {"runs": str(root), "seeds": seeds, "single": {}, "greedy": [], "pooled_seeds": {}}
     for model in models:
         row = ensemble([model])
-        table = [json.loads((root / model / f"seed-{s}" / "seed.json").read_text())["result"]["metrics"]["AP"] for s in seeds]
+        table = [
+            json.loads((root / model / f"seed-{s}" / "seed.json").read_text())["result"]["metrics"]["AP"] for s in seeds
+        ]
         if not np.allclose(row["test_ap_per_seed"], table, atol=1e-9):
             raise SystemExit(f"{model}: test AP {row['test_ap_per_seed']} does not reproduce the table's {table}")
         result["single"][model] = row

@@ -22,11 +22,11 @@ import time
 import warnings
 from pathlib import Path
 
-from neurank.workflows.results_table import load_plan
 from neurank.collections import DataWarning
-from neurank.workflows.experiment import with_seed
 from neurank.data.prepare import prepare_data
 from neurank.training import train
+from neurank.workflows.experiment import with_seed
+from neurank.workflows.results_table import load_plan
 
 
 def main() -> None:
@@ -42,7 +42,7 @@ def main() -> None:
     variants = [json.loads(v) for v in args.variant]
     for variant in variants:
         if not isinstance(variant, dict) or not isinstance(variant.get("train", {}), dict):
-            parser.error(f"variant {json.dumps(variant)}: expected an object of model options, its \"train\" an object")
+            parser.error(f'variant {json.dumps(variant)}: expected an object of model options, its "train" an object')
     plan = load_plan(args.config, data_dir=args.data_dir, models=[args.model], collections=[args.collection])
     base = plan.collections[args.collection]
     with warnings.catch_warnings():
@@ -57,7 +57,9 @@ def main() -> None:
                 plan,
                 models={**plan.models, args.model: {**plan.model_options(args.collection, args.model), **options}},
                 collection_models={},
-                collection_train={args.collection: {args.model: {**plan.train_options(args.collection, args.model), **train_options}}},
+                collection_train={
+                    args.collection: {args.model: {**plan.train_options(args.collection, args.model), **train_options}}
+                },
             )
             config = varied.experiment_config(args.collection, args.model)
             seeds = []
@@ -65,21 +67,31 @@ def main() -> None:
                 started = time.perf_counter()
                 outcome = train(with_seed(config, seed), Path(tmp) / f"{number}-{seed}", data=data)
                 fused = outcome["fusion"]["value"] if outcome["fusion"] else None
-                seeds.append({
-                    "seed": seed, "dev": outcome["best_metric"], "dev_fused": fused,
-                    "best_epoch": outcome["best_epoch"], "epochs": outcome["epochs"],
-                    "seconds": time.perf_counter() - started,
-                })
+                seeds.append(
+                    {
+                        "seed": seed,
+                        "dev": outcome["best_metric"],
+                        "dev_fused": fused,
+                        "best_epoch": outcome["best_epoch"],
+                        "epochs": outcome["epochs"],
+                        "seconds": time.perf_counter() - started,
+                    }
+                )
             row = {
-                "options": variant, "metric": outcome["metric"], "seeds": seeds,
+                "options": variant,
+                "metric": outcome["metric"],
+                "seeds": seeds,
                 "mean_dev": statistics.mean(s["dev"] for s in seeds),
-                "mean_dev_fused": statistics.mean(s["dev_fused"] for s in seeds) if all(s["dev_fused"] is not None for s in seeds) else None,
+                "mean_dev_fused": statistics.mean(s["dev_fused"] for s in seeds)
+                if all(s["dev_fused"] is not None for s in seeds)
+                else None,
             }
             rows.append(row)
             fused_text = f", fused {row['mean_dev_fused']:.4f}" if row["mean_dev_fused"] is not None else ""
             print(
                 f"{json.dumps(variant)}: mean dev {row['metric']} {row['mean_dev']:.4f}{fused_text} ("
-                + ", ".join(f"seed {s['seed']} {s['dev']:.4f} at epoch {s['best_epoch']}" for s in seeds) + ")",
+                + ", ".join(f"seed {s['seed']} {s['dev']:.4f} at epoch {s['best_epoch']}" for s in seeds)
+                + ")",
                 flush=True,
             )
     if args.output:

@@ -98,11 +98,22 @@ def test_non_utf8_line_decoded_with_warning(tmp_path):
         (['{"_id": "d1", "text": 5}'], 1, "a string for key 'text'"),
         (['{"_id": "d1", "title": ["x"], "text": "t"}'], 1, "a string for key 'title'"),
         (['{"_id": " ", "text": "t"}'], 1, "a non-empty '_id'"),
-        (['{"_id": "d1", "text": "a"}', '{"_id": "d2", "text": "b"}', '{"_id": "d1", "text": "c"}'], 3,
-         r"a new document id.*already at line 1"),
+        (
+            ['{"_id": "d1", "text": "a"}', '{"_id": "d2", "text": "b"}', '{"_id": "d1", "text": "c"}'],
+            3,
+            r"a new document id.*already at line 1",
+        ),
     ],
-    ids=["bad-json", "not-object", "missing-text", "missing-id", "text-not-string", "title-not-string", "blank-id",
-         "duplicate-id"],
+    ids=[
+        "bad-json",
+        "not-object",
+        "missing-text",
+        "missing-id",
+        "text-not-string",
+        "title-not-string",
+        "blank-id",
+        "duplicate-id",
+    ],
 )
 def test_corpus_format_errors_name_file_and_line(tmp_path, lines, line, match):
     path = tmp_path / "corpus.jsonl"

@@ -84,8 +84,16 @@ def test_read_smart_non_utf8_bytes_decoded_with_one_warning(tmp_path):
         (".I -3\n.W\nx\n", 1, "numeric id"),
         (".I 1\ntext before any marker\n", 2, "a field marker after '.I'"),
     ],
-    ids=["text-before-I", "marker-before-I", "unknown-marker", "duplicate-id", "non-numeric", "missing-id",
-         "negative-id", "text-after-I"],
+    ids=[
+        "text-before-I",
+        "marker-before-I",
+        "unknown-marker",
+        "duplicate-id",
+        "non-numeric",
+        "missing-id",
+        "negative-id",
+        "text-after-I",
+    ],
 )
 def test_read_smart_format_errors_name_file_and_line(tmp_path, text, line, match):
     path = tmp_path / "bad.all"
@@ -176,8 +184,12 @@ def test_cranfield_query_ids_are_positions_and_grades_map_to_relevance(cran_root
     assert list(every.queries) == ["1", "2", "3"]
     assert every.queries["3"].text == "what heat in slabs ?"  # .I 004 is the third query
     assert set(every.qrels) == {
-        Qrel("1", "1", 3), Qrel("1", "4", 0), Qrel("2", "2", 4),
-        Qrel("2", "1", 1), Qrel("3", "4", 2), Qrel("3", "3", 0),
+        Qrel("1", "1", 3),
+        Qrel("1", "4", 0),
+        Qrel("2", "2", 4),
+        Qrel("2", "1", 1),
+        Qrel("3", "4", 2),
+        Qrel("3", "3", 0),
     }
     assert any("position" in note for note in collection.notes)
 
@@ -267,6 +279,7 @@ def test_cisi_unknown_doc_in_rel_dropped_with_one_warning(cisi_root):
 
 
 # ---- the real collections ---------------------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def cranfield(shared_data):

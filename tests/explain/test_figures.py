@@ -15,8 +15,8 @@ from neurank.explain.figures import (
     training_curves_figure,
     wins_losses_figure,
 )
-from neurank.models import build_model, model_names
 from neurank.inference.reranker import Reranker
+from neurank.models import build_model, model_names
 
 QUERY = "who wrote the tragedy hamlet"
 DOC = "hamlet is a tragedy written by william shakespeare and set in denmark where the prince of denmark"
@@ -110,7 +110,12 @@ def test_figures_save_as_png_and_svg_atomically(reranker, tmp_path):
 
 
 def test_wins_and_losses_bars_are_the_sorted_differences():
-    deltas = [QueryDelta("q1", 0.5, 0.75), QueryDelta("q2", 1.0, 0.0), QueryDelta("q3", 0.2, 0.2), QueryDelta("q4", 0.0, 1.0)]
+    deltas = [
+        QueryDelta("q1", 0.5, 0.75),
+        QueryDelta("q2", 1.0, 0.0),
+        QueryDelta("q3", 0.2, 0.2),
+        QueryDelta("q4", 0.0, 1.0),
+    ]
     figure = wins_losses_figure(deltas, "AP", "bm25", "model")
     (ax,) = [ax for ax in figure.axes if ax.get_label() == "deltas"]
     assert [bar.get_height() for bar in ax.patches] == pytest.approx([1.0, 0.25, 0.0, -1.0])
@@ -140,6 +145,8 @@ def test_a_missing_matplotlib_names_the_extra(monkeypatch):
     from neurank.explain.figures import require_matplotlib
 
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *rest: None if name == "matplotlib" else real(name, *rest))
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *rest: None if name == "matplotlib" else real(name, *rest)
+    )
     with pytest.raises(ImportError, match=r"pip install 'neurank\[viz\]'"):
         require_matplotlib()

@@ -12,8 +12,8 @@ import torch
 from neurank.collections import DataWarning, load_collection
 from neurank.data.examples import build_examples
 from neurank.explain import NoInteractionMatrixError, explain_candidate, explain_pair
-from neurank.models import build_model
 from neurank.inference.reranker import Reranker
+from neurank.models import build_model
 from neurank.retrieval import bm25_run
 from neurank.text import Tokenizer, TokenizerConfig
 from neurank.training import train
@@ -30,7 +30,11 @@ def test_tokens_are_those_the_model_read_after_stemming_stopwords_and_truncation
     pair = explain_pair(reranker, QUERY, DOC)
     tokenizer = Tokenizer(TokenizerConfig(stopwords="en", stemmer="english"))
     assert pair.query_tokens == tokenizer.tokenize(QUERY)[:3] == ["who", "wrote", "tragedi"]  # "the" is a stop word
-    assert pair.doc_tokens == tokenizer.tokenize(DOC)[:6] == ["hamlet", "tragedi", "written", "william", "shakespear", "around"]
+    assert (
+        pair.doc_tokens
+        == tokenizer.tokenize(DOC)[:6]
+        == ["hamlet", "tragedi", "written", "william", "shakespear", "around"]
+    )
     # One row and one column of the interaction matrix per token.
     assert pair.interactions.shape[1:] == (3, 6)
     # "around" never occurs in the tiny collection, so the vocabulary lacks it: the model read UNK there.
@@ -56,7 +60,9 @@ def test_stages_and_score_are_the_models_own_for_the_encoded_pair(trained):
 
 def test_first_stage_score_is_computed_as_rank_computes_it_unless_given(tiny_config, tmp_path):
     model_config = {**tiny_config.model_config, "use_first_stage_score": True}
-    config = dataclasses.replace(tiny_config, model_config=model_config, train=dataclasses.replace(tiny_config.train, epochs=1))
+    config = dataclasses.replace(
+        tiny_config, model_config=model_config, train=dataclasses.replace(tiny_config.train, epochs=1)
+    )
     train(config, tmp_path / "run", progress=False)
     reranker = Reranker.from_checkpoint(tmp_path / "run" / "best.pt", device="cpu")
     shared, unrelated = explain_pair(reranker, QUERY, DOC), explain_pair(reranker, QUERY, "paris is in france")
@@ -81,7 +87,9 @@ def test_candidate_of_a_collection_is_explained_as_reranking_scores_it(trained, 
         assert pair.score == pytest.approx(entry.score, abs=1e-6)  # no fusion: the model's score is the ranking's
     example = next(e for e in build_examples(collection, "test", reranker.encoder) if e.query_id == "2")
     pair = explain_candidate(reranker, collection, "test", "2", "0")
-    assert pair.relevance == 1 and pair.query_tokens == reranker.tokenizer.tokenize(collection.split("test").queries["2"].text)
+    assert pair.relevance == 1 and pair.query_tokens == reranker.tokenizer.tokenize(
+        collection.split("test").queries["2"].text
+    )
     assert pair.first_stage_rank == 1 + example.doc_ids.index("0")
     with pytest.raises(KeyError, match="no query"):
         explain_candidate(reranker, collection, "test", "999", "0")

@@ -19,7 +19,11 @@ def by_hand(model: CompareAggregate, query: list[int], doc: list[int]) -> torch.
     emb = model.embedding.weight.detach()
 
     def gated(ids):
-        return [torch.sigmoid(p["gate.weight"] @ emb[i] + p["gate.bias"]) * torch.tanh(p["update.weight"] @ emb[i] + p["update.bias"]) for i in ids]
+        return [
+            torch.sigmoid(p["gate.weight"] @ emb[i] + p["gate.bias"])
+            * torch.tanh(p["update.weight"] @ emb[i] + p["update.bias"])
+            for i in ids
+        ]
 
     q, a = gated(query), gated(doc)
     compared = []
@@ -51,7 +55,13 @@ def by_hand(model: CompareAggregate, query: list[int], doc: list[int]) -> torch.
 @pytest.mark.parametrize("null_attention, exact_match", [(True, False), (False, False), (True, True)])
 def test_the_score_is_the_four_layers_computed_by_hand(null_attention, exact_match):
     torch.manual_seed(0)
-    options = {"hidden_size": 6, "embedding_dim": 5, "windows": [1, 3], "null_attention": null_attention, "exact_match": exact_match}
+    options = {
+        "hidden_size": 6,
+        "embedding_dim": 5,
+        "windows": [1, 3],
+        "null_attention": null_attention,
+        "exact_match": exact_match,
+    }
     model = build_model("compare_aggregate", VOCAB_SIZE, options).eval()
     query, doc = [3, 7, 9, UNK_ID], [7, 4, UNK_ID, 12, 3, 20]
     with torch.no_grad():
@@ -77,7 +87,9 @@ def test_attention_with_the_null_position_sums_to_one_for_each_real_document_wor
 
 def test_without_the_null_position_a_one_word_query_takes_all_the_attention_and_sub_compares_to_zero():
     # Query and document are the same word: h_j is a'_j itself, so SUB ((a - h)^2) is the zero vector.
-    model = build_model("compare_aggregate", VOCAB_SIZE, {"hidden_size": 8, "comparison": "sub", "null_attention": False}).eval()
+    model = build_model(
+        "compare_aggregate", VOCAB_SIZE, {"hidden_size": 8, "comparison": "sub", "null_attention": False}
+    ).eval()
     with torch.no_grad():
         stages = model.explain(torch.tensor([[6]]), torch.tensor([[6, 6]])).stages
     torch.testing.assert_close(stages["attention"].values, torch.ones(1, 1, 2))
@@ -86,7 +98,9 @@ def test_without_the_null_position_a_one_word_query_takes_all_the_attention_and_
 
 
 def test_mult_compares_a_word_with_what_it_attends_to_elementwise():
-    model = build_model("compare_aggregate", VOCAB_SIZE, {"hidden_size": 8, "comparison": "mult", "null_attention": False}).eval()
+    model = build_model(
+        "compare_aggregate", VOCAB_SIZE, {"hidden_size": 8, "comparison": "mult", "null_attention": False}
+    ).eval()
     with torch.no_grad():
         gated = model._preprocess(torch.tensor([[6]]), torch.tensor([[True]]))[0, 0]
         stages = model.explain(torch.tensor([[6]]), torch.tensor([[6]])).stages
@@ -108,7 +122,10 @@ def test_exact_match_flags_the_document_words_found_in_the_query_and_changes_the
             conv.weight[:, -1] = weights
     torch.testing.assert_close(explanation.stages["exact_match"].values, torch.tensor([[1.0, 0.0, 0.0, 1.0, 1.0, 0.0]]))
     assert not torch.allclose(explanation.score, without_flags)
-    assert "exact_match" not in build_model("compare_aggregate", VOCAB_SIZE, {"hidden_size": 8}).explain(query_ids, doc_ids).stages
+    assert (
+        "exact_match"
+        not in build_model("compare_aggregate", VOCAB_SIZE, {"hidden_size": 8}).explain(query_ids, doc_ids).stages
+    )
 
 
 def test_word_vectors_stay_fixed_by_default_and_train_when_asked():

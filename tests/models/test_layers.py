@@ -107,7 +107,9 @@ def _one_query_batch():
 def test_embedding_similarity_of_one_query_reads_each_distinct_token_once(kind):
     embedding = _RecordingEmbedding(13, 8, padding_idx=PAD_ID)
     query_ids, doc_ids, query_mask, doc_mask = _one_query_batch()
-    plain = (cosine_matrix if kind == "cosine" else dot_matrix)(embedding(query_ids), embedding(doc_ids), query_mask, doc_mask)
+    plain = (cosine_matrix if kind == "cosine" else dot_matrix)(
+        embedding(query_ids), embedding(doc_ids), query_mask, doc_mask
+    )
     embedding.lookups.clear()
     with torch.inference_mode():
         shared = embedding_similarity(embedding, kind, query_ids, doc_ids, query_mask, doc_mask)
@@ -129,7 +131,9 @@ def test_one_query_interactions_equal_the_stacked_matrices_channels_last(kinds, 
         query_mask[:, 0] = False
         doc_mask[0, 2] = False
     with torch.no_grad():
-        plain = interaction_matrices(kinds, query_ids, doc_ids, embedding(query_ids), embedding(doc_ids), query_mask, doc_mask)
+        plain = interaction_matrices(
+            kinds, query_ids, doc_ids, embedding(query_ids), embedding(doc_ids), query_mask, doc_mask
+        )
         cells = one_query_interactions(embedding, kinds, query_ids, doc_ids, query_mask, doc_mask)
     assert cells.shape == (3, 4, 6, len(kinds)) and cells.is_contiguous()
     torch.testing.assert_close(cells.permute(0, 3, 1, 2), plain, atol=1e-6, rtol=0)
@@ -145,7 +149,9 @@ def test_one_query_interactions_keep_the_embeddings_dtype_whatever_the_channel_o
     query_ids, doc_ids, query_mask, doc_mask = _one_query_batch()
     kinds = ("exact", "cosine")  # the exact channel (float32) first, the cosine one float64
     with torch.no_grad():
-        plain = interaction_matrices(kinds, query_ids, doc_ids, embedding(query_ids), embedding(doc_ids), query_mask, doc_mask)
+        plain = interaction_matrices(
+            kinds, query_ids, doc_ids, embedding(query_ids), embedding(doc_ids), query_mask, doc_mask
+        )
         cells = one_query_interactions(embedding, kinds, query_ids, doc_ids, query_mask, doc_mask)
     assert cells.dtype == plain.dtype == torch.float64
     torch.testing.assert_close(cells.permute(0, 3, 1, 2), plain, atol=1e-12, rtol=0)

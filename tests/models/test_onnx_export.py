@@ -11,9 +11,9 @@ from torch import nn
 pytest.importorskip("onnxruntime")
 
 from neurank.inference.export import ExportError, export_model_onnx  # noqa: E402
+from neurank.inference.onnx_reranker import OnnxScorer  # noqa: E402
 from neurank.inference.scorer import InferenceOptions, Scorer  # noqa: E402
 from neurank.models import build_model, model_names  # noqa: E402
-from neurank.inference.onnx_reranker import OnnxScorer  # noqa: E402
 
 VOCAB_SIZE = 50
 # torch.onnx logs a line per skipped torchvision op and warns about its own internals.
@@ -58,7 +58,9 @@ def test_onnx_scores_equal_pytorch_scores_at_other_lengths(name, options, tmp_pa
     torch_scorer = Scorer(model, InferenceOptions(batch_size=16))
     # Many batches of many shapes, none of them the export example's (3 x 4 x 13).
     queries, docs, first_stage = random_pairs(70, seed=5, max_query=12, max_doc=90)
-    np.testing.assert_allclose(onnx_scorer.score(queries, docs, first_stage), torch_scorer.score(queries, docs, first_stage), atol=1e-5, rtol=0)
+    np.testing.assert_allclose(
+        onnx_scorer.score(queries, docs, first_stage), torch_scorer.score(queries, docs, first_stage), atol=1e-5, rtol=0
+    )
 
 
 class ShapeBranch(nn.Module):

@@ -20,17 +20,20 @@ from neurank.models import (
     model_config_to_dict,
     model_names,
     register,
+    registry,
     resolve_model_name,
 )
-from neurank.models import registry
 
 
 def test_cnn_is_an_alias_of_match_pyramid():
     assert "match_pyramid" in model_names() and "cnn" not in model_names()
     assert model_aliases() == {"cnn": "match_pyramid"} and resolve_model_name("cnn") == "match_pyramid"
     assert model_classes("cnn") == model_classes("match_pyramid") == (MatchPyramid, MatchPyramidConfig)
-    with pytest.raises(UnknownModelError, match="unknown model 'no_such_model'; registered models: .*match_pyramid.*; "
-                                                r"aliases: cnn \(match_pyramid\)"):
+    with pytest.raises(
+        UnknownModelError,
+        match="unknown model 'no_such_model'; registered models: .*match_pyramid.*; "
+        r"aliases: cnn \(match_pyramid\)",
+    ):
         build_model("no_such_model", 10)
 
 
@@ -45,8 +48,11 @@ def test_build_model_takes_a_dict_a_config_or_nothing():
 
 
 def test_unknown_option_is_named_with_the_valid_ones():
-    with pytest.raises(ConfigError, match=r"unknown option 'kernel_size' for MatchPyramidConfig; valid options: "
-                                          r"embedding_dim, interactions, .*kernel_sizes"):
+    with pytest.raises(
+        ConfigError,
+        match=r"unknown option 'kernel_size' for MatchPyramidConfig; valid options: "
+        r"embedding_dim, interactions, .*kernel_sizes",
+    ):
         build_model("match_pyramid", 10, {"kernel_size": [3, 3]})
 
 

@@ -19,7 +19,10 @@ def test_tuned_environment_respects_the_user(monkeypatch):
     assert allocator.tuned_environment({}) is None  # musl, macOS, Windows: nothing to set
 
 
-@pytest.mark.parametrize("command,restarts", [("train", True), ("experiment", True), ("benchmark", True), ("rerank", True), ("evaluate", False)])
+@pytest.mark.parametrize(
+    "command,restarts",
+    [("train", True), ("experiment", True), ("benchmark", True), ("rerank", True), ("evaluate", False)],
+)
 def test_training_and_rerank_commands_restart_once_with_the_settings(monkeypatch, command, restarts):
     calls = []
 
@@ -33,7 +36,13 @@ def test_training_and_rerank_commands_restart_once_with_the_settings(monkeypatch
     with pytest.raises(SystemExit):
         cli.main()
     if restarts:
-        assert calls == [(sys.executable, [sys.executable, "-m", "neurank.cli", command, "--help"], {"MALLOC_MMAP_THRESHOLD_": "33554432"})]
+        assert calls == [
+            (
+                sys.executable,
+                [sys.executable, "-m", "neurank.cli", command, "--help"],
+                {"MALLOC_MMAP_THRESHOLD_": "33554432"},
+            )
+        ]
     else:
         assert calls == []
     calls.clear()
@@ -100,6 +109,8 @@ def test_a_cpu_reranker_tunes_a_real_process():
         "Reranker(build_model('knrm', 10), Tokenizer(), Vocab.build([['a']]), device='cpu')\n"
         "print(before, malloc_tuned())\n"
     )
-    run = lambda extra: subprocess.run([sys.executable, "-c", code], env={**env, **extra}, capture_output=True, text=True, check=True).stdout.split()  # noqa: E731
+    run = lambda extra: subprocess.run(
+        [sys.executable, "-c", code], env={**env, **extra}, capture_output=True, text=True, check=True
+    ).stdout.split()  # noqa: E731
     assert run({}) == ["False", "True"]
     assert run({"NEURANK_MALLOC": "default"}) == ["False", "False"]

@@ -81,8 +81,12 @@ def test_single_process_changes_nothing():
 
 
 def test_each_rank_gets_its_own_gpu_and_its_own_dropout_stream():
-    assert DistributedContext(rank=3, world_size=4, local_rank=1, backend="nccl").place(torch.device("cuda")) == torch.device("cuda", 1)
-    assert DistributedContext(rank=1, world_size=2, local_rank=1, backend="gloo").place(torch.device("cpu")) == torch.device("cpu")
+    assert DistributedContext(rank=3, world_size=4, local_rank=1, backend="nccl").place(
+        torch.device("cuda")
+    ) == torch.device("cuda", 1)
+    assert DistributedContext(rank=1, world_size=2, local_rank=1, backend="gloo").place(
+        torch.device("cpu")
+    ) == torch.device("cpu")
     draws = []
     for rank in (0, 1, 0):
         DistributedContext(rank=rank, world_size=2, backend="gloo").seed_epoch(7, 3)
@@ -117,8 +121,18 @@ def test_without_torchrun_it_is_one_process(torchrun_env):
         ({"WORLD_SIZE": "two"}, "auto", "cpu", "WORLD_SIZE must be an integer, got 'two'"),
         ({"WORLD_SIZE": "2", "RANK": "2"}, "auto", "cpu", "RANK=2 is out of range for WORLD_SIZE=2"),
         ({"WORLD_SIZE": "2", "RANK": "1"}, "auto", "cpu", "MASTER_ADDR is not set"),
-        ({"WORLD_SIZE": "2", "RANK": "1", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "1"}, "mpi", "cpu", "unknown distributed backend 'mpi'"),
-        ({"WORLD_SIZE": "2", "RANK": "1", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "1"}, "nccl", "cpu", "nccl backend needs CUDA"),
+        (
+            {"WORLD_SIZE": "2", "RANK": "1", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "1"},
+            "mpi",
+            "cpu",
+            "unknown distributed backend 'mpi'",
+        ),
+        (
+            {"WORLD_SIZE": "2", "RANK": "1", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "1"},
+            "nccl",
+            "cpu",
+            "nccl backend needs CUDA",
+        ),
     ],
 )
 def test_a_broken_launch_is_named(torchrun_env, env, backend, device, message):

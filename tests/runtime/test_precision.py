@@ -10,11 +10,11 @@ import torch
 from neurank.cli import main
 from neurank.collections import ScoredDoc
 from neurank.evaluation import evaluate
-from neurank.inference.reranker import Reranker
-from neurank.inference.checkpoint import load_checkpoint
-from neurank.training import train
-from neurank.runtime.precision import check_precision
 from neurank.evaluation.agreement import ranking_agreement
+from neurank.inference.checkpoint import load_checkpoint
+from neurank.inference.reranker import Reranker
+from neurank.runtime.precision import check_precision
+from neurank.training import train
 
 
 def test_precision_choices_are_checked_against_the_device():
@@ -33,7 +33,10 @@ def test_command_line_names_a_bad_precision(capsys, tmp_path, tiny_config):
 
     config = tmp_path / "tiny.yaml"
     config.write_text(yaml.safe_dump(tiny_config.to_dict()))
-    for args in (["train", config, "--output-dir", tmp_path / "run", "--precision", "fp16"], ["train", config, "--output-dir", tmp_path / "run", "--precision", "fp8"]):
+    for args in (
+        ["train", config, "--output-dir", tmp_path / "run", "--precision", "fp16"],
+        ["train", config, "--output-dir", tmp_path / "run", "--precision", "fp8"],
+    ):
         with pytest.raises(SystemExit) as exit_:
             main([str(a) for a in args])
         err = capsys.readouterr().err
@@ -46,7 +49,9 @@ def test_bf16_training_runs_and_records_its_precision(tiny_config, tmp_path):
     result = train(config, tmp_path / "bf16", progress=False, precision="bf16")
     checkpoint = load_checkpoint(tmp_path / "bf16" / "last.pt")
     assert result["steps"] > 0 and checkpoint["precision"] == "bf16"
-    assert all(t.dtype == torch.float32 for t in checkpoint["state_dict"].values() if t.is_floating_point())  # weights stay fp32
+    assert all(
+        t.dtype == torch.float32 for t in checkpoint["state_dict"].values() if t.is_floating_point()
+    )  # weights stay fp32
 
 
 def test_fp16_loss_scaling_path_trains_and_resumes_exactly(tiny_config, tmp_path, monkeypatch):
@@ -67,7 +72,10 @@ def test_fp16_loss_scaling_path_trains_and_resumes_exactly(tiny_config, tmp_path
     with pytest.raises(Killed):
         train(tiny_config, tmp_path / "killed", progress=False, precision="fp16", on_epoch_end=kill_after_first_epoch)
     train(tiny_config, tmp_path / "killed", progress=False, precision="fp16", resume=True)
-    straight, resumed = load_checkpoint(tmp_path / "straight" / "last.pt"), load_checkpoint(tmp_path / "killed" / "last.pt")
+    straight, resumed = (
+        load_checkpoint(tmp_path / "straight" / "last.pt"),
+        load_checkpoint(tmp_path / "killed" / "last.pt"),
+    )
     assert straight["grad_scaler"]["scale"] > 0  # an enabled scaler, saved
     for name, tensor in straight["state_dict"].items():
         assert torch.equal(tensor, resumed["state_dict"][name]), name
@@ -76,8 +84,20 @@ def test_fp16_loss_scaling_path_trains_and_resumes_exactly(tiny_config, tmp_path
 
 
 def test_ranking_agreement_by_hand():
-    a = [ScoredDoc("q", "d1", 3.0), ScoredDoc("q", "d2", 2.0), ScoredDoc("q", "d3", 1.0), ScoredDoc("p", "d1", 1.0), ScoredDoc("p", "d2", 0.0)]
-    b = [ScoredDoc("q", "d1", 2.0), ScoredDoc("q", "d2", 3.0), ScoredDoc("q", "d3", 1.0), ScoredDoc("p", "d1", 5.0), ScoredDoc("p", "d2", 4.0)]
+    a = [
+        ScoredDoc("q", "d1", 3.0),
+        ScoredDoc("q", "d2", 2.0),
+        ScoredDoc("q", "d3", 1.0),
+        ScoredDoc("p", "d1", 1.0),
+        ScoredDoc("p", "d2", 0.0),
+    ]
+    b = [
+        ScoredDoc("q", "d1", 2.0),
+        ScoredDoc("q", "d2", 3.0),
+        ScoredDoc("q", "d3", 1.0),
+        ScoredDoc("p", "d1", 5.0),
+        ScoredDoc("p", "d2", 4.0),
+    ]
     agreement = ranking_agreement(a, b)
     # q: one of three pairs swapped, tau = (2 - 1) / 3; p: same order, tau = 1.
     assert agreement["kendall_tau"] == pytest.approx((1 / 3 + 1) / 2)
@@ -92,12 +112,24 @@ def test_bf16_reranking_preserves_the_fp32_rankings_on_wikiqa(shared_data, tmp_p
     from neurank.config import load_config
     from neurank.data.prepare import prepare_data
 
-    overrides = [f"data.data_dir={shared_data}", "embeddings.source=random", "train.fusion=false", "data.max_train_queries=300", "train.epochs=1", "train.device=cpu"]
+    overrides = [
+        f"data.data_dir={shared_data}",
+        "embeddings.source=random",
+        "train.fusion=false",
+        "data.max_train_queries=300",
+        "train.epochs=1",
+        "train.device=cpu",
+    ]
     config = load_config("wikiqa", overrides)
     data = prepare_data(config)
     train(config, tmp_path / "run", progress=False, data=data)
     qrels = data.collection.split("dev").qrels
-    runs = {p: Reranker.from_checkpoint(tmp_path / "run" / "best.pt", device="cpu", precision=p).rerank_collection(data.collection, "dev") for p in ("fp32", "bf16")}
+    runs = {
+        p: Reranker.from_checkpoint(tmp_path / "run" / "best.pt", device="cpu", precision=p).rerank_collection(
+            data.collection, "dev"
+        )
+        for p in ("fp32", "bf16")
+    }
     agreement = ranking_agreement(runs["fp32"], runs["bf16"])
     ap = {p: evaluate(run, qrels, ["AP"])["AP"] for p, run in runs.items()}
     # bfloat16 keeps 8 significant bits (relative rounding ~0.4 %), so only candidates whose fp32 scores are that

@@ -25,13 +25,13 @@ from neurank.collections import load_collection
 from neurank.collections.trec import write_run
 from neurank.config import load_config
 from neurank.data.collate import collate
-from neurank.data.sampler import BucketBatchSampler
-from neurank.runtime.distributed import init_distributed
-from neurank.inference.reranker import Reranker
 from neurank.data.prepare import prepare_data
+from neurank.data.sampler import BucketBatchSampler
+from neurank.inference.reranker import Reranker
+from neurank.runtime.distributed import init_distributed
 from neurank.training import train
-from neurank.training.losses import ranking_loss
 from neurank.training.loop import make_model, training_dataset
+from neurank.training.losses import ranking_loss
 
 
 class Killed(Exception):
@@ -46,7 +46,9 @@ def one_step(config, data, context, groups: int) -> dict:
     sampler = context.shard_batches(BucketBatchSampler(dataset.lengths, groups, shuffle=True, seed=config.train.seed))
     batch = next(iter(DataLoader(dataset, batch_sampler=sampler, collate_fn=collate)))
     logits = model(batch.query_ids, batch.doc_ids, batch.query_mask, batch.doc_mask, batch.first_stage_score)
-    loss = context.global_batch_mean(ranking_loss(config.train.loss, logits, batch.labels, batch.group_size), len(batch) // batch.group_size)
+    loss = context.global_batch_mean(
+        ranking_loss(config.train.loss, logits, batch.labels, batch.group_size), len(batch) // batch.group_size
+    )
     loss.backward()
     plain = model.module
     grads = {name: p.grad.to_dense().clone() for name, p in plain.named_parameters() if p.grad is not None}
@@ -84,7 +86,14 @@ def main(config_path: str, out: str) -> None:
         dropout = dataclasses.replace(config, model_config={**config.model_config, "dropout": 0.3})
         train(dropout, out / "straight", progress=False, data=data, distributed=context)
         try:
-            train(dropout, out / "killed", progress=False, data=data, distributed=context, on_epoch_end=kill_after_first_epoch)
+            train(
+                dropout,
+                out / "killed",
+                progress=False,
+                data=data,
+                distributed=context,
+                on_epoch_end=kill_after_first_epoch,
+            )
         except Killed:
             pass
         train(dropout, out / "killed", progress=False, data=data, distributed=context, resume=True)

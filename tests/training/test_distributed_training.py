@@ -30,13 +30,13 @@ from neurank.collections import load_collection
 from neurank.collections.trec import read_run, write_run
 from neurank.config import config_from_dict
 from neurank.data.collate import collate
-from neurank.data.sampler import BucketBatchSampler
-from neurank.inference.reranker import Reranker
 from neurank.data.prepare import prepare_data
+from neurank.data.sampler import BucketBatchSampler
 from neurank.inference.checkpoint import load_checkpoint
+from neurank.inference.reranker import Reranker
 from neurank.training import train
-from neurank.training.losses import ranking_loss
 from neurank.training.loop import make_model, training_dataset
+from neurank.training.losses import ranking_loss
 
 # Two torchrun launches of two processes each: about 45 s of the suite.
 pytestmark = pytest.mark.slow
@@ -45,11 +45,27 @@ WORKER = Path(__file__).with_name("distributed_worker.py")
 TIMEOUT = 900  # seconds for one torchrun launch; on a busy 2-core machine a launch takes about 30 s
 
 ENTITIES = [
-    ("glacier", "alaska"), ("volcano", "iceland"), ("desert", "namibia"), ("canyon", "arizona"), ("reef", "belize"),
-    ("fjord", "norway"), ("geyser", "wyoming"), ("lagoon", "venice"), ("delta", "egypt"), ("atoll", "maldives"),
-    ("tundra", "siberia"), ("savanna", "kenya"), ("marsh", "florida"), ("plateau", "tibet"), ("crater", "hawaii"),
-    ("steppe", "mongolia"), ("rainforest", "brazil"), ("archipelago", "greece"), ("peninsula", "korea"),
-    ("estuary", "scotland"), ("oasis", "morocco"),
+    ("glacier", "alaska"),
+    ("volcano", "iceland"),
+    ("desert", "namibia"),
+    ("canyon", "arizona"),
+    ("reef", "belize"),
+    ("fjord", "norway"),
+    ("geyser", "wyoming"),
+    ("lagoon", "venice"),
+    ("delta", "egypt"),
+    ("atoll", "maldives"),
+    ("tundra", "siberia"),
+    ("savanna", "kenya"),
+    ("marsh", "florida"),
+    ("plateau", "tibet"),
+    ("crater", "hawaii"),
+    ("steppe", "mongolia"),
+    ("rainforest", "brazil"),
+    ("archipelago", "greece"),
+    ("peninsula", "korea"),
+    ("estuary", "scotland"),
+    ("oasis", "morocco"),
 ]
 
 
@@ -84,10 +100,25 @@ def config_path(tmp_path_factory):
     config = {
         "model": "match_pyramid",
         # No dropout: with it, ranks draw other masks than one process does, and only the float order should differ.
-        "model_config": {"conv_channels": [4], "kernel_sizes": [[3, 3]], "pool_size": [2, 4], "interactions": ["cosine", "exact"], "dropout": 0.0},
+        "model_config": {
+            "conv_channels": [4],
+            "kernel_sizes": [[3, 3]],
+            "pool_size": [2, 4],
+            "interactions": ["cosine", "exact"],
+            "dropout": 0.0,
+        },
         "data": {"collection": "wikiqa", "data_dir": str(root / "data"), "max_doc_len": 20},
         "embeddings": {"source": "random", "dim": 8},
-        "train": {"loss": "softmax", "negatives": 2, "batch_size": 4, "epochs": 3, "lr": 0.01, "patience": 5, "seed": 7, "device": "cpu"},
+        "train": {
+            "loss": "softmax",
+            "negatives": 2,
+            "batch_size": 4,
+            "epochs": 3,
+            "lr": 0.01,
+            "patience": 5,
+            "seed": 7,
+            "device": "cpu",
+        },
     }
     path = root / "tiny.yaml"
     path.write_text(yaml.safe_dump(config), encoding="utf-8")
@@ -102,11 +133,20 @@ def torchrun(*args: str, processes: int = 2) -> subprocess.CompletedProcess:
     if sys.platform.startswith("linux"):
         env.setdefault("GLOO_SOCKET_IFNAME", "lo")
     command = [
-        sys.executable, "-m", "torch.distributed.run", "--nnodes=1", f"--nproc-per-node={processes}",
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nnodes=1",
+        f"--nproc-per-node={processes}",
         # c10d rendezvous on port 0: the launcher takes a free port itself, so parallel test runs never collide.
-        "--rdzv-backend=c10d", "--rdzv-endpoint=127.0.0.1:0", f"--rdzv-id={uuid.uuid4()}", *args,
+        "--rdzv-backend=c10d",
+        "--rdzv-endpoint=127.0.0.1:0",
+        f"--rdzv-id={uuid.uuid4()}",
+        *args,
     ]
-    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    process = subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
     try:
         output, _ = process.communicate(timeout=TIMEOUT)
     except subprocess.TimeoutExpired:
@@ -161,7 +201,9 @@ def test_after_one_step_every_rank_holds_the_same_weights(ranks, config, data, e
 
     # The all-reduced gradient is that of the whole global batch. Not bitwise: DDP averages two per-rank means
     # where one process sums all rows at once, so float additions happen in another order (relative error ~1e-7).
-    variant = dataclasses.replace(config, embeddings=dataclasses.replace(config.embeddings, sparse=embeddings == "sparse"))
+    variant = dataclasses.replace(
+        config, embeddings=dataclasses.replace(config.embeddings, sparse=embeddings == "sparse")
+    )
     reference = single_process_step(variant, data, groups=5, world_size=2)
     assert step["grads"].keys() == reference.keys()
     for name, grad in reference.items():
@@ -213,13 +255,17 @@ def test_two_process_reranking_gives_the_single_process_run(ranks, config, tmp_p
     assert (ranks / "rerank.run").read_bytes() == (tmp_path / "single.run").read_bytes()
 
 
-def test_command_line_under_torchrun_trains_and_writes_the_single_process_run(ranks, config_path, config, tmp_path, capsys):
+def test_command_line_under_torchrun_trains_and_writes_the_single_process_run(
+    ranks, config_path, config, tmp_path, capsys
+):
     run_dir = tmp_path / "cli"
     torchrun("-m", "neurank.cli", "train", str(config_path), "train.epochs=1", "--output-dir", str(run_dir), "--json")
     checkpoint = load_checkpoint(run_dir / "best.pt")
     assert checkpoint["world_size"] == 2 and checkpoint["epoch"] == 1
     common = ["wikiqa", "--split", "test", "--device", "cpu", "--data-dir", config.data.data_dir]
-    torchrun("-m", "neurank.cli", "rerank", str(ranks / "train" / "best.pt"), *common, "--output", str(tmp_path / "two.run"))
+    torchrun(
+        "-m", "neurank.cli", "rerank", str(ranks / "train" / "best.pt"), *common, "--output", str(tmp_path / "two.run")
+    )
     try:
         cli_main(["rerank", str(ranks / "train" / "best.pt"), *common, "--output", str(tmp_path / "one.run")])
     except SystemExit as exit_:

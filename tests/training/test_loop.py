@@ -8,11 +8,11 @@ import zipfile
 import pytest
 import torch
 
-from neurank.inference.reranker import Reranker
-from neurank.inference.checkpoint import CheckpointError, load_checkpoint
-from neurank.training import train
-from neurank.text import Vocab
 from neurank.data.prepare import make_embeddings, word2vec_sentences
+from neurank.inference.checkpoint import CheckpointError, load_checkpoint
+from neurank.inference.reranker import Reranker
+from neurank.text import Vocab
+from neurank.training import train
 
 
 class Killed(Exception):
@@ -48,7 +48,10 @@ def test_resume_after_a_kill_ends_with_the_same_weights(tiny_config, tmp_path, e
     assert load_checkpoint(tmp_path / "killed" / "last.pt")["epoch"] == 1
     train(tiny_config, tmp_path / "killed", progress=False, resume=True)
 
-    straight, resumed = load_checkpoint(tmp_path / "straight" / "last.pt"), load_checkpoint(tmp_path / "killed" / "last.pt")
+    straight, resumed = (
+        load_checkpoint(tmp_path / "straight" / "last.pt"),
+        load_checkpoint(tmp_path / "killed" / "last.pt"),
+    )
     # With train.ema, "state_dict" is the average and the trained weights are kept beside it: both must agree.
     for key in ("state_dict", "training_state_dict") if ema else ("state_dict",):
         assert straight[key].keys() == resumed[key].keys()
@@ -69,10 +72,14 @@ def test_checkpoint_rebuilds_the_ranker_alone(tiny_config, tmp_path):
     assert sorted(r.doc_id for r in ranked) == ["0", "1"]
     assert ranked[0].score >= ranked[1].score
     assert reranker.rank("who wrote hamlet", ["a", "b", "c"], top_k=2)[1].doc_id in {"0", "1", "2"}
-    scores = reranker.predict([("who wrote hamlet", "hamlet was written by shakespeare", 3.0), ("who wrote hamlet", "paris", 1.0)])
+    scores = reranker.predict(
+        [("who wrote hamlet", "hamlet was written by shakespeare", 3.0), ("who wrote hamlet", "paris", 1.0)]
+    )
     assert scores.shape == (2,)
     # Predicting the same pairs twice gives the same scores (eval mode, no dropout).
-    again = reranker.predict([("who wrote hamlet", "hamlet was written by shakespeare", 3.0), ("who wrote hamlet", "paris", 1.0)])
+    again = reranker.predict(
+        [("who wrote hamlet", "hamlet was written by shakespeare", 3.0), ("who wrote hamlet", "paris", 1.0)]
+    )
     assert (scores == again).all()
 
 
@@ -86,7 +93,11 @@ def test_pairs_without_first_stage_score_are_refused_when_the_model_needs_them(t
 
 
 def test_incompatible_or_foreign_checkpoints_get_clear_errors(tiny_config, tmp_path):
-    train(dataclasses.replace(tiny_config, train=dataclasses.replace(tiny_config.train, epochs=1)), tmp_path / "run", progress=False)
+    train(
+        dataclasses.replace(tiny_config, train=dataclasses.replace(tiny_config.train, epochs=1)),
+        tmp_path / "run",
+        progress=False,
+    )
     checkpoint = load_checkpoint(tmp_path / "run" / "best.pt")
     checkpoint["format"] = 99
     torch.save(checkpoint, tmp_path / "future.pt")
@@ -146,8 +157,8 @@ def test_embedding_options_train(tiny_config, tmp_path, embeddings):
 
 
 def test_idf_by_hand():
-    from neurank.text import Vocab
     from neurank.data.prepare import inverse_document_frequencies
+    from neurank.text import Vocab
 
     vocab = Vocab.build([["a", "b"], ["a"]])
     idf = inverse_document_frequencies(vocab, [["a", "b"], ["a"], ["c"]])
@@ -168,14 +179,18 @@ def test_word2vec_reads_the_collection_then_brown_tokenised_alike(tiny_config, t
         embeddings=dataclasses.replace(tiny_config.embeddings, brown=True),
     )
     assert word2vec_sentences(config, collection_tokens) == [
-        ["who", "wrote", "hamlet"], ["hamlets", "play"], ["fulton", "juri", "said"],
+        ["who", "wrote", "hamlet"],
+        ["hamlets", "play"],
+        ["fulton", "juri", "said"],
     ]
     without = dataclasses.replace(config, embeddings=dataclasses.replace(config.embeddings, brown=False))
     assert word2vec_sentences(without, collection_tokens) == [["who", "wrote", "hamlet"], ["hamlets", "play"]]
 
 
 def test_word2vec_embeddings_read_brown_when_asked(tiny_config, tiny_data_dir):
-    config = dataclasses.replace(tiny_config, embeddings=dataclasses.replace(tiny_config.embeddings, source="word2vec", brown=True))
+    config = dataclasses.replace(
+        tiny_config, embeddings=dataclasses.replace(tiny_config.embeddings, source="word2vec", brown=True)
+    )
     tokens = [["who", "wrote", "hamlet"], ["hamlet", "is", "a", "play"]]
     vocab = Vocab.build(tokens)
     with pytest.raises(FileNotFoundError, match="brown.zip"):

@@ -11,8 +11,8 @@ import neurank.training.loop as loop
 from neurank.collections import load_collection
 from neurank.config import ConfigError, config_from_dict
 from neurank.evaluation import evaluate
-from neurank.inference.reranker import Reranker
 from neurank.inference.checkpoint import load_checkpoint
+from neurank.inference.reranker import Reranker
 from neurank.training import train
 
 

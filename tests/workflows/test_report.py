@@ -10,14 +10,16 @@ import pytest
 
 from neurank.collections import load_collection
 from neurank.evaluation import evaluate
-from neurank.workflows.report import build_report, read_metrics, write_report
 from neurank.inference.reranker import Reranker
 from neurank.retrieval import bm25_run
 from neurank.training import train
+from neurank.workflows.report import build_report, read_metrics, write_report
 
 
 def images(page: str) -> list[bytes]:
-    return [base64.b64decode(data) for data in re.findall(r'<img alt="[^"]*" src="data:image/png;base64,([^"]+)">', page)]
+    return [
+        base64.b64decode(data) for data in re.findall(r'<img alt="[^"]*" src="data:image/png;base64,([^"]+)">', page)
+    ]
 
 
 def table_row(page: str, first_cell: str) -> list[str]:
@@ -51,13 +53,20 @@ def test_report_is_self_contained_and_its_table_is_the_checkpoints_evaluation(tr
     assert len(read_metrics(trained / "metrics.jsonl")) == 2
     assert table_row(page, "2")[0] == str(read_metrics(trained / "metrics.jsonl")[1]["step"])
     assert "<details open><summary>experiment config" in page
-    assert sorted(p.name for p in trained.iterdir() if not p.is_dir()) == ["best.pt", "last.pt", "metrics.jsonl", "report.html"]
+    assert sorted(p.name for p in trained.iterdir() if not p.is_dir()) == [
+        "best.pt",
+        "last.pt",
+        "metrics.jsonl",
+        "report.html",
+    ]
 
 
 @pytest.mark.slow  # re-ranks the test split and draws the training curves (about 4 s)
 def test_report_on_test_and_without_explain_figures(trained, tmp_path):
     page = build_report(trained, split="test", explain=0)
-    assert "Results on wikiqa test (3 queries)" in page and "model selection (and any fusion weight) read only dev" in page
+    assert (
+        "Results on wikiqa test (3 queries)" in page and "model selection (and any fusion weight) read only dev" in page
+    )
     assert len(images(page)) == 2
     write_report(trained, tmp_path / "elsewhere" / "r.html", explain=1, figures_dir=tmp_path / "figures")
     page = (tmp_path / "elsewhere" / "r.html").read_text(encoding="utf-8")
@@ -72,7 +81,9 @@ def test_report_on_test_and_without_explain_figures(trained, tmp_path):
 
 def test_report_of_a_model_without_interaction_matrix_says_so(tiny_config, tmp_path):
     config = dataclasses.replace(
-        tiny_config, model="arci", model_config={"conv_channels": [4], "hidden_sizes": [4]},
+        tiny_config,
+        model="arci",
+        model_config={"conv_channels": [4], "hidden_sizes": [4]},
         train=dataclasses.replace(tiny_config.train, epochs=1),
     )
     train(config, tmp_path / "arci", progress=False)

@@ -7,8 +7,8 @@ import os
 import pytest
 import yaml
 
-from neurank.workflows.results_table import load_plan, run_benchmark, write_results
 from neurank.config import ConfigError
+from neurank.workflows.results_table import load_plan, run_benchmark, write_results
 
 
 def write_plan(tmp_path, tiny_config, models):
@@ -24,7 +24,9 @@ def write_plan(tmp_path, tiny_config, models):
 
 
 def test_quick_benchmark_writes_the_table(tmp_path, tiny_config):
-    path = write_plan(tmp_path, tiny_config, {"match_pyramid": {"conv_channels": [4], "kernel_sizes": [[3, 3]]}, "knrm": {}})
+    path = write_plan(
+        tmp_path, tiny_config, {"match_pyramid": {"conv_channels": [4], "kernel_sizes": [[3, 3]]}, "knrm": {}}
+    )
     plan = load_plan(path, quick=True)
     assert plan.seeds == [1, 2] and plan.collections["wikiqa"].train.epochs == 1
     results = run_benchmark(plan, tmp_path / "runs", log=lambda line: None)
@@ -245,9 +247,10 @@ def test_a_collection_can_set_one_models_training_options(tmp_path, tiny_config)
     assert len((seed_dir / "drmm" / "seed-1" / "metrics.jsonl").read_text().splitlines()) == 3
     assert sorted(m.model for m in results[0].models) == ["drmm", "knrm"]
     write_results(results, loaded, tmp_path / "results.md", "neurank benchmark bench.yaml --quick", 1.0)
-    assert "Set for wikiqa in the benchmark config, in place of the defaults: knrm with training epochs 2, lr 0.003." in (
-        tmp_path / "results.md"
-    ).read_text()
+    assert (
+        "Set for wikiqa in the benchmark config, in place of the defaults: knrm with training epochs 2, lr 0.003."
+        in (tmp_path / "results.md").read_text()
+    )
     for bad, message in (
         ({"knrm": {"epoch": 2}}, "wikiqa: train: knrm: unknown key 'epoch'"),
         ({"knrm": {"patience": "many"}}, r"wikiqa: train: knrm\.patience: expected int, found 'many'"),
@@ -270,10 +273,27 @@ def test_the_options_experiment_tries_training_options_on_dev(tmp_path, tiny_con
     path = write_plan(tmp_path, tiny_config, {"knrm": {}})
     output = tmp_path / "options.json"
     completed = subprocess.run(
-        [sys.executable, str(script), "--config", str(path), "--model", "knrm", "--collection", "wikiqa", "--seeds", "1",
-         "--variant", '{"train": {"epochs": 1}}', "--variant", '{"n_kernels": 5, "train": {"epochs": 2}}',
-         "--output", str(output)],
-        capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            str(script),
+            "--config",
+            str(path),
+            "--model",
+            "knrm",
+            "--collection",
+            "wikiqa",
+            "--seeds",
+            "1",
+            "--variant",
+            '{"train": {"epochs": 1}}',
+            "--variant",
+            '{"n_kernels": 5, "train": {"epochs": 2}}',
+            "--output",
+            str(output),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert completed.returncode == 0, completed.stderr
     rows = json.loads(output.read_text())
@@ -282,8 +302,20 @@ def test_the_options_experiment_tries_training_options_on_dev(tmp_path, tiny_con
     assert [row["seeds"][0]["epochs"] for row in rows] == [1, 2]
     assert 0 <= rows[1]["mean_dev"] <= 1
     refused = subprocess.run(
-        [sys.executable, str(script), "--config", str(path), "--model", "knrm", "--collection", "wikiqa",
-         "--variant", '{"train": 3}'],
-        capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            str(script),
+            "--config",
+            str(path),
+            "--model",
+            "knrm",
+            "--collection",
+            "wikiqa",
+            "--variant",
+            '{"train": 3}',
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert refused.returncode == 2 and 'its "train" an object' in refused.stderr

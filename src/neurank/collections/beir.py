@@ -43,6 +43,7 @@ def read_beir_corpus(path: str | Path) -> list[Doc]:
 
 def read_beir_queries(path: str | Path) -> list[Query]:
     """Read `queries.jsonl` as `Query`s; errors as for `read_beir_corpus`."""
+
     def make_query(obj: dict, number: int) -> Query:
         return Query(_field(obj, "_id", path, number).strip(), _field(obj, "text", path, number).strip())
 

@@ -105,7 +105,9 @@ def kfold_query_ids(query_ids: Iterable[str], k: int, seed: int = 0) -> list[lis
     return [ids[i::k] for i in range(k)]
 
 
-def kfold_splits(queries: dict[str, Query], qrels: Sequence[Qrel], k: int, fold: int, seed: int = 0) -> dict[str, Split]:
+def kfold_splits(
+    queries: dict[str, Query], qrels: Sequence[Qrel], k: int, fold: int, seed: int = 0
+) -> dict[str, Split]:
     """Train/dev/test splits for fold `fold` of `k`: test is fold `fold`, dev the next fold, train the rest.
 
     Only queries with at least one judgement are split (unjudged queries cannot be evaluated); an ``"all"`` split

@@ -79,9 +79,14 @@ REGISTRY: dict[str, CollectionInfo] = {
             description="NFCorpus medical ad-hoc retrieval (Boteva et al. 2016): NutritionFacts queries, PubMed docs",
             loader="neurank.collections.nfcorpus:load_nfcorpus",
             files=(
-                "dev.docs", "test.docs",
-                "train.titles.queries", "dev.titles.queries", "test.titles.queries",
-                "train.2-1-0.qrel", "dev.2-1-0.qrel", "test.2-1-0.qrel",
+                "dev.docs",
+                "test.docs",
+                "train.titles.queries",
+                "dev.titles.queries",
+                "test.titles.queries",
+                "train.2-1-0.qrel",
+                "dev.2-1-0.qrel",
+                "test.2-1-0.qrel",
             ),  # fmt: skip
             url="https://www.cl.uni-heidelberg.de/statnlpgroup/nfcorpus/nfcorpus.tar.gz",
         ),

@@ -26,7 +26,13 @@ from neurank.collections.records import Doc, Qrel, Query
 from neurank.collections.textio import read_lines
 
 FIELDS = {
-    "T": "title", "A": "authors", "B": "source", "W": "text", "X": "references", "K": "keywords", "C": "classification"
+    "T": "title",
+    "A": "authors",
+    "B": "source",
+    "W": "text",
+    "X": "references",
+    "K": "keywords",
+    "C": "classification",
 }
 CLASSIC_MEASURES = ("AP", "nDCG@10", "P@10")
 

@@ -22,8 +22,7 @@ from neurank.config import ExperimentConfig
 from neurank.data import embeddings as embeddings_io
 from neurank.data.examples import QueryExample, build_examples
 from neurank.retrieval import bm25_run
-from neurank.text import Tokenizer, TokenizerConfig, Vocab
-from neurank.text import WordEncoder
+from neurank.text import Tokenizer, TokenizerConfig, Vocab, WordEncoder
 
 
 @dataclass

@@ -48,4 +48,3 @@ def _by_query(run: Iterable[ScoredDoc]) -> dict[str, dict[str, float]]:
     for entry in run:
         out.setdefault(entry.query_id, {})[entry.doc_id] = float(entry.score)
     return out
-

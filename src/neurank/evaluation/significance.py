@@ -91,7 +91,9 @@ def compare(
     values_a = evaluate_per_query(run_a, qrels, measures)
     values_b = evaluate_per_query(run_b, qrels, measures)
     return {
-        measure: compare_values(measure, per_query_a, values_b[measure], test=test, permutations=permutations, seed=seed)
+        measure: compare_values(
+            measure, per_query_a, values_b[measure], test=test, permutations=permutations, seed=seed
+        )
         for measure, per_query_a in values_a.items()
     }
 

@@ -189,10 +189,16 @@ def pair_figure(pair: PairExplanation, tokens_per_row: int | None = None) -> Fig
         elif len(axes) == 1:
             _bar_row(column, pair, name, values, axes[0], labels, description, left)
     if any(pair.query_unknown) or any(pair.doc_unknown):
-        column.add(0.3, lambda fig, top: fig.text(
-            left / width, (top - 0.2) / fig.get_size_inches()[1],
-            "tokens in red are not in the model's vocabulary: the model read them as UNK", color=UNKNOWN_COLOR, fontsize=8,
-        ))
+        column.add(
+            0.3,
+            lambda fig, top: fig.text(
+                left / width,
+                (top - 0.2) / fig.get_size_inches()[1],
+                "tokens in red are not in the model's vocabulary: the model read them as UNK",
+                color=UNKNOWN_COLOR,
+                fontsize=8,
+            ),
+        )
     return column.render()
 
 
@@ -226,8 +232,14 @@ def _header(column: _Column, pair: PairExplanation) -> None:
     def draw(figure: Figure, top: float) -> None:
         y = top - 0.22
         for text, size, weight in lines:
-            figure.text(LEFT_PAD / column.width, y / figure.get_size_inches()[1], text, fontsize=size, fontweight=weight,
-                        va="center")
+            figure.text(
+                LEFT_PAD / column.width,
+                y / figure.get_size_inches()[1],
+                text,
+                fontsize=size,
+                fontweight=weight,
+                va="center",
+            )
             y -= 0.26 if size < 12 else 0.34
 
     column.add(height, draw)
@@ -259,8 +271,14 @@ def _interaction_rows(column, pair, values, channels, description, left, per_row
             height = TITLE + n_query * ROW + x_label_height
 
             def draw(figure, top, c=c, start=start, stop=stop, title=title, row=row, colors=colors):
-                ax = _axes(figure, left, top - TITLE - n_query * ROW, (stop - start) * column.cell, n_query * ROW,
-                           label=f"interactions/{c}/{row}")
+                ax = _axes(
+                    figure,
+                    left,
+                    top - TITLE - n_query * ROW,
+                    (stop - start) * column.cell,
+                    n_query * ROW,
+                    label=f"interactions/{c}/{row}",
+                )
                 image = ax.imshow(values[c, :, start:stop], aspect="auto", interpolation="nearest", **colors)
                 ax.set_yticks(range(n_query), query_labels, fontsize=TOKEN_FONT)
                 ax.set_xticks(range(stop - start), doc_labels[start:stop], fontsize=TOKEN_FONT, rotation=90)
@@ -268,16 +286,26 @@ def _interaction_rows(column, pair, values, channels, description, left, per_row
                 _color_unknown(ax.get_xticklabels(), pair.doc_unknown[start:stop])
                 ax.tick_params(length=0)
                 ax.set_title(title, fontsize=10, loc="left")
-                bar = _axes(figure, left + (stop - start) * column.cell + 0.12, top - TITLE - n_query * ROW, 0.12,
-                            n_query * ROW)
+                bar = _axes(
+                    figure, left + (stop - start) * column.cell + 0.12, top - TITLE - n_query * ROW, 0.12, n_query * ROW
+                )
                 figure.colorbar(image, cax=bar).ax.tick_params(labelsize=7)
 
             column.add(height, draw)
     rest = [c for c in range(values.shape[0]) if c not in full]
     if rest:
         labels = {"channel": channels}
-        _channel_panels(column, pair, "interactions", values, labels, f"{description}: the other channels", left,
-                        token_axes=True, channels=rest[: 2 * MAX_SMALL_PANELS])
+        _channel_panels(
+            column,
+            pair,
+            "interactions",
+            values,
+            labels,
+            f"{description}: the other channels",
+            left,
+            token_axes=True,
+            channels=rest[: 2 * MAX_SMALL_PANELS],
+        )
 
 
 def _strongest(values: np.ndarray, k: int) -> list[int]:
@@ -315,13 +343,15 @@ def _channel_panels(column, pair, name, values, labels, description, left, token
 
         def draw(figure, top, line=line, line_index=line_index):
             if line_index == 0:
-                figure.text(left / column.width, (top - 0.2) / figure.get_size_inches()[1], description + shown,
-                            fontsize=10)
+                figure.text(
+                    left / column.width, (top - 0.2) / figure.get_size_inches()[1], description + shown, fontsize=10
+                )
                 top -= TITLE
             for i, c in enumerate(line):
                 x = left + i * (panel_width + gap)
-                ax = _axes(figure, x, top - TITLE - n_rows * row_height, panel_width, n_rows * row_height,
-                           label=f"{name}/{c}")
+                ax = _axes(
+                    figure, x, top - TITLE - n_rows * row_height, panel_width, n_rows * row_height, label=f"{name}/{c}"
+                )
                 colors = _heatmap_colors(values[c], names[c] if c < len(names) and name == "interactions" else None)
                 image = ax.imshow(values[c], aspect="auto", interpolation="nearest", **colors)
                 title = names[c] if c < len(names) else f"channel {c + 1}"
@@ -365,8 +395,14 @@ def _matrix_row(column, pair, name, values, axes, labels, description, left) -> 
     matrix_left = LEFT_PAD + _label_width(y_labels)
 
     def draw(figure, top):
-        ax = _axes(figure, matrix_left, top - TITLE - n_rows * row_height, n_cols * cell_width, n_rows * row_height,
-                   label=f"{name}")
+        ax = _axes(
+            figure,
+            matrix_left,
+            top - TITLE - n_rows * row_height,
+            n_cols * cell_width,
+            n_rows * row_height,
+            label=f"{name}",
+        )
         colors = _heatmap_colors(values)
         image = ax.imshow(values, aspect="auto", interpolation="nearest", **colors)
         ax.set_yticks(range(n_rows), y_labels, fontsize=TOKEN_FONT)
@@ -384,10 +420,16 @@ def _matrix_row(column, pair, name, values, axes, labels, description, left) -> 
                     dark = value > middle if colors["cmap"] == "Greys" else value < middle
                     if colors["cmap"] == "RdBu_r":
                         dark = abs(value) > 0.6 * colors["vmax"]
-                    ax.text(j, i, _compact(value), ha="center", va="center", fontsize=6,
-                            color="white" if dark else "black")
-        bar = _axes(figure, matrix_left + n_cols * cell_width + 0.12, top - TITLE - n_rows * row_height, 0.12,
-                    n_rows * row_height)
+                    ax.text(
+                        j, i, _compact(value), ha="center", va="center", fontsize=6, color="white" if dark else "black"
+                    )
+        bar = _axes(
+            figure,
+            matrix_left + n_cols * cell_width + 0.12,
+            top - TITLE - n_rows * row_height,
+            0.12,
+            n_rows * row_height,
+        )
         figure.colorbar(image, cax=bar).ax.tick_params(labelsize=7)
 
     column.add(height, draw)
@@ -460,7 +502,8 @@ def wins_losses_figure(
     ax.set_title(
         f"Per-query {measure}, {name_b} vs {name_a}: {wins} wins, {losses} losses, {ties} ties "
         f"over {len(values)} queries (mean difference {mean:+.4f})",
-        fontsize=10.5, loc="left",
+        fontsize=10.5,
+        loc="left",
     )
     if few:
         ax.set_xticks(range(len(values)), [d.query_id for d in ordered], rotation=90, fontsize=7)
@@ -473,11 +516,27 @@ def wins_losses_figure(
         worst = sorted(ordered, key=lambda d: (d.delta, d.query_id))[: min(listed, losses)]
         lost = [f"{d.query_id} ({d.delta:+.3f})" for d in worst]
         if gained:
-            ax.text(0.99, 0.97, "gained most: " + ", ".join(gained), transform=ax.transAxes, ha="right", va="top",
-                    fontsize=8, color="#2e7d32")
+            ax.text(
+                0.99,
+                0.97,
+                "gained most: " + ", ".join(gained),
+                transform=ax.transAxes,
+                ha="right",
+                va="top",
+                fontsize=8,
+                color="#2e7d32",
+            )
         if lost:
-            ax.text(0.01, 0.03, "lost most: " + ", ".join(lost), transform=ax.transAxes, ha="left", va="bottom",
-                    fontsize=8, color="#c62828")
+            ax.text(
+                0.01,
+                0.03,
+                "lost most: " + ", ".join(lost),
+                transform=ax.transAxes,
+                ha="left",
+                va="bottom",
+                fontsize=8,
+                color="#c62828",
+            )
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
     ax.tick_params(labelsize=8)
@@ -518,5 +577,7 @@ def training_curves_figure(records: Sequence[dict], metric: str, best_epoch: int
         for side in ("top", "right"):
             ax.spines[side].set_visible(False)
     if best_epoch:
-        figure.text(0.05, 0.94, f"dashed line: the best dev epoch ({best_epoch}), whose checkpoint is best.pt", fontsize=8)
+        figure.text(
+            0.05, 0.94, f"dashed line: the best dev epoch ({best_epoch}), whose checkpoint is best.pt", fontsize=8
+        )
     return figure

@@ -19,8 +19,8 @@ import torch
 
 from neurank.collections import ANSWER_SELECTION, Collection, Doc, Query, ScoredDoc
 from neurank.data.examples import normalise_scores
-from neurank.models import Stage
 from neurank.inference.reranker import Reranker
+from neurank.models import Stage
 from neurank.retrieval import BM25Retriever, bm25_run, score_candidates
 from neurank.text import UNK_ID
 
@@ -81,7 +81,9 @@ class PairExplanation:
 
     def to_dict(self) -> dict:
         """Plain JSON-safe values: every field, with each stage as nested lists beside its axes and labels."""
-        out = {key: value for key, value in vars(self).items() if key not in ("stages", "axes", "labels", "descriptions")}
+        out = {
+            key: value for key, value in vars(self).items() if key not in ("stages", "axes", "labels", "descriptions")
+        }
         out["stages"] = {
             name: {
                 "axes": list(self.axes[name]),
@@ -153,7 +155,9 @@ def explain_pair(
     with torch.inference_mode():
         score_input = None if first_stage_score is None else torch.tensor([first_stage_score], device=device)
         explanation = model.explain(
-            torch.tensor([query_ids], device=device), torch.tensor([doc_ids], device=device), first_stage_score=score_input
+            torch.tensor([query_ids], device=device),
+            torch.tensor([doc_ids], device=device),
+            first_stage_score=score_input,
         )
     stages = explanation.stages
     return PairExplanation(

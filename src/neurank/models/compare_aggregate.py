@@ -138,7 +138,9 @@ class CompareAggregate(Ranker):
         gated = torch.sigmoid(self.gate(emb)) * torch.tanh(self.update(emb))  # (B, L, H)
         return gated * mask[:, :, None].to(gated.dtype)
 
-    def _attend(self, query: Tensor, doc: Tensor, query_mask: Tensor, doc_mask: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    def _attend(
+        self, query: Tensor, doc: Tensor, query_mask: Tensor, doc_mask: Tensor
+    ) -> tuple[Tensor, Tensor, Tensor]:
         """Dot-product attention of each document word over the query words (and the null position).
 
         Returns:
@@ -285,8 +287,12 @@ class CompareAggregate(Ranker):
         matched = self._matched(query_ids, doc_ids, query_mask, doc_mask)
         score = self._score(self._pool(compared, doc_mask, matched), first_stage_score)
         stages = {
-            "interactions": Stage(sim[:, None], ("channel", "query", "doc"), "dot products of the gated word vectors",
-                                  {"channel": ["dot"]}),
+            "interactions": Stage(
+                sim[:, None],
+                ("channel", "query", "doc"),
+                "dot products of the gated word vectors",
+                {"channel": ["dot"]},
+            ),
             "attention": Stage(attention, ("query", "doc"), "attention of each document word over the query words"),
             "null_attention": Stage(null, ("doc",), "attention left on the null query position"),
             "comparison": Stage(compared.norm(dim=2), ("doc",), "length of each document word's comparison vector"),

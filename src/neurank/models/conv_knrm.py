@@ -226,7 +226,10 @@ class ConvKNRM(Ranker):
         """See `Ranker.flops_per_pair`: the n-gram convolutions (one window per position), the translation matrices
         and the scoring layer."""
         config = self.config
-        convs = sum(2 * config.embedding_dim * h * config.n_filters * (query_len + doc_len) for h in range(1, config.max_ngram + 1))
+        convs = sum(
+            2 * config.embedding_dim * h * config.n_filters * (query_len + doc_len)
+            for h in range(1, config.max_ngram + 1)
+        )
         matrices = 2 * config.n_matrices * query_len * doc_len * config.n_filters
         return convs + matrices + linear_flops(self.score)
 
@@ -283,16 +286,22 @@ class ConvKNRM(Ranker):
         labels = {"channel": self.matrix_names(), "kernel": kernel_labels(self.kernel_pooling.mus)}
         stages = {
             "interactions": Stage(
-                sim_matrix.view(B, C, *sim_matrix.shape[1:]), ("channel", "query", "doc"),  # (B, C, Lq, Ld)
-                "n-gram translation matrices (n-grams start at the token)", labels,
+                sim_matrix.view(B, C, *sim_matrix.shape[1:]),
+                ("channel", "query", "doc"),  # (B, C, Lq, Ld)
+                "n-gram translation matrices (n-grams start at the token)",
+                labels,
             ),
             "soft_counts": Stage(
-                soft_counts.view(B, C, *soft_counts.shape[1:]), ("channel", "query", "kernel"),  # (B, C, Lq, K)
-                "soft match count of each query n-gram per kernel", labels,
+                soft_counts.view(B, C, *soft_counts.shape[1:]),
+                ("channel", "query", "kernel"),  # (B, C, Lq, K)
+                "soft match count of each query n-gram per kernel",
+                labels,
             ),
             "kernel_features": Stage(
-                features.view(B, C, -1), ("channel", "kernel"),  # (B, C, K)
-                f"kernel features: {self.config.feature_scale:g} x sum over query n-grams of log count", labels,
+                features.view(B, C, -1),
+                ("channel", "kernel"),  # (B, C, K)
+                f"kernel features: {self.config.feature_scale:g} x sum over query n-grams of log count",
+                labels,
             ),
         }
         return Explanation(self._score(features, first_stage_score), stages)

@@ -45,8 +45,8 @@ from neurank.models.layers import (
     Ranker,
     Stage,
     build_embedding,
-    embedding_similarity,
     derive_mask,
+    embedding_similarity,
     exact_match_matrix,
     linear_flops,
     resolve_masks,
@@ -123,7 +123,6 @@ class DRMM(Ranker):
         embeddings: optional (vocab_size, dim) float tensor to initialise the embeddings from; `dim` then replaces
             `config.embedding_dim` in `self.config`, so the saved config rebuilds the same shapes.
     """
-
 
     # Bulk re-ranking on 2 CPU cores, three runs of benchmarks/inference.py --sections budget: 2^17 cells
     # 1.05-1.25x over 2^16.
@@ -282,7 +281,8 @@ class DRMM(Ranker):
         stages = {
             "interactions": Stage(interactions, ("channel", "query", "doc"), "cosine matrix", {"channel": ["cosine"]}),
             "histogram": Stage(
-                histogram, ("query", "bin"),
+                histogram,
+                ("query", "bin"),
                 f"matching histogram of each query term ({self.config.histogram}; bin lower edge)",
                 {"bin": self.bin_labels()},
             ),

@@ -94,9 +94,7 @@ class DUETConfig:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be a positive int, got {getattr(self, name)}")
         if self.doc_pool_size > self.max_doc_len:
-            raise ValueError(
-                f"doc_pool_size ({self.doc_pool_size}) must not exceed max_doc_len ({self.max_doc_len})"
-            )
+            raise ValueError(f"doc_pool_size ({self.doc_pool_size}) must not exceed max_doc_len ({self.max_doc_len})")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
 
@@ -123,7 +121,6 @@ class DUET(Ranker):
         embeddings: optional (vocab_size, dim) float tensor to initialise the embeddings from; `dim` then replaces
             `config.embedding_dim` in `self.config`, so the saved config rebuilds the same shapes.
     """
-
 
     # Bulk re-ranking on 2 CPU cores, three runs of benchmarks/inference.py --sections budget: 2^17 cells
     # 1.05-1.08x over 2^16.
@@ -286,12 +283,16 @@ class DUET(Ranker):
         components = self.score_components(query_ids, doc_ids, query_mask, doc_mask, first_stage_score)
         stages = {
             "interactions": Stage(
-                interactions, ("channel", "query", "doc"), "exact-match matrix (the local model's input)",
+                interactions,
+                ("channel", "query", "doc"),
+                "exact-match matrix (the local model's input)",
                 {"channel": ["exact"]},
             ),
             "components": Stage(
-                torch.stack(list(components.values()), dim=1), ("component",),  # (B, P)
-                "the score is the sum of the local and the distributed model's scores", {"component": list(components)},
+                torch.stack(list(components.values()), dim=1),
+                ("component",),  # (B, P)
+                "the score is the sum of the local and the distributed model's scores",
+                {"component": list(components)},
             ),
         }
         return Explanation(_total(components), stages)

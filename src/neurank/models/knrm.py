@@ -181,11 +181,14 @@ class KNRM(Ranker):
                 interactions, ("channel", "query", "doc"), "translation matrix", {"channel": ["cosine"]}
             ),
             "soft_counts": Stage(
-                self.kernel_pooling.soft_counts(interactions[:, 0], query_mask, doc_mask), ("query", "kernel"),
-                "soft match count of each query token per kernel (kernel centre on the axis)", kernels,
+                self.kernel_pooling.soft_counts(interactions[:, 0], query_mask, doc_mask),
+                ("query", "kernel"),
+                "soft match count of each query token per kernel (kernel centre on the axis)",
+                kernels,
             ),
             "kernel_features": Stage(
-                features, ("kernel",),
+                features,
+                ("kernel",),
                 f"kernel features: {self.config.feature_scale:g} x sum over query tokens of log count",
                 kernels,
             ),

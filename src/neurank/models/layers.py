@@ -238,7 +238,11 @@ def shared_query(query_ids: Tensor, query_mask: Tensor) -> bool:
     """
     if not _ONE_QUERY_TABLES or torch.compiler.is_compiling() or torch.jit.is_tracing():
         return False
-    return query_ids.shape[0] > 1 and bool((query_ids == query_ids[:1]).all()) and bool((query_mask == query_mask[:1]).all())
+    return (
+        query_ids.shape[0] > 1
+        and bool((query_ids == query_ids[:1]).all())
+        and bool((query_mask == query_mask[:1]).all())
+    )
 
 
 def embedding_similarity(
@@ -268,7 +272,11 @@ def embedding_similarity(
 
 
 def one_query_interactions(
-    embedding: nn.Embedding, kinds: Sequence[str], query_ids: Tensor, doc_ids: Tensor, query_mask: Tensor,
+    embedding: nn.Embedding,
+    kinds: Sequence[str],
+    query_ids: Tensor,
+    doc_ids: Tensor,
+    query_mask: Tensor,
     doc_mask: Tensor,
 ) -> Tensor:
     """Interaction matrices of a batch whose pairs all have the same query (see `shared_query`), channels last.
@@ -424,7 +432,9 @@ def dynamic_max_pool(x: Tensor, query_lengths: Tensor, doc_lengths: Tensor, outp
     return pooled * nonempty[:, None, None, None]
 
 
-def _dynamic_max_pool_rows(x: Tensor, query_lengths: Tensor, doc_lengths: Tensor, output_size: tuple[int, int]) -> Tensor:
+def _dynamic_max_pool_rows(
+    x: Tensor, query_lengths: Tensor, doc_lengths: Tensor, output_size: tuple[int, int]
+) -> Tensor:
     """`dynamic_max_pool` of a channels-last tensor, gathering whole channel vectors (rows) instead of single values.
 
     In channels-last memory a cell's C channels are contiguous, so `index_select` over cells copies C floats at a time

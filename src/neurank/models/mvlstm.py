@@ -175,7 +175,6 @@ class MVLSTM(Ranker):
             `config.embedding_dim` in `self.config`, so the saved config rebuilds the same shapes.
     """
 
-
     # Bulk re-ranking on 2 CPU cores, three runs of benchmarks/inference.py --sections budget: 2^17 cells
     # 1.01-1.15x over 2^16.
     cpu_max_cells = 1 << 17
@@ -312,7 +311,9 @@ class MVLSTM(Ranker):
                 sim, ("channel", "query", "doc"), f"{kind} interaction of the Bi-LSTM states", {"channel": channels}
             ),
             "top_k": Stage(
-                top, ("channel", "rank"), f"the {self.config.top_k} strongest interactions (k-max pooling)",
+                top,
+                ("channel", "rank"),
+                f"the {self.config.top_k} strongest interactions (k-max pooling)",
                 {"channel": channels, "rank": [str(r) for r in range(1, self.config.top_k + 1)]},
             ),
         }

@@ -290,12 +290,15 @@ class PACRR(Ranker):
         stages = {
             "interactions": Stage(interactions, ("channel", "query", "doc"), "cosine matrix", {"channel": ["cosine"]}),
             "ngram_signals": Stage(
-                signals, ("channel", "query", "doc"),
+                signals,
+                ("channel", "query", "doc"),
                 "strongest filter per cell for each n-gram size (n-gram starts there)",
                 {"channel": [f"{n}-gram" for n in self.config.ngram_sizes]},
             ),
             "term_features": Stage(
-                features, ("query", "feature"), "features of each query term: top-k signals per n-gram size",
+                features,
+                ("query", "feature"),
+                "features of each query term: top-k signals per n-gram size",
                 {"feature": self.feature_names()},
             ),
         }

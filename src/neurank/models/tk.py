@@ -341,11 +341,14 @@ class TK(Ranker):
         kernels = kernel_labels(self.mus)
         stages = {
             "interactions": Stage(
-                interactions, ("channel", "query", "doc"), "cosine of the contextualised representations",
+                interactions,
+                ("channel", "query", "doc"),
+                "cosine of the contextualised representations",
                 {"channel": ["cosine"]},
             ),
             "soft_counts": Stage(
-                soft_counts * query_mask[:, :, None], ("query", "kernel"),
+                soft_counts * query_mask[:, :, None],
+                ("query", "kernel"),
                 "soft match count of each query token per kernel",
                 {"kernel": kernels},
             ),

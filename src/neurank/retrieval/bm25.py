@@ -136,7 +136,9 @@ class BM25Retriever:
         directory = Path(directory)
         meta_path = directory / "neurank.json"
         if not meta_path.is_file():
-            raise FileNotFoundError(f"{directory}: not a neurank BM25 index (no neurank.json); build one with `neurank index`")
+            raise FileNotFoundError(
+                f"{directory}: not a neurank BM25 index (no neurank.json); build one with `neurank index`"
+            )
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
         if meta.get("format") != INDEX_FORMAT:
             raise ValueError(f"{meta_path}: index format {meta.get('format')!r}, expected {INDEX_FORMAT}; rebuild it")

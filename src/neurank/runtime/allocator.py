@@ -28,7 +28,11 @@ import sys
 
 # The largest mmap threshold glibc accepts on 64-bit (32 MiB; larger values are ignored), a trim threshold that
 # never trims, and 256 MiB of extra heap per growth so that the heap grows rarely.
-TUNED_MALLOC = {"MALLOC_MMAP_THRESHOLD_": str(1 << 25), "MALLOC_TRIM_THRESHOLD_": str(1 << 36), "MALLOC_TOP_PAD_": str(1 << 28)}
+TUNED_MALLOC = {
+    "MALLOC_MMAP_THRESHOLD_": str(1 << 25),
+    "MALLOC_TRIM_THRESHOLD_": str(1 << 36),
+    "MALLOC_TOP_PAD_": str(1 << 28),
+}
 OPT_OUT = "NEURANK_MALLOC"
 
 
@@ -48,7 +52,9 @@ def tuned_environment(environ: dict[str, str] | None = None) -> dict[str, str] |
 # mallopt's parameters (glibc's malloc.h) and the values it takes for TUNED_MALLOC: its value is a C int, so the trim
 # threshold is the largest int (2 GiB of free heap top) rather than 2^36, which never trims in practice either.
 _MALLOPT = {
-    "MALLOC_TRIM_THRESHOLD_": (-1, (1 << 31) - 1), "MALLOC_TOP_PAD_": (-2, 1 << 28), "MALLOC_MMAP_THRESHOLD_": (-3, 1 << 25),
+    "MALLOC_TRIM_THRESHOLD_": (-1, (1 << 31) - 1),
+    "MALLOC_TOP_PAD_": (-2, 1 << 28),
+    "MALLOC_MMAP_THRESHOLD_": (-3, 1 << 25),
 }
 _tuned_in_process = False
 

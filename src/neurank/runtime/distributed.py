@@ -327,7 +327,9 @@ def init_distributed(
         raise DistributedError(f"RANK={rank} is out of range for WORLD_SIZE={world_size}")
     for name in ("MASTER_ADDR", "MASTER_PORT"):
         if not environ.get(name):
-            raise DistributedError(f"WORLD_SIZE={world_size} but {name} is not set: launch with torchrun (see README, 'Scaling out')")
+            raise DistributedError(
+                f"WORLD_SIZE={world_size} but {name} is not set: launch with torchrun (see README, 'Scaling out')"
+            )
 
     device = select_device(device) if isinstance(device, str) else device
     if backend == "auto":

@@ -16,12 +16,9 @@ preserves a model's rankings is checked by `tests/training/test_precision.py` (b
 from __future__ import annotations
 
 import contextlib
-import math
-from collections.abc import Iterable
 from typing import ContextManager
 
 import torch
-
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -36,7 +33,9 @@ def check_precision(precision: str, device: torch.device | str) -> None:
         return
     if device.type == "cuda":
         if precision == "bf16" and not torch.cuda.is_bf16_supported():
-            raise ValueError("precision bf16: this GPU has no bfloat16 support (it needs compute capability 8.0+); use fp16")
+            raise ValueError(
+                "precision bf16: this GPU has no bfloat16 support (it needs compute capability 8.0+); use fp16"
+            )
         return
     if device.type == "cpu":
         if precision == "fp16":

@@ -193,15 +193,23 @@ def train(
     model = dist.wrap(model.to(device))
     dataset = training_dataset(config, data.train_examples)
     if len(dataset) == 0:
-        raise ValueError(f"{config.data.collection}/{config.data.train_split}: no training example has a positive candidate")
-    sampler = dist.shard_batches(BucketBatchSampler(dataset.lengths, train_cfg.batch_size, shuffle=True, seed=train_cfg.seed))
+        raise ValueError(
+            f"{config.data.collection}/{config.data.train_split}: no training example has a positive candidate"
+        )
+    sampler = dist.shard_batches(
+        BucketBatchSampler(dataset.lengths, train_cfg.batch_size, shuffle=True, seed=train_cfg.seed)
+    )
     loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=collate)
 
     # Sparse embedding gradients need their own optimizer (AdamW takes dense gradients only).
     embedding = getattr(unwrap(model), "embedding", None)
-    sparse = [p for p in embedding.parameters() if p.requires_grad] if embedding is not None and embedding.sparse else []
+    sparse = (
+        [p for p in embedding.parameters() if p.requires_grad] if embedding is not None and embedding.sparse else []
+    )
     dense = [p for p in model.parameters() if p.requires_grad and all(p is not s for s in sparse)]
-    optimizers: list[torch.optim.Optimizer] = [torch.optim.AdamW(dense, lr=train_cfg.lr, weight_decay=train_cfg.weight_decay)]
+    optimizers: list[torch.optim.Optimizer] = [
+        torch.optim.AdamW(dense, lr=train_cfg.lr, weight_decay=train_cfg.weight_decay)
+    ]
     if sparse:
         optimizers.append(torch.optim.SparseAdam(sparse, lr=train_cfg.lr))
     total_steps = train_cfg.epochs * len(loader)
@@ -215,7 +223,15 @@ def train(
     if train_cfg.ema:
         averaged = AveragedModel(unwrap(model), multi_avg_fn=get_ema_multi_avg_fn(train_cfg.ema), use_buffers=True)
 
-    state = {"epoch": 0, "step": 0, "best_metric": -math.inf, "best_epoch": -1, "bad_epochs": 0, "metric": metric, "seconds": 0.0}
+    state = {
+        "epoch": 0,
+        "step": 0,
+        "best_metric": -math.inf,
+        "best_epoch": -1,
+        "bad_epochs": 0,
+        "metric": metric,
+        "seconds": 0.0,
+    }
     metrics_path = output_dir / "metrics.jsonl"
     # Rank 0 reads and sends it, so other machines need no copy of output_dir.
     checkpoint = dist.broadcast(_read_last(output_dir) if resume and dist.is_main else None)
@@ -257,11 +273,15 @@ def train(
         model.train()
         losses, grad_norms = [], []
         # disable=None hides the bar when output is not a terminal (CI logs, files); the epoch lines still print.
-        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{train_cfg.epochs}", disable=None if progress else True, leave=False)
+        bar = tqdm(
+            loader, desc=f"epoch {epoch + 1}/{train_cfg.epochs}", disable=None if progress else True, leave=False
+        )
         for batch in bar:
             batch = batch.to(device)
             with autocast(device, precision):
-                logits = model(batch.query_ids, batch.doc_ids, batch.query_mask, batch.doc_mask, batch.first_stage_score)
+                logits = model(
+                    batch.query_ids, batch.doc_ids, batch.query_mask, batch.doc_mask, batch.first_stage_score
+                )
             loss = ranking_loss(train_cfg.loss, logits.float(), batch.labels, batch.group_size)
             loss = dist.global_batch_mean(loss, len(batch) // batch.group_size)
             for optimizer in optimizers:
@@ -285,7 +305,9 @@ def train(
             bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}")
 
         evaluated = averaged.module if averaged is not None else model
-        run = score_examples(evaluated, data.dev_examples, train_cfg.eval_batch_size, device, precision=precision, distributed=dist)
+        run = score_examples(
+            evaluated, data.dev_examples, train_cfg.eval_batch_size, device, precision=precision, distributed=dist
+        )
         dev_value = evaluate(run, data.collection.split(config.data.dev_split).qrels, [metric])[metric]
         improved = dev_value > state["best_metric"]
         state.update(epoch=epoch + 1, seconds=time.perf_counter() - start)
@@ -353,7 +375,12 @@ def _data_fingerprint(data: PreparedData) -> list:
 
 
 def _tune_fusion(
-    model: nn.Module, data: PreparedData, config: ExperimentConfig, metric: str, best_path: Path, device,
+    model: nn.Module,
+    data: PreparedData,
+    config: ExperimentConfig,
+    metric: str,
+    best_path: Path,
+    device,
     dev_run: list[ScoredDoc] | None = None,
 ) -> dict:
     """Choose the interpolation weight on dev with the best model, and store it in its checkpoint.
@@ -365,7 +392,9 @@ def _tune_fusion(
         unwrap(model).load_state_dict(checkpoint["state_dict"])
         dev_run = score_examples(model, data.dev_examples, config.train.eval_batch_size, device)
     run = dev_run
-    alpha, value, values = tune_alpha(run, data.dev_examples, data.collection.split(config.data.dev_split).qrels, metric)
+    alpha, value, values = tune_alpha(
+        run, data.dev_examples, data.collection.split(config.data.dev_split).qrels, metric
+    )
     checkpoint["fusion_alpha"] = float(alpha)
     save_checkpoint(best_path, checkpoint)
     return {"alpha": alpha, "value": value, "values": {str(a): v for a, v in values.items()}}

@@ -19,6 +19,7 @@ def _evaluated(qrels) -> int:
     # evaluate() averages over the queries with at least one relevant judgement.
     return len({q.query_id for q in qrels if q.relevance > 0})
 
+
 # Published figures to read ours against, with their source. Only numbers printed in the cited papers.
 PUBLISHED: dict[str, list[tuple[str, dict[str, float]]]] = {
     "wikiqa": [
@@ -78,7 +79,11 @@ def bm25_baseline(
             collection = load_collection(name, data_dir)
             part = collection.split(split)
             run = bm25_run(collection, split, k=k, tokenizer=tokenizer, config=config)
-            rows.append(BaselineRow(name, split, _evaluated(part.qrels), evaluate(run, part.qrels, measures), notes=collection.notes))
+            rows.append(
+                BaselineRow(
+                    name, split, _evaluated(part.qrels), evaluate(run, part.qrels, measures), notes=collection.notes
+                )
+            )
     return rows
 
 

@@ -20,10 +20,10 @@ from neurank.collections import ANSWER_SELECTION, ScoredDoc
 from neurank.collections.textio import atomic_write
 from neurank.collections.trec import write_run
 from neurank.config import ExperimentConfig
+from neurank.data.prepare import PreparedData, prepare_data
 from neurank.evaluation import compare_values, evaluate, evaluate_per_query
 from neurank.inference.reranker import Reranker
 from neurank.retrieval import bm25_run
-from neurank.data.prepare import PreparedData, prepare_data
 from neurank.training import train
 
 
@@ -126,11 +126,20 @@ def train_and_test(
     write_run(run, run_dir / f"{split_name}.run", tag=f"{config.model}-seed{seed}")
     qrels = data.collection.split(split_name).qrels
     result = SeedRun(
-        seed, evaluate(run, qrels, measures), evaluate_per_query(run, qrels, measures), train_seconds,
-        outcome["best_epoch"], len(run) / rerank_seconds, torch.get_num_threads(), rerank_seconds, time.time(),
+        seed,
+        evaluate(run, qrels, measures),
+        evaluate_per_query(run, qrels, measures),
+        train_seconds,
+        outcome["best_epoch"],
+        len(run) / rerank_seconds,
+        torch.get_num_threads(),
+        rerank_seconds,
+        time.time(),
     )
     with atomic_write(run_dir / SEED_RESULT) as handle:
-        json.dump({"config": config.to_dict(), "measures": list(measures), "result": dataclasses.asdict(result)}, handle)
+        json.dump(
+            {"config": config.to_dict(), "measures": list(measures), "result": dataclasses.asdict(result)}, handle
+        )
     return result
 
 
@@ -178,7 +187,10 @@ def run_experiment(
     bm25_values = evaluate_per_query(bm25, split.qrels, measures)
 
     depth = None if collection.task == ANSWER_SELECTION else depth
-    runs = [train_and_test(config, data, seed, output_dir / f"seed-{seed}", bm25, measures, progress, depth) for seed in seeds]
+    runs = [
+        train_and_test(config, data, seed, output_dir / f"seed-{seed}", bm25, measures, progress, depth)
+        for seed in seeds
+    ]
     mean, std, p_t, p_r = summarise(runs, bm25_values, measures)
 
     result = ExperimentResult(

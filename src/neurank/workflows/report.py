@@ -29,9 +29,9 @@ from neurank.collections.textio import atomic_write
 from neurank.config import ExperimentConfig, config_from_dict
 from neurank.evaluation import compare, evaluate
 from neurank.explain import NoInteractionMatrixError, explain_candidate, per_query_deltas, summarise_deltas
+from neurank.inference.checkpoint import load_checkpoint
 from neurank.inference.reranker import Reranker
 from neurank.retrieval import bm25_run
-from neurank.inference.checkpoint import load_checkpoint
 
 
 @dataclass
@@ -153,10 +153,14 @@ def build_report(
     page.section("Summary")
     page.table(["", ""], _summary_rows(state, last, config, metric), header=False)
     page.section("Configuration")
-    page.details("experiment config, as training read it (stored in the checkpoint)",
-                 yaml.safe_dump(config.to_dict(), sort_keys=False))
-    page.details(f"{state['model_name']} config with every default filled in",
-                 yaml.safe_dump(state["model_config"], sort_keys=False, default_flow_style=None))
+    page.details(
+        "experiment config, as training read it (stored in the checkpoint)",
+        yaml.safe_dump(config.to_dict(), sort_keys=False),
+    )
+    page.details(
+        f"{state['model_name']} config with every default filled in",
+        yaml.safe_dump(state["model_config"], sort_keys=False, default_flow_style=None),
+    )
 
     page.section("Training curves")
     if records:
@@ -176,7 +180,9 @@ def build_report(
     headers = ["run"] + results.measures
     rows = [[name] + [f"{values[m]:.4f}" for m in results.measures] for name, values in results.rows.items()]
     for name, p_values in results.p_values.items():
-        rows.append([f"p, {name} vs BM25 (t-test / randomisation)"] + [f"{_p(t)} / {_p(r)}" for t, r in p_values.values()])
+        rows.append(
+            [f"p, {name} vs BM25 (t-test / randomisation)"] + [f"{_p(t)} / {_p(r)}" for t, r in p_values.values()]
+        )
     page.table(headers, rows)
 
     primary = results.measures[0]
@@ -189,8 +195,16 @@ def build_report(
         page.paragraph(f"<b>{title}</b>")
         page.table(
             ["query", "text", "BM25", results.final, "difference"],
-            [[r["query_id"], _short(queries[r["query_id"]].text, 90), f"{r['a']:.4f}", f"{r['b']:.4f}", f"{r['delta']:+.4f}"]
-             for r in summary[key]],
+            [
+                [
+                    r["query_id"],
+                    _short(queries[r["query_id"]].text, 90),
+                    f"{r['a']:.4f}",
+                    f"{r['b']:.4f}",
+                    f"{r['delta']:+.4f}",
+                ]
+                for r in summary[key]
+            ],
         )
 
     page.section("Inside the model")
@@ -215,12 +229,21 @@ def _summary_rows(state: dict, last: dict, config: ExperimentConfig, metric: str
     minutes = float(last.get("seconds", 0.0)) / 60
     rows = [
         ["model", f"{state['model_name']}"],
-        ["collection", f"{config.data.collection} (train on {config.data.train_split}, select on {config.data.dev_split})"],
+        [
+            "collection",
+            f"{config.data.collection} (train on {config.data.train_split}, select on {config.data.dev_split})",
+        ],
         ["best dev " + metric, f"{state['best_metric']:.4f} at epoch {state['best_epoch']} (best.pt)"],
         ["trained", f"{last['epoch']} of {config.train.epochs} epochs, {last['step']} steps, {minutes:.1f} min"],
-        ["fusion with BM25", "none" if state.get("fusion_alpha") is None else f"alpha {state['fusion_alpha']:g} (chosen on dev)"],
+        [
+            "fusion with BM25",
+            "none" if state.get("fusion_alpha") is None else f"alpha {state['fusion_alpha']:g} (chosen on dev)",
+        ],
         ["parameters", f"{sum(v.numel() for v in state['state_dict'].values()):,} values in the state dict"],
-        ["vocabulary", f"{len(state['vocab'].get('tokens', [])):,} tokens" if isinstance(state.get("vocab"), dict) else "-"],
+        [
+            "vocabulary",
+            f"{len(state['vocab'].get('tokens', [])):,} tokens" if isinstance(state.get("vocab"), dict) else "-",
+        ],
     ]
     return rows
 
@@ -228,8 +251,10 @@ def _summary_rows(state: dict, last: dict, config: ExperimentConfig, metric: str
 def _split_note(config: ExperimentConfig, split: str, reranker: Reranker) -> str:
     if split == config.data.dev_split:
         chosen = "the checkpoint" + (" and the fusion weight were" if reranker.fusion_alpha is not None else " was")
-        return (f"This is the dev split, on which {chosen} chosen: these figures flatter the model. "
-                f"<code>neurank report RUN_DIR --split {html.escape(config.data.test_split)}</code> gives the held-out ones.")
+        return (
+            f"This is the dev split, on which {chosen} chosen: these figures flatter the model. "
+            f"<code>neurank report RUN_DIR --split {html.escape(config.data.test_split)}</code> gives the held-out ones."
+        )
     dev = html.escape(config.data.dev_split)
     return f"The {html.escape(split)} split; model selection (and any fusion weight) read only {dev}."
 
@@ -251,7 +276,7 @@ def _explain_section(page, reranker, collection, split, results: RunResults, del
     chosen = []
     for pair in zip(gains, losses):
         chosen += list(pair)
-    chosen += gains[len(losses):] + losses[len(gains):]
+    chosen += gains[len(losses) :] + losses[len(gains) :]
     if not chosen:
         chosen = deltas
     final_run = results.runs[results.final]
@@ -264,8 +289,15 @@ def _explain_section(page, reranker, collection, split, results: RunResults, del
         if not ranked:
             continue
         try:
-            pair = explain_candidate(reranker, collection, split, delta.query_id, ranked[0].doc_id,
-                                     depth=config.data.candidates, model_name=config.model)
+            pair = explain_candidate(
+                reranker,
+                collection,
+                split,
+                delta.query_id,
+                ranked[0].doc_id,
+                depth=config.data.candidates,
+                model_name=config.model,
+            )
         except NoInteractionMatrixError as error:
             page.paragraph(html.escape(str(error)))
             return
@@ -321,7 +353,9 @@ class _Page:
 
     def details(self, summary: str, text: str) -> None:
         """A collapsible block of preformatted text (open by default)."""
-        self.parts.append(f"<details open><summary>{html.escape(summary)}</summary><pre>{html.escape(text)}</pre></details>")
+        self.parts.append(
+            f"<details open><summary>{html.escape(summary)}</summary><pre>{html.escape(text)}</pre></details>"
+        )
 
     def table(self, headers: list[str], rows: list[list[str]], header: bool = True) -> None:
         """Cells are text, escaped here."""
@@ -350,4 +384,3 @@ class _Page:
             f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n<title>{html.escape(self.title)}</title>\n'
             f"<style>{self.STYLE}</style>\n</head>\n<body>\n{body}\n</body>\n</html>\n"
         )
-

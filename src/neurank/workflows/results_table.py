@@ -33,12 +33,11 @@ from neurank.config import (
     resolve_config,
     shipped_config,
 )
+from neurank.data.prepare import load_configured_collection, prepare_data
 from neurank.evaluation import evaluate, evaluate_per_query
-from neurank.workflows.experiment import load_seed_run, summarise, train_and_test, with_seed
 from neurank.models import model_aliases, model_names
 from neurank.retrieval import bm25_run
-from neurank.data.prepare import prepare_data
-from neurank.data.prepare import load_configured_collection
+from neurank.workflows.experiment import load_seed_run, summarise, train_and_test, with_seed
 
 
 @dataclass
@@ -99,11 +98,14 @@ class BenchmarkPlan:
         replaced = self.train_options(collection, model)
         if replaced:
             train = build_section(
-                TrainConfig, {**dataclasses.asdict(base.train), **replaced, **self.final_train},
+                TrainConfig,
+                {**dataclasses.asdict(base.train), **replaced, **self.final_train},
                 f"{collection}: train: {model}",
             )
         return dataclasses.replace(
-            base, model=model, train=train,
+            base,
+            model=model,
+            train=train,
             model_config={
                 **self.model_options(collection, model),
                 "use_first_stage_score": base.model_config.get("use_first_stage_score", False),
@@ -112,8 +114,12 @@ class BenchmarkPlan:
 
 
 def load_plan(
-    path: str | Path, quick: bool = False, data_dir: str | None = None, models: list[str] | None = None,
-    collections: list[str] | None = None, seeds: list[int] | None = None,
+    path: str | Path,
+    quick: bool = False,
+    data_dir: str | None = None,
+    models: list[str] | None = None,
+    collections: list[str] | None = None,
+    seeds: list[int] | None = None,
 ) -> BenchmarkPlan:
     """Read a benchmark YAML: ``collections: {name: {config, measures}}``, ``models: {name: options}``, ``seeds``,
     and ``quick: {seeds, overrides}`` applied with `quick`. A collection entry may carry its own ``overrides``
@@ -144,7 +150,9 @@ def load_plan(
     if collections:
         missing = [c for c in collections if c not in entries]
         if missing:
-            raise ConfigError(f"{path}: collection {missing[0]!r} is not in the benchmark config; it has {', '.join(entries)}")
+            raise ConfigError(
+                f"{path}: collection {missing[0]!r} is not in the benchmark config; it has {', '.join(entries)}"
+            )
         entries = {c: entries[c] for c in collections}
     configs: dict[str, ExperimentConfig] = {}
     measures: dict[str, list[str]] = {}
@@ -153,16 +161,22 @@ def load_plan(
     for name, entry in entries.items():
         unknown = set(entry) - {"config", "measures", "overrides", "models", "train"}
         if unknown:
-            raise ConfigError(f"{path}: collection {name!r}: unknown key {sorted(unknown)[0]!r}; valid keys: config, measures, models, overrides, train")
+            raise ConfigError(
+                f"{path}: collection {name!r}: unknown key {sorted(unknown)[0]!r}; valid keys: config, measures, models, overrides, train"
+            )
         own_models = dict(entry.get("models") or {})
         own_train = dict(entry.get("train") or {})
         for part, given in (("options", own_models), ("training options", own_train)):
             strangers = [m for m in given if m not in raw.get("models", {})]
             if strangers:
-                raise ConfigError(f"{path}: collection {name!r} sets {part} of {strangers[0]!r}, which is not in the benchmark's models")
+                raise ConfigError(
+                    f"{path}: collection {name!r} sets {part} of {strangers[0]!r}, which is not in the benchmark's models"
+                )
             odd = [m for m, o in given.items() if o is not None and not isinstance(o, dict)]
             if odd:
-                raise ConfigError(f"{path}: collection {name!r}: the {part} of {odd[0]!r} must be a mapping of key: value")
+                raise ConfigError(
+                    f"{path}: collection {name!r}: the {part} of {odd[0]!r} must be a mapping of key: value"
+                )
         collection_models[name] = {m: dict(o or {}) for m, o in own_models.items() if m in chosen}
         collection_train[name] = {m: dict(o or {}) for m, o in own_train.items() if m in chosen}
         base: dict = {}
@@ -173,7 +187,12 @@ def load_plan(
         measures[name] = list(entry.get("measures", []))
     quick_train = apply_overrides({}, list(quick_part.get("overrides", []))).get("train", {})
     plan = BenchmarkPlan(
-        configs, measures, {m: dict(o or {}) for m, o in chosen.items()}, seeds, collection_models, collection_train,
+        configs,
+        measures,
+        {m: dict(o or {}) for m, o in chosen.items()},
+        seeds,
+        collection_models,
+        collection_train,
         quick_train,
     )
     for name, own_train in collection_train.items():
@@ -219,7 +238,9 @@ def run_benchmark(
         depth = None if collection.task == ANSWER_SELECTION else base.data.candidates
         bm25 = bm25_run(collection, base.data.test_split, k=base.data.candidates)
         bm25_values = evaluate_per_query(bm25, split.qrels, measures)
-        result = CollectionResult(name, base.data.test_split, len(bm25_values[measures[0]]), measures, evaluate(bm25, split.qrels, measures))
+        result = CollectionResult(
+            name, base.data.test_split, len(bm25_values[measures[0]]), measures, evaluate(bm25, split.qrels, measures)
+        )
         for model_name in plan.models:
             config = plan.experiment_config(name, model_name)
             runs = []
@@ -229,16 +250,27 @@ def run_benchmark(
                 if done is None and data is None:
                     data = prepare_data(base)
                 runs.append(done or train_and_test(config, data, seed, run_dir, bm25, measures, progress, depth))
-                log(f"{name} {model_name} seed {seed}: " + ", ".join(f"{m} {runs[-1].metrics[m]:.4f}" for m in measures)
-                    + f" ({runs[-1].train_seconds:.0f} s{', earlier run' if done else ''})")
+                log(
+                    f"{name} {model_name} seed {seed}: "
+                    + ", ".join(f"{m} {runs[-1].metrics[m]:.4f}" for m in measures)
+                    + f" ({runs[-1].train_seconds:.0f} s{', earlier run' if done else ''})"
+                )
             mean, std, p_t, p_r = summarise(runs, bm25_values, measures)
             result.models.append(
                 ModelResult(
-                    model_name, [r.metrics for r in runs], mean, std, p_t, p_r,
-                    statistics.mean(r.train_seconds for r in runs), statistics.mean(r.pairs_per_second for r in runs),
-                    [r.best_epoch for r in runs], [r.threads for r in runs],
+                    model_name,
+                    [r.metrics for r in runs],
+                    mean,
+                    std,
+                    p_t,
+                    p_r,
+                    statistics.mean(r.train_seconds for r in runs),
+                    statistics.mean(r.pairs_per_second for r in runs),
+                    [r.best_epoch for r in runs],
+                    [r.threads for r in runs],
                     sum(r.train_seconds + r.rerank_seconds for r in runs),
-                    _earliest(r.started_at for r in runs), _latest(r.finished_at for r in runs),
+                    _earliest(r.started_at for r in runs),
+                    _latest(r.finished_at for r in runs),
                 )
             )
         results.append(result)
@@ -297,7 +329,11 @@ def results_markdown(
             for m in result.measures:
                 marks = ("†" if model.p_ttest[m] < 0.05 else "") + ("‡" if model.p_randomisation[m] < 0.05 else "")
                 cells.append(f"{model.mean[m]:.4f} ± {model.std[m]:.4f}{marks}")
-            lines.append(f"| {model.model} | " + " | ".join(cells) + f" | {model.train_seconds:.0f} | {model.pairs_per_second:,.0f} |")
+            lines.append(
+                f"| {model.model} | "
+                + " | ".join(cells)
+                + f" | {model.train_seconds:.0f} | {model.pairs_per_second:,.0f} |"
+            )
         lines.append("")
         chosen = _collection_choices(plan, result.collection, [m.model for m in result.models])
         if chosen:
@@ -307,6 +343,7 @@ def results_markdown(
 
 def _collection_choices(plan: BenchmarkPlan, collection: str, models: list[str]) -> str:
     """The model options and training options a collection sets for some of its models, as one sentence part."""
+
     def text(values: dict) -> str:
         return ", ".join(f"{key} {json.dumps(value)}" for key, value in values.items())
 
@@ -321,7 +358,11 @@ def _collection_choices(plan: BenchmarkPlan, collection: str, models: list[str])
 
 
 def write_results(
-    results: list[CollectionResult], plan: BenchmarkPlan, output: str | Path, command: str, wall_seconds: float,
+    results: list[CollectionResult],
+    plan: BenchmarkPlan,
+    output: str | Path,
+    command: str,
+    wall_seconds: float,
     note: str | None = None,
 ) -> None:
     """Write the Markdown table and, beside it, the same results as JSON; `note` (e.g. how the machine was
@@ -330,7 +371,11 @@ def write_results(
     with atomic_write(output) as handle:
         handle.write(results_markdown(results, plan, command, wall_seconds, note))
     with atomic_write(output.with_suffix(".json")) as handle:
-        json.dump({"seeds": plan.seeds, "wall_seconds": wall_seconds, "results": [dataclasses.asdict(r) for r in results]}, handle, indent=2)
+        json.dump(
+            {"seeds": plan.seeds, "wall_seconds": wall_seconds, "results": [dataclasses.asdict(r) for r in results]},
+            handle,
+            indent=2,
+        )
 
 
 # A page carries one pair of markers or both; `update_results_page` rewrites what lies between each pair.
