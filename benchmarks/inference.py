@@ -3,8 +3,8 @@
     python benchmarks/inference.py --data-dir ../shared/data [--quick] [--output benchmarks/results/inference.json]
 
 Sections (each prints a Markdown table; everything also goes to the JSON file):
-1. throughput: pairs/s of `neurank.inference.scorer.Scorer` per model at query length 10 and document lengths 100 and 400,
-   batch sizes 64/256/1024 (pre-tokenised ids in, scores out), with the model's FLOPs per pair
+1. throughput: pairs/s of `neurank.inference.scorer.Scorer` per model at query length 10 and document lengths 100 and
+   400, batch sizes 64/256/1024 (pre-tokenised ids in, scores out), with the model's FLOPs per pair
    (`flops_per_pair`), the achieved GFLOP/s, and that as a fraction of the fp32 matmul rate measured in this process
    just before the model's rows; peak resident memory of each run. A row "plain MatchPyramid" runs the textbook
    forward (activation then re-mask after every convolution, default layout, whole batch at once) on the same inputs.
@@ -140,7 +140,7 @@ class TutorialMatchPyramid(nn.Module):
         channels = [len(config.interactions), *config.conv_channels]
         self.convs = nn.ModuleList(
             nn.Conv2d(c_in, c_out, kernel, padding="same")
-            for c_in, c_out, kernel in zip(channels, channels[1:], config.kernel_sizes)
+            for c_in, c_out, kernel in zip(channels[:-1], channels[1:], config.kernel_sizes, strict=True)
         )
         self.dropout = nn.Dropout(config.dropout)
         pq, pd = config.pool_size
@@ -188,7 +188,7 @@ def tutorial_rerank(
     first_stage = normalise_scores(list(bm25_scores))
     scores = []
     with torch.no_grad():
-        for text, prior in zip(doc_texts, first_stage):
+        for text, prior in zip(doc_texts, first_stage, strict=True):
             scores.append(model(query, encode(text, MAX_DOC_LEN), torch.tensor([prior])).item())
     return np.array(scores)
 
@@ -257,7 +257,9 @@ def throughput(configs, vocab_size, doc_lengths, batch_sizes, min_seconds, log) 
                     queries, docs, first_stage = synthetic_pairs(batch_size, QUERY_LEN, doc_len, vocab_size)
                     gc.collect()
                     speedlib.reset_peak_memory()
-                    times = speedlib.timed(lambda: run(queries, docs, first_stage), budget=min_seconds)
+                    times = speedlib.timed(
+                        lambda run=run, q=queries, d=docs, s=first_stage: run(q, d, s), budget=min_seconds
+                    )
                     seconds = speedlib.median(times)
                     gflops = flops * batch_size / seconds / 1e9
                     rows.append(
@@ -276,7 +278,8 @@ def throughput(configs, vocab_size, doc_lengths, batch_sizes, min_seconds, log) 
                         }
                     )
                     log(
-                        f"  {label} d={doc_len} B={batch_size}: {rows[-1]['pairs_per_s']:,.0f} pairs/s, {gflops:.1f} GFLOP/s ({gflops / mm:.0%} of {mm:.0f})"
+                        f"  {label} d={doc_len} B={batch_size}: {rows[-1]['pairs_per_s']:,.0f} pairs/s, "
+                        f"{gflops:.1f} GFLOP/s ({gflops / mm:.0%} of {mm:.0f})"
                     )
     return rows
 
@@ -348,8 +351,8 @@ def shared_query_option(configs, workload: NFCorpusWorkload, depth, n_queries, l
             }
         )
         log(
-            f"  {name} top {depth}: {1e3 * plain_p50:.1f} -> {1e3 * shared_p50:.1f} ms p50 ({plain_p50 / shared_p50:.2f}x), "
-            f"scores within {difference:.1e}"
+            f"  {name} top {depth}: {1e3 * plain_p50:.1f} -> {1e3 * shared_p50:.1f} ms p50 "
+            f"({plain_p50 / shared_p50:.2f}x), scores within {difference:.1e}"
         )
     return rows
 
@@ -367,10 +370,8 @@ def budget_option(configs, workload: NFCorpusWorkload, n_queries, min_seconds, l
         model = make_model(name, len(workload.vocab), configs)
         default = cpu_cell_budget(model)
         budgets = sorted(set(BUDGETS) | {default})
-        calls = {
-            budget: (lambda s=Scorer(model, InferenceOptions(max_cells=budget)): s.score(queries, docs, first_stage))
-            for budget in budgets
-        }
+        scorers = {budget: Scorer(model, InferenceOptions(max_cells=budget)) for budget in budgets}
+        calls = {budget: (lambda s=s: s.score(queries, docs, first_stage)) for budget, s in scorers.items()}
         reference = calls[CPU_MAX_CELLS]()
         times = speedlib.interleave(calls, repetitions=3, min_seconds=min_seconds)
         base = speedlib.median(times[CPU_MAX_CELLS])
@@ -420,7 +421,8 @@ def budget_option(configs, workload: NFCorpusWorkload, n_queries, min_seconds, l
                 }
             )
             log(
-                f"  {CNN} one query, max_cells {budget}: p50 {latency_rows[-1]['p50_ms']:.1f} ms ({latency_rows[-1]['speedup_over_2_16']:.2f}x)"
+                f"  {CNN} one query, max_cells {budget}: p50 {latency_rows[-1]['p50_ms']:.1f} ms "
+                f"({latency_rows[-1]['speedup_over_2_16']:.2f}x)"
             )
     return bulk_rows, latency_rows
 
@@ -431,9 +433,8 @@ def reference_comparison(configs, workload: NFCorpusWorkload, depth, n_queries, 
     reference.load_state_dict(model.state_dict())
     reranker = Reranker(model, workload.tokenizer, workload.vocab, MAX_QUERY_LEN, MAX_DOC_LEN, device="cpu")
     query_ids = list(workload.queries)[:n_queries]
-    workload.pretokenise(
-        reranker, query_ids, depth
-    )  # neurank's texts are tokenised once, as a re-ranking service holds them
+    # neurank's texts are tokenised once, as a re-ranking service holds them
+    workload.pretokenise(reranker, query_ids, depth)
     reranker.rerank(workload.run_for(query_ids[0], depth), workload.queries, workload.docs, depth)  # warm up
     times = {"neurank": [], "reference": []}
     same_ranking, max_difference, pairs = 0, 0.0, 0
@@ -470,8 +471,9 @@ def reference_comparison(configs, workload: NFCorpusWorkload, depth, n_queries, 
         "max_score_difference": max_difference,
     }
     log(
-        f"  neurank {result['neurank_pairs_per_s']:,.0f} pairs/s, reference {result['reference_pairs_per_s']:,.0f} pairs/s: "
-        f"{result['speedup']:.1f}x; same ranking on {same_ranking}/{len(query_ids)} queries (max |diff| {max_difference:.1e})"
+        f"  neurank {result['neurank_pairs_per_s']:,.0f} pairs/s, "
+        f"reference {result['reference_pairs_per_s']:,.0f} pairs/s: {result['speedup']:.1f}x; "
+        f"same ranking on {same_ranking}/{len(query_ids)} queries (max |diff| {max_difference:.1e})"
     )
     return result
 
@@ -586,7 +588,8 @@ def numerics_options(configs, workload: NFCorpusWorkload, n_queries, min_seconds
                 {"model": name, "option": option, "speedup": base / speedlib.median(times[option]), **agreement}
             )
             log(
-                f"  {name} {option}: {rows[-1]['speedup']:.2f}x, Spearman {agreement['spearman']:.4f}, Kendall {agreement['kendall']:.4f}, same top 10 {agreement['same_top10']:.0%}"
+                f"  {name} {option}: {rows[-1]['speedup']:.2f}x, Spearman {agreement['spearman']:.4f}, "
+                f"Kendall {agreement['kendall']:.4f}, same top 10 {agreement['same_top10']:.0%}"
             )
     return rows
 
@@ -625,7 +628,9 @@ def compile_option(configs, vocab_size, shape, min_seconds, log) -> dict:
     }
     result["speedup"] = result["compiled_pairs_per_s"] / result["eager_pairs_per_s"]
     log(
-        f"  compile {compile_seconds:.0f} s; eager {result['eager_pairs_per_s']:,.0f}, compiled {result['compiled_pairs_per_s']:,.0f} pairs/s ({result['speedup']:.2f}x), max |diff| {result['max_score_difference']:.1e}"
+        f"  compile {compile_seconds:.0f} s; eager {result['eager_pairs_per_s']:,.0f}, "
+        f"compiled {result['compiled_pairs_per_s']:,.0f} pairs/s ({result['speedup']:.2f}x), "
+        f"max |diff| {result['max_score_difference']:.1e}"
     )
     return result
 
@@ -658,8 +663,8 @@ def onnx_option(configs, vocab_size, shape, min_seconds, log, tmp_dir: Path) -> 
         queries, docs, first_stage = synthetic_pairs(batch_size, query_len, doc_len, vocab_size)
         times = speedlib.interleave(
             {
-                "torch": lambda: torch_scorer.score(queries, docs, first_stage),
-                "onnx": lambda: onnx_scorer.score(queries, docs, first_stage),
+                "torch": lambda scorer=torch_scorer, q=queries, d=docs, s=first_stage: scorer.score(q, d, s),
+                "onnx": lambda scorer=onnx_scorer, q=queries, d=docs, s=first_stage: scorer.score(q, d, s),
             },
             repetitions=2,
             min_seconds=min_seconds,
@@ -679,7 +684,9 @@ def onnx_option(configs, vocab_size, shape, min_seconds, log, tmp_dir: Path) -> 
         )
         rows[-1]["onnx_speedup"] = rows[-1]["onnx_pairs_per_s"] / rows[-1]["torch_pairs_per_s"]
         log(
-            f"  {name}: torch {rows[-1]['torch_pairs_per_s']:,.0f}, onnxruntime {rows[-1]['onnx_pairs_per_s']:,.0f} pairs/s ({rows[-1]['onnx_speedup']:.2f}x), max |diff| {difference:.1e}"
+            f"  {name}: torch {rows[-1]['torch_pairs_per_s']:,.0f}, "
+            f"onnxruntime {rows[-1]['onnx_pairs_per_s']:,.0f} pairs/s ({rows[-1]['onnx_speedup']:.2f}x), "
+            f"max |diff| {difference:.1e}"
         )
     return rows
 
@@ -714,8 +721,9 @@ def allocator_option(shapes, rounds, log, env=None) -> list[dict]:
                 }
             )
             log(
-                f"  B x Lq x Ld = {shape}: default {rows[-1]['default_pairs_per_s']:,.0f}, tuned {rows[-1]['tuned_pairs_per_s']:,.0f} pairs/s "
-                f"({rows[-1]['speedup']:.2f}x; page faults per call {faults['default']:,.0f} vs {faults['tuned']:,.0f})"
+                f"  B x Lq x Ld = {shape}: default {rows[-1]['default_pairs_per_s']:,.0f}, "
+                f"tuned {rows[-1]['tuned_pairs_per_s']:,.0f} pairs/s ({rows[-1]['speedup']:.2f}x; "
+                f"page faults per call {faults['default']:,.0f} vs {faults['tuned']:,.0f})"
             )
     finally:
         for worker in workers.values():
@@ -787,7 +795,8 @@ def main() -> None:
     result = {"command": " ".join(["python", *sys.argv]), "machine": speedlib.machine(), "quick": quick}
     result["matmul_gflop_per_s_start"] = speedlib.matmul_gflops()
     log(
-        f"fp32 matmul (1024^3): {result['matmul_gflop_per_s_start']:.1f} GFLOP/s with {torch.get_num_threads()} threads; load {result['machine']['load_average']}"
+        f"fp32 matmul (1024^3): {result['matmul_gflop_per_s_start']:.1f} GFLOP/s "
+        f"with {torch.get_num_threads()} threads; load {result['machine']['load_average']}"
     )
     workload = NFCorpusWorkload(args.data_dir, n_queries=10 if quick else 40)
     vocab_size = len(workload.vocab)
@@ -842,7 +851,8 @@ def main() -> None:
         )
     if "sharedquery" in sections:
         log(
-            "\n## One query's candidates: the per-distinct-token similarity table against the plain look-up (interleaved)"
+            "\n## One query's candidates: the per-distinct-token similarity table against the plain look-up "
+            "(interleaved)"
         )
         result["shared_query"] = shared_query_option(configs, workload, 100, 5 if quick else 20, log)
         tables.append(
@@ -956,7 +966,8 @@ def main() -> None:
         result["allocator"] = allocator_option([[256, QUERY_LEN, 100], [256, QUERY_LEN, 400]], 3 if quick else 8, log)
     if "waitpolicy" in sections:
         log(
-            "\n## OpenMP waiting: spinning (default) against OMP_WAIT_POLICY=PASSIVE (CNN scoring, worker processes; 'tuned' = passive)"
+            "\n## OpenMP waiting: spinning (default) against OMP_WAIT_POLICY=PASSIVE "
+            "(CNN scoring, worker processes; 'tuned' = passive)"
         )
         result["wait_policy"] = allocator_option(
             [[100, 3, 150], [256, QUERY_LEN, 400]], 3 if quick else 8, log, env=speedlib.PASSIVE_WAIT
@@ -970,8 +981,8 @@ def main() -> None:
     for title, table in tables:
         print(f"### {title}\n\n{table}\n")
     log(
-        f"fp32 matmul {result['matmul_gflop_per_s_start']:.1f} GFLOP/s at the start, {result['matmul_gflop_per_s_end']:.1f} at the end; "
-        f"{result['seconds']:.0f} s in all; JSON in {args.output}"
+        f"fp32 matmul {result['matmul_gflop_per_s_start']:.1f} GFLOP/s at the start, "
+        f"{result['matmul_gflop_per_s_end']:.1f} at the end; {result['seconds']:.0f} s in all; JSON in {args.output}"
     )
 
 

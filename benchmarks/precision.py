@@ -1,7 +1,8 @@
-"""Mixed precision at re-ranking: does bf16 (or fp16 on CUDA) keep the CNN ranker's fp32 rankings, and how fast
+r"""Mixed precision at re-ranking: does bf16 (or fp16 on CUDA) keep the CNN ranker's fp32 rankings, and how fast
 is it? WikiQA, the MatchPyramid of neurank/configs/wikiqa.yaml.
 
-    python benchmarks/precision.py --data-dir ../shared/data [--checkpoint runs/wikiqa/best.pt] [--threads 1] [--output precision.json]
+    python benchmarks/precision.py --data-dir ../shared/data [--checkpoint runs/wikiqa/best.pt] [--threads 1] \
+        [--output precision.json]
     python benchmarks/precision.py --data-dir ../shared/data --device cuda --precisions fp32,bf16,fp16
 
 Without --checkpoint it first trains neurank/configs/wikiqa.yaml (one seed, as `neurank train` does) into --train-dir.
@@ -106,12 +107,13 @@ def main() -> None:
     ]
     for r in results:
         lines.append(
-            f"| {r['precision']} ({r['device']}) | {r['AP']:.4f} | {r['RR']:.4f} | {r['nDCG@10']:.4f} | {r['kendall_tau']:.4f} | "
-            f"{r['same_ranking']:.1%} | {r['same_top']:.1%} | {r['pairs_per_second']:,.0f} |"
+            f"| {r['precision']} ({r['device']}) | {r['AP']:.4f} | {r['RR']:.4f} | {r['nDCG@10']:.4f} | "
+            f"{r['kendall_tau']:.4f} | {r['same_ranking']:.1%} | {r['same_top']:.1%} | {r['pairs_per_second']:,.0f} |"
         )
     print("\n".join(lines))
     print(
-        f"\n{results[0]['queries']} test questions; {torch.get_num_threads()} threads; load average {os.getloadavg()[0]:.2f}"
+        f"\n{results[0]['queries']} test questions; {torch.get_num_threads()} threads; "
+        f"load average {os.getloadavg()[0]:.2f}"
     )
     if args.output:
         payload = {

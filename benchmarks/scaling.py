@@ -244,15 +244,19 @@ def best(runs: list[dict]) -> dict:
 def table(results: list[dict]) -> str:
     base = results[0]
     lines = [
-        "| processes x threads | train steps/s | train pairs/s | speed-up | scoring pairs/s | speed-up | re-rank end to end pairs/s | speed-up | run identical to first row |",
+        "| processes x threads | train steps/s | train pairs/s | speed-up | scoring pairs/s | speed-up "
+        "| re-rank end to end pairs/s | speed-up | run identical to first row |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in results:
         lines.append(
-            f"| {r['processes']} x {r['threads']} ({r['device']}, {r['precision']}) | {r['train_steps_per_second']:.2f} | "
-            f"{r['train_pairs_per_second']:,.0f} | {r['train_steps_per_second'] / base['train_steps_per_second']:.2f} | "
-            f"{r['score_pairs_per_second']:,.0f} | {r['score_pairs_per_second'] / base['score_pairs_per_second']:.2f} | "
-            f"{r['rerank_pairs_per_second']:,.0f} | {r['rerank_pairs_per_second'] / base['rerank_pairs_per_second']:.2f} | "
+            f"| {r['processes']} x {r['threads']} ({r['device']}, {r['precision']}) | "
+            f"{r['train_steps_per_second']:.2f} | {r['train_pairs_per_second']:,.0f} | "
+            f"{r['train_steps_per_second'] / base['train_steps_per_second']:.2f} | "
+            f"{r['score_pairs_per_second']:,.0f} | "
+            f"{r['score_pairs_per_second'] / base['score_pairs_per_second']:.2f} | "
+            f"{r['rerank_pairs_per_second']:,.0f} | "
+            f"{r['rerank_pairs_per_second'] / base['rerank_pairs_per_second']:.2f} | "
             f"{'yes' if r['run_digest'] == base['run_digest'] else 'no'} |"
         )
     return "\n".join(lines)

@@ -23,10 +23,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from neurank.runtime.allocator import (
-    TUNED_MALLOC,
-    malloc_tuned,
-)  # the settings `neurank train` restarts with (see neurank.runtime.allocator)
+# TUNED_MALLOC: the settings `neurank train` restarts with (see neurank.runtime.allocator)
+from neurank.runtime.allocator import TUNED_MALLOC, malloc_tuned
 
 # OpenMP threads that wait for each other spin (libgomp's default, OMP_WAIT_POLICY=ACTIVE): on a quiet machine that
 # saves a wake-up per parallel region; on an oversubscribed one the spinning thread holds the core its partner needs.
@@ -141,7 +139,8 @@ class Worker:
     def __init__(self, script: str | Path, env: dict[str, str] | None = None, drop: tuple[str, ...] = ()):
         environment = {k: v for k, v in os.environ.items() if k not in drop}
         environment.update(env or {})
-        # A worker's allocator is what its environment says: neurank must not tune it from inside (neurank.runtime.allocator).
+        # A worker's allocator is what its environment says: neurank must not tune it from inside
+        # (neurank.runtime.allocator).
         environment.setdefault("NEURANK_MALLOC", "default")
         self.process = subprocess.Popen(
             [sys.executable, str(script), "--worker"],

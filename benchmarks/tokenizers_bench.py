@@ -64,7 +64,7 @@ def time_backend(config: TokenizerConfig, texts: list[str], repeats: int) -> tup
 
 
 def compare(texts: list[str], a: list[list[str]], b: list[list[str]], examples: int) -> dict:
-    differing = [i for i, (x, y) in enumerate(zip(a, b)) if x != y]
+    differing = [i for i, (x, y) in enumerate(zip(a, b, strict=True)) if x != y]
     shown = []
     for i in differing[:examples]:
         only_a, only_b = [t for t in a[i] if t not in b[i]], [t for t in b[i] if t not in a[i]]
@@ -123,7 +123,7 @@ def print_table(results: dict) -> None:
             )
     widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
-        print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)))
+        print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)))
     env = results["environment"]
     print(f"\nbest of {env['repeats']}; python {env['python']}, tokenizers {env['tokenizers']}, {env['cpus']} cpus")
     for name, entry in results["collections"].items():

@@ -102,7 +102,7 @@ class Trainer:
         loss.backward()
         if self.config.train.grad_clip and self.dense:
             torch.nn.utils.clip_grad_norm_(self.dense, self.config.train.grad_clip)
-        for optimizer, scheduler in zip(self.optimizers, self.schedulers):
+        for optimizer, scheduler in zip(self.optimizers, self.schedulers, strict=True):
             optimizer.step()
             scheduler.step()
         return loss.item()
@@ -170,7 +170,8 @@ def steps_section(config, data, n_steps, budget, log) -> list[dict]:
         ratio = speedlib.median(times["reference"]) / speedlib.median(times["neurank"])
         rows[-2]["vs_reference"] = ratio
         log(
-            f"  {name}: {rows[-2]['steps_per_s']:.2f} steps/s; straightforward {rows[-1]['steps_per_s']:.2f} steps/s ({ratio:.1f}x)"
+            f"  {name}: {rows[-2]['steps_per_s']:.2f} steps/s; "
+            f"straightforward {rows[-1]['steps_per_s']:.2f} steps/s ({ratio:.1f}x)"
         )
     return rows
 
@@ -222,7 +223,8 @@ def options_section(config, data, n_steps, budget, log) -> list[dict]:
             )
         rows.append(
             {
-                "variant": f"torch.compile, one static shape {tuple(compiled.batches[0].doc_ids.shape)} (compile {compile_seconds:.0f} s)",
+                "variant": f"torch.compile, one static shape {tuple(compiled.batches[0].doc_ids.shape)} "
+                f"(compile {compile_seconds:.0f} s)",
                 "steps_per_s": 1 / speedlib.median(times["compiled"]),
                 "speedup": speedlib.median(times["eager"]) / speedlib.median(times["compiled"]),
             }
@@ -266,8 +268,8 @@ def allocator_section(data_dir, rounds, log, env=None) -> dict:
         "rounds": rounds,
     }
     log(
-        f"  CNN step: default {result['default_steps_per_s']:.2f}, tuned {result['tuned_steps_per_s']:.2f} steps/s ({result['speedup']:.2f}x); "
-        f"page faults per step {faults['default']:,.0f} vs {faults['tuned']:,.0f}"
+        f"  CNN step: default {result['default_steps_per_s']:.2f}, tuned {result['tuned_steps_per_s']:.2f} steps/s "
+        f"({result['speedup']:.2f}x); page faults per step {faults['default']:,.0f} vs {faults['tuned']:,.0f}"
     )
     return result
 
@@ -284,8 +286,9 @@ def full_run_section(data_dir, settings, epochs, log) -> list[dict]:
         row["allocator"] = setting
         rows.append(row)
         log(
-            f"  {setting} allocator: {row['wall_seconds']:.0f} s in all ({row['prepare_seconds']:.0f} s data and word2vec, "
-            f"{row['loop_seconds']:.0f} s training, best dev AP {row['best_dev_ap']:.4f} at epoch {row['best_epoch']} after "
+            f"  {setting} allocator: {row['wall_seconds']:.0f} s in all "
+            f"({row['prepare_seconds']:.0f} s data and word2vec, {row['loop_seconds']:.0f} s training, "
+            f"best dev AP {row['best_dev_ap']:.4f} at epoch {row['best_epoch']} after "
             f"{row['seconds_to_best']:.0f} s of training), peak {row['peak_mib']:,.0f} MiB"
         )
     return rows
@@ -405,7 +408,8 @@ def main() -> None:
         result["allocator"] = allocator_section(args.data_dir, 4 if args.quick else 12, log)
     if "waitpolicy" in sections:
         log(
-            "\n## OpenMP waiting: spinning (default) against OMP_WAIT_POLICY=PASSIVE (CNN training step; 'tuned' = passive)"
+            "\n## OpenMP waiting: spinning (default) against OMP_WAIT_POLICY=PASSIVE "
+            "(CNN training step; 'tuned' = passive)"
         )
         result["wait_policy"] = allocator_section(
             args.data_dir, 4 if args.quick else 12, log, env=speedlib.PASSIVE_WAIT

@@ -94,7 +94,8 @@ def main() -> None:
             }
         )
         print(
-            f"{name:40s} dev {result['metric']} {statistics.mean(values):.4f}  ({', '.join(f'{v:.4f}' for v in values)})  best epochs {epochs}  {statistics.mean(seconds):.0f} s/seed",
+            f"{name:40s} dev {result['metric']} {statistics.mean(values):.4f}  "
+            f"({', '.join(f'{v:.4f}' for v in values)})  best epochs {epochs}  {statistics.mean(seconds):.0f} s/seed",
             flush=True,
         )
     if args.output:

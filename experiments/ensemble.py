@@ -64,7 +64,7 @@ def minmax_per_query(values: np.ndarray, queries: dict[str, list[int]]) -> np.nd
 
 
 def average_precision(qrels, scores: Scores, values: np.ndarray) -> float:
-    run = [ScoredDoc(q, d, float(v)) for (q, d), v in zip(scores.pairs, values)]
+    run = [ScoredDoc(q, d, float(v)) for (q, d), v in zip(scores.pairs, values, strict=True)]
     return evaluate(run, qrels, ["AP"])["AP"]
 
 

@@ -10,10 +10,11 @@ does not exist is an error naming the key and listing the valid ones, never sile
 from __future__ import annotations
 
 import dataclasses
+import types
 import typing
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
@@ -65,6 +66,9 @@ class DataConfig:
         max_train_queries: train on the first this many training queries only (quick runs); None: all.
         min_relevance: the least relevance grade that makes a training positive (evaluation keeps the qrels' own).
         min_freq / max_vocab: vocabulary built from the training texts.
+        stopwords: None, or "en": a stop word list `neurank.text.TokenizerConfig` knows (its type names the same
+            choices; config sits below text, so it cannot import them).
+        stemmer: None, or a Snowball algorithm name for PyStemmer ("english", "porter", ...).
     """
 
     collection: str = "wikiqa"
@@ -81,7 +85,7 @@ class DataConfig:
     max_doc_len: int = 200
     min_freq: int = 1
     max_vocab: int | None = None
-    stopwords: str | None = None
+    stopwords: Literal["en"] | None = None
     stemmer: str | None = None
 
 
@@ -168,6 +172,12 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
     allowed = set(typing.get_args(hint)) or {hint}
     if value is None and type(None) in allowed:
         return None
+    choices = _literal_choices(hint)
+    if choices:
+        if any(type(value) is type(choice) and value == choice for choice in choices):
+            return value
+        names = " or ".join([repr(choice) for choice in choices] + (["null"] if type(None) in allowed else []))
+        raise ConfigError(f"{where}: expected {names}, found {value!r}")
     for kind in (bool, int, float, str):
         if kind not in allowed:
             continue
@@ -182,6 +192,13 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
         names = " or ".join(sorted(getattr(k, "__name__", str(k)).replace("NoneType", "null") for k in allowed))
         raise ConfigError(f"{where}: expected {names}, found {value!r}")
     return value
+
+
+def _literal_choices(hint: Any) -> tuple:
+    """The values a `Literal[...]` field (or `Literal[...] | None`) allows; () for any other hint."""
+    union = typing.get_origin(hint) in (typing.Union, types.UnionType)
+    members = typing.get_args(hint) if union else (hint,)
+    return tuple(v for m in members if typing.get_origin(m) is typing.Literal for v in typing.get_args(m))
 
 
 def build_section(cls, values: dict, where: str):

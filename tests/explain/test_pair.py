@@ -38,7 +38,7 @@ def test_tokens_are_those_the_model_read_after_stemming_stopwords_and_truncation
     # One row and one column of the interaction matrix per token.
     assert pair.interactions.shape[1:] == (3, 6)
     # "around" never occurs in the tiny collection, so the vocabulary lacks it: the model read UNK there.
-    assert [t for t, unknown in zip(pair.doc_tokens, pair.doc_unknown) if unknown] == ["around"]
+    assert [t for t, unknown in zip(pair.doc_tokens, pair.doc_unknown, strict=True) if unknown] == ["around"]
     assert not any(pair.query_unknown)
 
 

@@ -30,11 +30,15 @@ def by_hand(model: CompareAggregate, query: list[int], doc: list[int]) -> torch.
     for a_j in a:
         scores = torch.stack([q_i @ a_j for q_i in q] + ([torch.tensor(0.0)] if model.config.null_attention else []))
         weights = torch.softmax(scores, dim=0)
-        h_j = sum(w * q_i for w, q_i in zip(weights, q))  # the null position's vector is 0
+        # strict=False: with null attention `weights` has one more entry, the null position's, whose vector is 0
+        h_j = sum(w * q_i for w, q_i in zip(weights, q, strict=False))
         features = torch.cat([(a_j - h_j) ** 2, a_j * h_j])
         compared.append(torch.relu(p["compare.weight"] @ features + p["compare.bias"]))
     if model.config.exact_match:  # one more channel: does the document word occur in the query (UNK never does)
-        compared = [torch.cat([t, torch.tensor([float(w in query and w != UNK_ID)])]) for t, w in zip(compared, doc)]
+        compared = [
+            torch.cat([t, torch.tensor([float(w in query and w != UNK_ID)])])
+            for t, w in zip(compared, doc, strict=True)
+        ]
     hidden = model.config.hidden_size
     pooled = []
     for c, window in enumerate(model.config.windows):
@@ -118,7 +122,7 @@ def test_exact_match_flags_the_document_words_found_in_the_query_and_changes_the
         for conv in model.convs:  # the flag channel's weights off: the flags no longer reach the score
             conv.weight[:, -1] = 0
         without_flags = model(query_ids, doc_ids)
-        for conv, weights in zip(model.convs, flag_weights):
+        for conv, weights in zip(model.convs, flag_weights, strict=True):
             conv.weight[:, -1] = weights
     torch.testing.assert_close(explanation.stages["exact_match"].values, torch.tensor([[1.0, 0.0, 0.0, 1.0, 1.0, 0.0]]))
     assert not torch.allclose(explanation.score, without_flags)

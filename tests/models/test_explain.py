@@ -69,7 +69,7 @@ def test_every_stage_is_shaped_as_its_axes_and_labels_say(case):
         assert isinstance(stage, Stage) and stage.description
         assert stage.values.shape[0] == query_ids.shape[0], name
         assert torch.isfinite(stage.values).all(), name
-        for axis, size in zip(stage.axes, stage.values.shape[1:]):
+        for axis, size in zip(stage.axes, stage.values.shape[1:], strict=True):
             if axis == "query":
                 assert size <= query_ids.shape[1], name
             elif axis == "doc":

@@ -238,7 +238,7 @@ def test_dynamic_max_pool_matches_adaptive_pooling_of_each_true_region():
     query_lengths = torch.tensor([7, 1, 2, 3, 5, 6])
     doc_lengths = torch.tensor([23, 1, 9, 10, 4, 17])
     pooled = dynamic_max_pool(x, query_lengths, doc_lengths, (3, 5))
-    for i, (lq, ld) in enumerate(zip(query_lengths.tolist(), doc_lengths.tolist())):
+    for i, (lq, ld) in enumerate(zip(query_lengths.tolist(), doc_lengths.tolist(), strict=True)):
         expected = F.adaptive_max_pool2d(x[i : i + 1, :, :lq, :ld], (3, 5))
         assert torch.equal(pooled[i : i + 1], expected)
     # Extra padding (any values) changes nothing.

@@ -24,7 +24,7 @@ def random_pairs(n, seed, max_query, max_doc):
     rng = np.random.default_rng(seed)
     queries = [rng.integers(2, VOCAB_SIZE, rng.integers(1, max_query + 1)).tolist() for _ in range(n)]
     docs = [rng.integers(2, VOCAB_SIZE, rng.integers(1, max_doc + 1)).tolist() for _ in range(n)]
-    for query, doc in zip(queries, docs):
+    for query, doc in zip(queries, docs, strict=True):
         doc[: min(2, len(doc), len(query))] = query[: min(2, len(doc), len(query))]
     return queries, docs, rng.random(n).astype(np.float32)
 

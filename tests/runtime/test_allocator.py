@@ -109,8 +109,11 @@ def test_a_cpu_reranker_tunes_a_real_process():
         "Reranker(build_model('knrm', 10), Tokenizer(), Vocab.build([['a']]), device='cpu')\n"
         "print(before, malloc_tuned())\n"
     )
-    run = lambda extra: subprocess.run(
-        [sys.executable, "-c", code], env={**env, **extra}, capture_output=True, text=True, check=True
-    ).stdout.split()  # noqa: E731
+
+    def run(extra):
+        return subprocess.run(
+            [sys.executable, "-c", code], env={**env, **extra}, capture_output=True, text=True, check=True
+        ).stdout.split()
+
     assert run({}) == ["False", "True"]
     assert run({"NEURANK_MALLOC": "default"}) == ["False", "False"]

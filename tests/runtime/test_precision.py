@@ -49,9 +49,8 @@ def test_bf16_training_runs_and_records_its_precision(tiny_config, tmp_path):
     result = train(config, tmp_path / "bf16", progress=False, precision="bf16")
     checkpoint = load_checkpoint(tmp_path / "bf16" / "last.pt")
     assert result["steps"] > 0 and checkpoint["precision"] == "bf16"
-    assert all(
-        t.dtype == torch.float32 for t in checkpoint["state_dict"].values() if t.is_floating_point()
-    )  # weights stay fp32
+    # weights stay fp32
+    assert all(t.dtype == torch.float32 for t in checkpoint["state_dict"].values() if t.is_floating_point())
 
 
 def test_fp16_loss_scaling_path_trains_and_resumes_exactly(tiny_config, tmp_path, monkeypatch):

@@ -227,7 +227,7 @@ def test_two_processes_reach_the_dev_metric_of_one_on_the_same_global_batches(ra
     # after 9 steps weights differ by up to ~1e-2, and the training loss by ~1e-3 relative (rel=1e-2 below).
     # Dev AP is a function of the rankings alone, and those differences stay far below the score margins between
     # this collection's candidates, so the rankings, hence AP at every epoch, are the same: abs=1e-9.
-    for got, want in zip(records, expected):
+    for got, want in zip(records, expected, strict=True):
         assert got["dev_AP"] == pytest.approx(want["dev_AP"], abs=1e-9)
         assert got["train_loss"] == pytest.approx(want["train_loss"], rel=1e-2)
     distributed = load_checkpoint(ranks / "train" / "last.pt")

@@ -99,7 +99,7 @@ def read_smart(path: str | Path, what: str = "SMART file") -> list[SmartRecord]:
             raise FormatError(path, number, expected, line)
     return [
         SmartRecord(record_id, number, {name: "\n".join(lines).strip() for name, lines in body.items()})
-        for (record_id, number), body in zip(starts, bodies)
+        for (record_id, number), body in zip(starts, bodies, strict=True)
     ]
 
 

@@ -33,7 +33,7 @@ def _columns(path: Path, what: str, count: int, layout: str):
         yield number, fields
 
 
-def _check_unique(seen: dict, key: tuple[str, str], path: Path, number: int, line: str) -> None:
+def _check_unique(seen: dict[tuple[str, str], int], key: tuple[str, str], path: Path, number: int, line: str) -> None:
     if key in seen:
         raise FormatError(
             path, number, f"each (query_id, doc_id) pair once, but {key} was already on line {seen[key]}", line
@@ -55,7 +55,8 @@ def read_qrels(path: str | Path) -> list[Qrel]:
             (the message names both lines).
     """
     path = Path(path)
-    qrels, seen = [], {}
+    qrels: list[Qrel] = []
+    seen: dict[tuple[str, str], int] = {}
     rows = _columns(path, "qrels file", 4, "query_id iteration doc_id relevance")
     for number, (query_id, _, doc_id, relevance) in rows:
         try:
@@ -81,7 +82,8 @@ def read_run(path: str | Path) -> list[ScoredDoc]:
         FormatError: a line without 6 columns, a score that is not a number, or a document listed twice for a query.
     """
     path = Path(path)
-    run, seen = [], {}
+    run: list[ScoredDoc] = []
+    seen: dict[tuple[str, str], int] = {}
     rows = _columns(path, "run file", 6, "query_id Q0 doc_id rank score tag")
     for number, (query_id, _, doc_id, _, score, _) in rows:
         try:
@@ -173,7 +175,10 @@ def read_topics(path: str | Path, fields: str | Sequence[str] = "title") -> list
 
     topics: list[Query] = []
     seen: dict[str, int] = {}
-    top_line, current, parts, position = None, None, {}, 0
+    top_line: int | None = None
+    current: str | None = None
+    parts: dict[str, str] = {}
+    position = 0
     for match in [*_TAG.finditer(text), None]:
         chunk = text[position : match.start() if match else len(text)]
         if current is not None:

@@ -17,6 +17,7 @@ gensim (the `neurank[embeddings]` extra) is needed only for `train_word2vec`, an
 from __future__ import annotations
 
 import gzip
+import io
 import re
 import warnings
 import zipfile
@@ -24,7 +25,7 @@ import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -150,7 +151,7 @@ def _assemble(vectors, dim: int, vocab: Vocab, seed: int, source: str) -> tuple[
     return matrix, coverage
 
 
-def _open(path: Path) -> IO[bytes]:
+def _open(path: Path) -> io.BufferedIOBase:
     return gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
 
 

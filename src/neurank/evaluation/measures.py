@@ -65,7 +65,7 @@ def _per_query(run, qrels: dict[str, dict[str, int]], measures: list) -> dict:
         for query_id, docs in RunConverter(run).as_dict_of_dict().items()
         if str(query_id) in qrels
     }
-    values = {measure: {} for measure in measures}
+    values: dict[ir_measures.Measure, dict[str, float]] = {measure: {} for measure in measures}
     for metric in ir_measures.iter_calc(measures, qrels, run):
         values[metric.measure][metric.query_id] = float(metric.value)
     for measure, per_query in values.items():

@@ -104,10 +104,11 @@ class _Column:
         self.width = width
         self.left = left
         self.cell = cell
-        self.rows: list[tuple[float, Callable[[Figure, float], None]]] = []
+        self.rows: list[tuple[float, Callable[[Figure, float], object]]] = []
 
-    def add(self, height: float, draw: Callable[[Figure, float], None]) -> None:
-        """`draw(figure, top)` places its axes below `top` (inches from the figure's bottom) within `height`."""
+    def add(self, height: float, draw: Callable[[Figure, float], object]) -> None:
+        """`draw(figure, top)` places its axes below `top` (inches from the figure's bottom) within `height`; what it
+        returns is ignored."""
         self.rows.append((height, draw))
 
     def render(self) -> Figure:
@@ -146,7 +147,8 @@ def _heatmap_colors(values: np.ndarray, channel: str | None = None) -> dict[str,
 
 
 def _color_unknown(labels, unknown: Sequence[bool]) -> None:
-    for label, is_unknown in zip(labels, unknown):
+    # An axis may label only the first tokens (the stage's length; labels are cut to it): `unknown` covers them all.
+    for label, is_unknown in zip(labels, unknown, strict=False):
         if is_unknown:
             label.set_color(UNKNOWN_COLOR)
 
@@ -324,7 +326,7 @@ def _channel_panels(column, pair, name, values, labels, description, left, token
     panel_width = (column.width - left - RIGHT - gap * (per_line - 1)) / per_line
     n_rows, n_cols = values.shape[1], values.shape[2]
     row_height = max(SMALL_ROW, 0.6 / n_rows) if token_axes else max(SMALL_ROW, min(0.35, 1.6 / n_rows))
-    axes_names = (None, None)
+    axes_names = ("", "")  # (y, x) axis names, for panels whose axes are not tokens
     x_labels: Sequence[str] = []
     if token_axes:
         x_labels = pair.doc_tokens[:n_cols] if n_cols <= 30 else []
@@ -561,9 +563,9 @@ def training_curves_figure(records: Sequence[dict], metric: str, best_epoch: int
     for i, (key, title) in enumerate(panels):
         ax = figure.add_axes((0.05 + i * 0.245, 0.18, 0.19, 0.64), label=key)
         values = [record.get(key) for record in records]
-        points = [(e, v) for e, v in zip(epochs, values) if v is not None]
+        points = [(e, v) for e, v in zip(epochs, values, strict=True) if v is not None]
         if points:
-            ax.plot(*zip(*points), marker="o", markersize=3.5, color="#1f4e79")
+            ax.plot(*zip(*points, strict=True), marker="o", markersize=3.5, color="#1f4e79")
         else:
             ax.text(0.5, 0.5, "not recorded", ha="center", va="center", transform=ax.transAxes, fontsize=8)
         if best_epoch is not None and best_epoch > 0:

@@ -13,6 +13,7 @@ for that pair (the logit, before any fusion with the first stage).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import cast
 
 import numpy as np
 import torch
@@ -20,7 +21,7 @@ import torch
 from neurank.collections import ANSWER_SELECTION, Collection, Doc, Query, ScoredDoc
 from neurank.data.examples import normalise_scores
 from neurank.inference.reranker import Reranker
-from neurank.models import Stage
+from neurank.models import Ranker, Stage
 from neurank.retrieval import BM25Retriever, bm25_run, score_candidates
 from neurank.text import UNK_ID
 
@@ -152,9 +153,11 @@ def explain_pair(
     doc_tokens, doc_ids = seen_tokens(reranker, doc, "doc")
     device = reranker.device
     model.eval()
+    # Every registered model is a Ranker; the cast checks nothing, so any module is called as before.
+    ranker = cast(Ranker, model)
     with torch.inference_mode():
         score_input = None if first_stage_score is None else torch.tensor([first_stage_score], device=device)
-        explanation = model.explain(
+        explanation = ranker.explain(
             torch.tensor([query_ids], device=device),
             torch.tensor([doc_ids], device=device),
             first_stage_score=score_input,
@@ -166,8 +169,8 @@ def explain_pair(
         doc=doc,
         query_tokens=query_tokens,
         doc_tokens=doc_tokens,
-        query_unknown=[i == UNK_ID and t != "<empty>" for t, i in zip(query_tokens, query_ids)],
-        doc_unknown=[i == UNK_ID and t != "<empty>" for t, i in zip(doc_tokens, doc_ids)],
+        query_unknown=[i == UNK_ID and t != "<empty>" for t, i in zip(query_tokens, query_ids, strict=True)],
+        doc_unknown=[i == UNK_ID and t != "<empty>" for t, i in zip(doc_tokens, doc_ids, strict=True)],
         score=float(explanation.score[0]),
         first_stage_score=first_stage_score,
         stages={key: _numpy(stage) for key, stage in stages.items()},
@@ -207,7 +210,9 @@ def explain_candidate(
     query = part.queries[query_id]
     doc_text = collection.doc_text(split, query_id, doc_id)
     run, notes = _first_stage_run(collection, split, query, doc_id, depth)
-    first_stage = dict(zip((entry.doc_id for entry in run), normalise_scores([entry.score for entry in run])))
+    first_stage = dict(
+        zip((entry.doc_id for entry in run), normalise_scores([entry.score for entry in run]), strict=True)
+    )
 
     pair = explain_pair(reranker, query.text, doc_text, first_stage[doc_id], model_name)
     reranked = reranker.rerank(run, {query_id: query}, lambda q, d: collection.doc_text(split, q, d), depth=len(run))

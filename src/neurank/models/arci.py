@@ -31,7 +31,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from neurank.models.layers import Ranker, build_embedding, linear_flops, resolve_masks, with_first_stage_score
+from neurank.models.layers import (
+    ModuleListOf,
+    Ranker,
+    build_embedding,
+    linear_flops,
+    resolve_masks,
+    with_first_stage_score,
+)
 from neurank.models.registry import register
 from neurank.text import PAD_ID
 
@@ -95,7 +102,7 @@ class ConvSentenceEncoder(nn.Module):
 
     def __init__(self, in_channels: int, config: ArcIConfig):
         super().__init__()
-        self.convs = nn.ModuleList()
+        self.convs: ModuleListOf[nn.Conv1d] = ModuleListOf()
         for out_channels, kernel_size in zip(config.conv_channels, config.kernel_sizes, strict=True):
             self.convs.append(nn.Conv1d(in_channels, out_channels, kernel_size))
             in_channels = out_channels

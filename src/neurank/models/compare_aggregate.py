@@ -41,6 +41,7 @@ from torch import Tensor, nn
 
 from neurank.models.layers import (
     Explanation,
+    ModuleListOf,
     Ranker,
     Stage,
     build_embedding,
@@ -126,7 +127,9 @@ class CompareAggregate(Ranker):
         # SUB and MULT have no parameters; NN reads [a; h], SUBMULT+NN reads [(a - h)^2; a * h].
         self.compare = nn.Linear(2 * hidden, hidden) if config.comparison in ("nn", "submult_nn") else None
         channels = hidden + int(config.exact_match)  # the comparison, and the exact-match flag when asked for
-        self.convs = nn.ModuleList(nn.Conv1d(channels, hidden, window) for window in config.windows)
+        self.convs: ModuleListOf[nn.Conv1d] = ModuleListOf(
+            nn.Conv1d(channels, hidden, window) for window in config.windows
+        )
         self.aggregate = nn.Linear(len(config.windows) * hidden, hidden)
         self.score = nn.Linear(hidden + int(config.use_first_stage_score), 1)
 
@@ -166,10 +169,13 @@ class CompareAggregate(Ranker):
             compared = (doc - attended) * (doc - attended)
         elif comparison == "mult":
             compared = doc * attended
-        elif comparison == "nn":
-            compared = torch.relu(self.compare(torch.cat([doc, attended], dim=2)))
-        else:  # submult_nn
-            compared = torch.relu(self.compare(torch.cat([(doc - attended) * (doc - attended), doc * attended], dim=2)))
+        else:  # "nn" or "submult_nn", the comparisons with a layer: __init__ built `compare` for them
+            assert self.compare is not None
+            if comparison == "nn":
+                pair = torch.cat([doc, attended], dim=2)
+            else:  # submult_nn
+                pair = torch.cat([(doc - attended) * (doc - attended), doc * attended], dim=2)
+            compared = torch.relu(self.compare(pair))
         return compared * doc_mask[:, :, None].to(compared.dtype)
 
     def _pool(self, compared: Tensor, doc_mask: Tensor, matched: Tensor | None = None) -> Tensor:

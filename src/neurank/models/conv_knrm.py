@@ -38,6 +38,7 @@ from torch import Tensor, nn
 from neurank.models.layers import (
     Explanation,
     KernelPooling,
+    ModuleListOf,
     Ranker,
     Stage,
     build_embedding,
@@ -135,7 +136,7 @@ class ConvKNRM(Ranker):
         self.vocab_size = vocab_size
 
         # convs[h - 1] reads h-grams.
-        self.convs = nn.ModuleList(
+        self.convs: ModuleListOf[nn.Conv1d] = ModuleListOf(
             nn.Conv1d(config.embedding_dim, config.n_filters, kernel_size=h) for h in range(1, config.max_ngram + 1)
         )
         self.kernel_pooling = KernelPooling(config.n_kernels, config.sigma, config.exact_sigma)
@@ -165,9 +166,9 @@ class ConvKNRM(Ranker):
             else:
                 window_mask = mask
             masks.append(window_mask)
-        vectors = torch.stack(vectors, dim=1)  # (B, N, L, F)
+        stacked = torch.stack(vectors, dim=1)  # (B, N, L, F)
         ngram_mask = torch.stack(masks, dim=1)  # (B, N, L)
-        return vectors * ngram_mask[..., None], ngram_mask
+        return stacked * ngram_mask[..., None], ngram_mask
 
     def _matched(
         self, query_ids: Tensor, doc_ids: Tensor, query_mask: Tensor | None, doc_mask: Tensor | None

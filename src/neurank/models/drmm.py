@@ -128,6 +128,9 @@ class DRMM(Ranker):
     # 1.05-1.25x over 2^16.
     cpu_max_cells = 1 << 17
 
+    # The persistent buffer registered in __init__, (vocab_size,); declared so that type checkers know it as a tensor.
+    idf: Tensor
+
     def __init__(self, vocab_size: int, config: DRMMConfig | None = None, embeddings: Tensor | None = None):
         super().__init__()
         self.embedding, config = build_embedding(vocab_size, config or DRMMConfig(), embeddings)

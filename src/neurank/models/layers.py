@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 import torch
 import torch.nn.functional as F
@@ -22,6 +22,35 @@ from torch import Tensor, nn
 from neurank.text import PAD_ID, UNK_ID
 
 INTERACTIONS = ("cosine", "dot", "exact")
+
+_M = TypeVar("_M", bound=nn.Module)
+
+if TYPE_CHECKING:
+
+    class ModuleListOf(nn.ModuleList, Generic[_M]):
+        """An `nn.ModuleList` whose items are all `_M`, as type checkers see it; at run time it is `nn.ModuleList`.
+
+        Iterating over or indexing a plain `nn.ModuleList` gives `nn.Module`, whose attributes a type checker can only
+        type as `Tensor | Module`. Annotate a list that holds one kind of layer as `ModuleListOf[nn.Conv1d]` (and
+        build it with `ModuleListOf(...)`, which is `nn.ModuleList` itself), and its items keep their type. Being the
+        same class at run time, it changes nothing in a model: not its state_dict, repr, export or pickling. Only
+        write `ModuleListOf[...]` in annotations (every module here has `from __future__ import annotations`).
+        """
+
+        def __init__(self, modules: Iterable[_M] | None = None) -> None: ...
+
+        def __iter__(self) -> Iterator[_M]: ...
+
+        @overload
+        def __getitem__(self, idx: slice) -> ModuleListOf[_M]: ...
+
+        @overload
+        def __getitem__(self, idx: int) -> _M: ...
+
+        def __getitem__(self, idx: int | slice) -> _M | ModuleListOf[_M]: ...
+
+else:
+    ModuleListOf = nn.ModuleList
 
 
 @dataclass
@@ -71,7 +100,8 @@ class Ranker(nn.Module):
     #: False for representation-based rankers, whose texts never meet in a query-by-document matrix (ArcI).
     has_interaction_matrix = True
     #: Scoring on a CPU, the most cells (pairs x padded query length x padded document length) per forward pass,
-    #: chosen per model from `benchmarks/inference.py --sections budget`; None: `neurank.inference.scorer.CPU_MAX_CELLS`.
+    #: chosen per model from `benchmarks/inference.py --sections budget`;
+    #: None: `neurank.inference.scorer.CPU_MAX_CELLS`.
     cpu_max_cells: int | None = None
 
     def explain(
@@ -372,13 +402,16 @@ def interaction_matrices(
         query_mask: (B, Lq); doc_mask: (B, Ld).
     Returns:
         (B, C, Lq, Ld) with C = len(kinds), 0 at padded positions.
+    Raises:
+        ValueError: an unknown kind, or "cosine" or "dot" without both embeddings.
     """
     channels = []
     for kind in kinds:
-        if kind == "cosine":
-            channels.append(cosine_matrix(query_emb, doc_emb, query_mask, doc_mask))
-        elif kind == "dot":
-            channels.append(dot_matrix(query_emb, doc_emb, query_mask, doc_mask))
+        if kind in ("cosine", "dot"):
+            if query_emb is None or doc_emb is None:
+                raise ValueError(f"the {kind!r} interaction needs query_emb and doc_emb, got None")
+            similarity = cosine_matrix if kind == "cosine" else dot_matrix
+            channels.append(similarity(query_emb, doc_emb, query_mask, doc_mask))
         elif kind == "exact":
             channels.append(exact_match_matrix(query_ids, doc_ids, query_mask, doc_mask))
         else:
@@ -508,6 +541,10 @@ def kernel_labels(mus: Tensor) -> list[str]:
 
 class KernelPooling(nn.Module):
     """`kernel_pooling` with the K-NRM kernels held as (non-persistent) buffers, so they follow `.to(device)`."""
+
+    # The buffers registered in __init__, (K,) each; declared so that type checkers know them as tensors.
+    mus: Tensor
+    sigmas: Tensor
 
     def __init__(self, n_kernels: int = 11, sigma: float = 0.1, exact_sigma: float = 1e-3):
         super().__init__()

@@ -37,6 +37,7 @@ from torch import Tensor, nn
 from neurank.models.layers import (
     INTERACTIONS,
     Explanation,
+    ModuleListOf,
     Ranker,
     Stage,
     build_embedding,
@@ -140,7 +141,7 @@ class MatchPyramid(Ranker):
         self.vocab_size = vocab_size
 
         in_channels = len(config.interactions)
-        self.convs = nn.ModuleList()
+        self.convs: ModuleListOf[nn.Conv2d] = ModuleListOf()
         for out_channels, kernel_size in zip(config.conv_channels, config.kernel_sizes, strict=True):
             self.convs.append(nn.Conv2d(in_channels, out_channels, kernel_size, padding="same"))
             in_channels = out_channels

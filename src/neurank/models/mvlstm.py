@@ -192,7 +192,10 @@ class MVLSTM(Ranker):
 
         state_dim = 2 * config.hidden_size
         channels = config.channels
-        self.bilinear_weight = self.bilinear_bias = self.query_linear = self.doc_linear = None
+        self.bilinear_weight: nn.Parameter | None = None
+        self.bilinear_bias: nn.Parameter | None = None
+        self.query_linear: nn.Linear | None = None
+        self.doc_linear: nn.Linear | None = None
         if config.interaction in ("bilinear", "tensor"):
             bound = 1.0 / math.sqrt(state_dim)  # nn.Bilinear's initialisation
             self.bilinear_weight = nn.Parameter(torch.empty(channels, state_dim, state_dim).uniform_(-bound, bound))
@@ -221,11 +224,14 @@ class MVLSTM(Ranker):
     def _interaction(self, query_states: Tensor, doc_states: Tensor, query_mask: Tensor, doc_mask: Tensor) -> Tensor:
         if self.config.interaction == "cosine":
             return cosine_matrix(query_states, doc_states, query_mask, doc_mask)[:, None]  # (B, 1, Lq, Ld)
+        # "bilinear" and "tensor": __init__ built the bilinear weight and bias, and for "tensor" the two linear maps.
+        assert self.bilinear_weight is not None and self.bilinear_bias is not None
         # u^T M_c v for every channel c and every (query, doc) pair.
         projected = torch.einsum("bqi,cij->bcqj", query_states, self.bilinear_weight)  # (B, C, Lq, 2H)
         sim = projected @ doc_states.transpose(1, 2)[:, None]  # (B, C, Lq, Ld)
         sim = sim + self.bilinear_bias[:, None, None]
         if self.config.interaction == "tensor":
+            assert self.query_linear is not None and self.doc_linear is not None
             query_part = self.query_linear(query_states).transpose(1, 2)  # (B, C, Lq)
             doc_part = self.doc_linear(doc_states).transpose(1, 2)  # (B, C, Ld)
             sim = torch.relu(sim + query_part[:, :, :, None] + doc_part[:, :, None, :])  # (B, C, Lq, Ld)

@@ -43,6 +43,7 @@ from torch import Tensor, nn
 
 from neurank.models.layers import (
     Explanation,
+    ModuleListOf,
     Ranker,
     Stage,
     build_embedding,
@@ -144,13 +145,18 @@ class PACRR(Ranker):
     # 1.03-1.10x over 2^16.
     cpu_max_cells = 1 << 17
 
+    # The persistent buffer registered in __init__, (vocab_size,); declared so that type checkers know it as a tensor.
+    idf: Tensor
+
     def __init__(self, vocab_size: int, config: PACRRConfig | None = None, embeddings: Tensor | None = None):
         super().__init__()
         self.embedding, config = build_embedding(vocab_size, config or PACRRConfig(), embeddings)
         self.config = config
         self.vocab_size = vocab_size
 
-        self.convs = nn.ModuleList(nn.Conv2d(1, config.n_filters, n) for n in config.ngram_sizes)
+        self.convs: ModuleListOf[nn.Conv2d] = ModuleListOf(
+            nn.Conv2d(1, config.n_filters, n) for n in config.ngram_sizes
+        )
         self.register_buffer("idf", torch.ones(vocab_size))
         self.dropout = nn.Dropout(config.dropout)
 
@@ -193,7 +199,7 @@ class PACRR(Ranker):
                 (k-max pooling leaves them out).
         """
         signals = []
-        for n, conv in zip(self.config.ngram_sizes, self.convs):
+        for n, conv in zip(self.config.ngram_sizes, self.convs, strict=True):  # one convolution per size
             # n - 1 zeros after the end: the cell (i, j) reads the n-gram that starts there.
             padded = F.pad(sim_matrix, (0, n - 1, 0, n - 1))  # (B, 1, Lq + n - 1, Ld + n - 1)
             signals.append(torch.relu(conv(padded)).amax(dim=1))  # (B, Lq, Ld)
@@ -222,8 +228,8 @@ class PACRR(Ranker):
             # The finite fill (not -inf) keeps a query with no real term at 0 instead of NaN.
             idf = idf.masked_fill(~query_mask, torch.finfo(idf.dtype).min)
             features.append(torch.softmax(idf, dim=1)[:, :, None])  # (B, Lq, 1)
-        features = torch.cat(features, dim=2)  # (B, Lq, F)
-        return features * query_mask[:, :, None]
+        term_features = torch.cat(features, dim=2)  # (B, Lq, F)
+        return term_features * query_mask[:, :, None]
 
     def flops_per_pair(self, query_len: int, doc_len: int) -> int:
         """See `Ranker.flops_per_pair`: on the query cut to `max_query_len`, the cosine matrix and the n x n

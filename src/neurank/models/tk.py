@@ -45,6 +45,7 @@ from torch import Tensor, nn
 
 from neurank.models.layers import (
     Explanation,
+    ModuleListOf,
     Ranker,
     Stage,
     build_embedding,
@@ -211,13 +212,17 @@ class TK(Ranker):
             `config.embedding_dim` in `self.config`, so the saved config rebuilds the same shapes.
     """
 
+    # The kernels' buffers registered in __init__, (K,) each; declared so that type checkers know them as tensors.
+    mus: Tensor
+    sigmas: Tensor
+
     def __init__(self, vocab_size: int, config: TKConfig | None = None, embeddings: Tensor | None = None):
         super().__init__()
         self.embedding, config = build_embedding(vocab_size, config or TKConfig(), embeddings)
         self.config = config
         self.vocab_size = vocab_size
 
-        self.layers = nn.ModuleList(
+        self.layers: ModuleListOf[TransformerLayer] = ModuleListOf(
             TransformerLayer(config.embedding_dim, config.n_heads, config.ff_dim, config.dropout)
             for _ in range(config.n_layers)
         )

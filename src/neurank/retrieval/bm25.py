@@ -89,9 +89,9 @@ class BM25Retriever:
         """
         queries = list(queries)
         tokens = self.tokenizer.tokenize_batch([q.text for q in queries])
-        kept = [(q, t) for q, t in zip(queries, tokens) if t]
+        kept = [(q, t) for q, t in zip(queries, tokens, strict=True) if t]
         if len(kept) < len(queries):
-            empty = [q.query_id for q, t in zip(queries, tokens) if not t]
+            empty = [q.query_id for q, t in zip(queries, tokens, strict=True) if not t]
             warn_data(f"{len(empty)} queries have no tokens after tokenisation and get no results: {empty[:5]}")
         if not kept:
             return []
@@ -100,8 +100,8 @@ class BM25Retriever:
             [t for _, t in kept], k=k, show_progress=False, n_threads=0, return_as="tuple"
         )
         run: list[ScoredDoc] = []
-        for (query, _), row_indices, row_scores in zip(kept, indices, scores):
-            for index, score in zip(row_indices.tolist(), row_scores.tolist()):
+        for (query, _), row_indices, row_scores in zip(kept, indices, scores, strict=True):
+            for index, score in zip(row_indices.tolist(), row_scores.tolist(), strict=True):
                 if score > 0:
                     run.append(ScoredDoc(query.query_id, self.doc_ids[index], float(score)))
         return run

@@ -86,7 +86,8 @@ def malloc_tuned() -> bool:
 
 
 def restart_with_tuned_malloc(args: list[str]) -> None:
-    """Replace this process by `python -m neurank.cli ARGS` with the tuned settings; returns if there is nothing to do."""
+    """Replace this process by `python -m neurank.cli ARGS` with the tuned settings; returns if there is nothing
+    to do."""
     environment = tuned_environment()
     if environment is None:
         return

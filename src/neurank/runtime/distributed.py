@@ -34,7 +34,7 @@ import sys
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -43,6 +43,22 @@ from torch import nn
 from torch.utils.data import Sampler
 
 BACKENDS = ("auto", "gloo", "nccl")
+
+
+class EpochBatches(Protocol):
+    """What `shard_batches` slices: batches of indices, drawn anew for each epoch (`BucketBatchSampler`)."""
+
+    def __iter__(self) -> Iterator[list[int]]: ...
+
+    def set_epoch(self, epoch: int) -> None: ...
+
+
+class SizedBatches(Protocol):
+    """What `deal_batches` deals: batches of indices in a fixed order, and how many there are."""
+
+    def __iter__(self) -> Iterator[list[int]]: ...
+
+    def __len__(self) -> int: ...
 
 
 class DistributedError(RuntimeError):
@@ -104,11 +120,11 @@ class DistributedContext:
 
     # -- batches -----------------------------------------------------------------------------------------------
 
-    def shard_batches(self, sampler: Sampler[list[int]]) -> Sampler[list[int]]:
+    def shard_batches(self, sampler: EpochBatches) -> EpochBatches:
         """Training: each rank's contiguous slice of every global batch of `sampler` (see `ShardedBatchSampler`)."""
         return ShardedBatchSampler(sampler, self.rank, self.world_size) if self.enabled else sampler
 
-    def deal_batches(self, sampler: Sampler[list[int]]) -> Sampler[list[int]]:
+    def deal_batches(self, sampler: SizedBatches) -> SizedBatches:
         """Inference: whole batches of `sampler`, dealt round-robin (batch i to rank i mod world_size)."""
         return DealtBatchSampler(sampler, self.rank, self.world_size) if self.enabled else sampler
 
@@ -236,7 +252,7 @@ class ShardedBatchSampler(Sampler[list[int]]):
     compute, and DDP needs a backward pass from every rank.
     """
 
-    def __init__(self, batch_sampler: Sampler[list[int]], rank: int, world_size: int):
+    def __init__(self, batch_sampler: EpochBatches, rank: int, world_size: int):
         batch_size = getattr(batch_sampler, "batch_size", None)
         if batch_size is not None and batch_size < world_size:
             raise ValueError(
@@ -272,7 +288,7 @@ class ShardedBatchSampler(Sampler[list[int]]):
 class DealtBatchSampler(Sampler[list[int]]):
     """Batches `rank`, `rank + world_size`, `rank + 2 * world_size`, ... of `batch_sampler`, unchanged."""
 
-    def __init__(self, batch_sampler: Sampler[list[int]], rank: int, world_size: int):
+    def __init__(self, batch_sampler: SizedBatches, rank: int, world_size: int):
         if not 0 <= rank < world_size:
             raise ValueError(f"rank {rank} out of range for world size {world_size}")
         self.batch_sampler = batch_sampler
@@ -346,7 +362,7 @@ def init_distributed(
                 "start at most one process per GPU (--nproc_per_node)"
             )
         torch.cuda.set_device(local_rank)  # before the group forms, so NCCL and object collectives use this GPU
-    options = {"timeout": timeout} if timeout is not None else {}
+    options: dict[str, Any] = {"timeout": timeout} if timeout is not None else {}
     if not dist.is_initialized():
         dist.init_process_group(backend, init_method="env://", rank=rank, world_size=world_size, **options)
     return DistributedContext(rank=rank, world_size=world_size, local_rank=local_rank, backend=backend)

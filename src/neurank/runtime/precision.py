@@ -16,7 +16,6 @@ preserves a model's rankings is checked by `tests/training/test_precision.py` (b
 from __future__ import annotations
 
 import contextlib
-from typing import ContextManager
 
 import torch
 
@@ -44,7 +43,7 @@ def check_precision(precision: str, device: torch.device | str) -> None:
     raise ValueError(f"precision {precision} is not supported on {device.type}; use fp32 there")
 
 
-def autocast(device: torch.device | str, precision: str) -> ContextManager:
+def autocast(device: torch.device | str, precision: str) -> contextlib.AbstractContextManager:
     """The context in which forward passes run at `precision` (a no-op for fp32)."""
     if precision == "fp32":
         return contextlib.nullcontext()

@@ -22,7 +22,7 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, cast
 
 import numpy as np
 import torch
@@ -49,6 +49,18 @@ from neurank.runtime.distributed import SINGLE_PROCESS, DistributedContext
 from neurank.runtime.precision import autocast, check_precision, grad_scaler
 from neurank.training.losses import GROUPED, LOSSES, ranking_loss
 from neurank.training.tracking import TensorBoardLog, gradient_norm
+
+
+class _TrainState(TypedDict):
+    """Where training stands; saved in every checkpoint (top-level keys) and read back on resume."""
+
+    epoch: int
+    step: int
+    best_metric: float
+    best_epoch: int
+    bad_epochs: int
+    metric: str
+    seconds: float
 
 
 def make_model(config: ExperimentConfig, vocab_size: int, embeddings: torch.Tensor | None) -> nn.Module:
@@ -120,7 +132,7 @@ def _lr_lambda(schedule: str, warmup: int, total: int) -> Callable[[int], float]
 
 
 def checkpoint_payload(
-    config, model, data: PreparedData, optimizers, schedulers, state: dict, averaged: AveragedModel | None = None
+    config, model, data: PreparedData, optimizers, schedulers, state: _TrainState, averaged: AveragedModel | None = None
 ) -> dict[str, Any]:
     """What goes into best.pt / last.pt: enough to rebuild the ranker alone, and to resume training.
 
@@ -188,8 +200,9 @@ def train(
 
     seed_everything(train_cfg.seed)  # the model's initialisation must not depend on how data was prepared
     model = make_model(config, len(data.vocab), data.embeddings)
-    if hasattr(model, "set_idf") and data.idf is not None:
-        model.set_idf(data.idf)
+    set_idf = getattr(model, "set_idf", None)  # the models that weight query terms by IDF (DRMM, PACRR)
+    if set_idf is not None and data.idf is not None:
+        set_idf(data.idf)
     model = dist.wrap(model.to(device))
     dataset = training_dataset(config, data.train_examples)
     if len(dataset) == 0:
@@ -223,7 +236,7 @@ def train(
     if train_cfg.ema:
         averaged = AveragedModel(unwrap(model), multi_avg_fn=get_ema_multi_avg_fn(train_cfg.ema), use_buffers=True)
 
-    state = {
+    state: _TrainState = {
         "epoch": 0,
         "step": 0,
         "best_metric": -math.inf,
@@ -246,15 +259,16 @@ def train(
         if averaged is not None:
             averaged.module.load_state_dict(checkpoint["state_dict"])
             averaged.n_averaged.fill_(checkpoint["ema_updates"])
-        for o, s in zip(optimizers, checkpoint["optimizers"]):
+        for o, s in zip(optimizers, checkpoint["optimizers"], strict=True):
             o.load_state_dict(s)
-        for s, s_state in zip(schedulers, checkpoint["schedulers"]):
+        for s, s_state in zip(schedulers, checkpoint["schedulers"], strict=True):
             s.load_state_dict(s_state)
         torch.set_rng_state(checkpoint["rng"]["torch"])
         random.setstate(checkpoint["rng"]["python"])
         if checkpoint.get("grad_scaler"):
             scaler.load_state_dict(checkpoint["grad_scaler"])
-        state = {key: checkpoint[key] for key in state}
+        # last.pt holds the state it was written with (`checkpoint_payload` spreads it into the checkpoint).
+        state = cast(_TrainState, {key: checkpoint[key] for key in state})
         if dist.is_main:
             _truncate_metrics(metrics_path, state["epoch"])
     elif dist.is_main and metrics_path.exists():
@@ -293,7 +307,7 @@ def train(
             grad_norm = gradient_norm(dense, train_cfg.grad_clip)  # before clipping; clips when grad_clip > 0
             grad_norms += [grad_norm] if grad_norm is not None else []
             lr = schedulers[0].get_last_lr()[0]  # the rate this step uses
-            for optimizer, scheduler in zip(optimizers, schedulers):
+            for optimizer, scheduler in zip(optimizers, schedulers, strict=True):
                 scaler.step(optimizer)
                 scheduler.step()
             scaler.update()
@@ -310,9 +324,9 @@ def train(
         )
         dev_value = evaluate(run, data.collection.split(config.data.dev_split).qrels, [metric])[metric]
         improved = dev_value > state["best_metric"]
-        state.update(epoch=epoch + 1, seconds=time.perf_counter() - start)
+        state["epoch"], state["seconds"] = epoch + 1, time.perf_counter() - start
         if improved:
-            state.update(best_metric=dev_value, best_epoch=epoch + 1, bad_epochs=0)
+            state["best_metric"], state["best_epoch"], state["bad_epochs"] = dev_value, epoch + 1, 0
             # The best model's dev scores (fp32): fusion tuning reads them instead of scoring dev again.
             best_dev_run = run if precision == "fp32" else None
         else:

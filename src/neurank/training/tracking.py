@@ -29,7 +29,7 @@ def gradient_norm(parameters: Iterable[nn.Parameter], max_norm: float = 0.0) -> 
         return None
     if max_norm:
         return float(torch.nn.utils.clip_grad_norm_(parameters, max_norm))
-    grads = [p.grad for p in parameters]
+    grads = [p.grad for p in parameters if p.grad is not None]  # all of them; the test types them as tensors
     if hasattr(torch.nn.utils, "get_total_norm"):  # torch >= 2.6
         return float(torch.nn.utils.get_total_norm(grads))
     return float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads])))
@@ -59,8 +59,9 @@ class TensorBoardLog:
     def active(self) -> bool:
         return self.writer is not None
 
-    def step(self, step: int, loss: float, lr: float, grad_norm: float | None) -> None:
-        """One optimisation step's loss, learning rate and gradient norm."""
+    def step(self, step: int, loss: float, lr: float | torch.Tensor, grad_norm: float | None) -> None:
+        """One optimisation step's loss, learning rate (a tensor where the optimizer was given one) and gradient
+        norm."""
         if self.writer is None:
             return
         self.writer.add_scalar("train/loss", loss, step)

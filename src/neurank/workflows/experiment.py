@@ -186,9 +186,9 @@ def run_experiment(
     write_run(bm25, output_dir / f"bm25.{split_name}.run", tag="bm25")
     bm25_values = evaluate_per_query(bm25, split.qrels, measures)
 
-    depth = None if collection.task == ANSWER_SELECTION else depth
+    rerank_depth = None if collection.task == ANSWER_SELECTION else depth
     runs = [
-        train_and_test(config, data, seed, output_dir / f"seed-{seed}", bm25, measures, progress, depth)
+        train_and_test(config, data, seed, output_dir / f"seed-{seed}", bm25, measures, progress, rerank_depth)
         for seed in seeds
     ]
     mean, std, p_t, p_r = summarise(runs, bm25_values, measures)

@@ -253,7 +253,8 @@ def _split_note(config: ExperimentConfig, split: str, reranker: Reranker) -> str
         chosen = "the checkpoint" + (" and the fusion weight were" if reranker.fusion_alpha is not None else " was")
         return (
             f"This is the dev split, on which {chosen} chosen: these figures flatter the model. "
-            f"<code>neurank report RUN_DIR --split {html.escape(config.data.test_split)}</code> gives the held-out ones."
+            f"<code>neurank report RUN_DIR --split {html.escape(config.data.test_split)}</code> "
+            "gives the held-out ones."
         )
     dev = html.escape(config.data.dev_split)
     return f"The {html.escape(split)} split; model selection (and any fusion weight) read only {dev}."
@@ -274,8 +275,8 @@ def _explain_section(page, reranker, collection, split, results: RunResults, del
     gains = [d for d in deltas if d.delta > 0]
     losses = sorted((d for d in deltas if d.delta < 0), key=lambda d: (d.delta, d.query_id))
     chosen = []
-    for pair in zip(gains, losses):
-        chosen += list(pair)
+    for gain, loss in zip(gains, losses, strict=False):  # alternate while both last; the rest follows
+        chosen += [gain, loss]
     chosen += gains[len(losses) :] + losses[len(gains) :]
     if not chosen:
         chosen = deltas
@@ -288,13 +289,14 @@ def _explain_section(page, reranker, collection, split, results: RunResults, del
         ranked = sorted((r for r in final_run if r.query_id == delta.query_id), key=lambda r: -r.score)
         if not ranked:
             continue
+        doc_id = ranked[0].doc_id
         try:
             pair = explain_candidate(
                 reranker,
                 collection,
                 split,
                 delta.query_id,
-                ranked[0].doc_id,
+                doc_id,
                 depth=config.data.candidates,
                 model_name=config.model,
             )
@@ -304,7 +306,8 @@ def _explain_section(page, reranker, collection, split, results: RunResults, del
         verdict = "gained" if delta.delta > 0 else "lost"
         page.paragraph(
             f"<b>Query {html.escape(delta.query_id)}</b> ({verdict} {abs(delta.delta):.4f} {results.measures[0]}): "
-            f"{html.escape(pair.query)}<br>its first document, {html.escape(pair.doc_id)}, has relevance {pair.relevance}."
+            f"{html.escape(pair.query)}<br>its first document, {html.escape(doc_id)}, "
+            f"has relevance {pair.relevance}."
         )
         page.figure(figures.pair_figure(pair), f"explain-query-{delta.query_id}")
 
@@ -381,6 +384,7 @@ class _Page:
     def render(self) -> str:
         body = "\n".join(self.parts)
         return (
-            f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n<title>{html.escape(self.title)}</title>\n'
+            '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+            f"<title>{html.escape(self.title)}</title>\n"
             f"<style>{self.STYLE}</style>\n</head>\n<body>\n{body}\n</body>\n</html>\n"
         )

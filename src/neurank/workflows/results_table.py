@@ -162,7 +162,8 @@ def load_plan(
         unknown = set(entry) - {"config", "measures", "overrides", "models", "train"}
         if unknown:
             raise ConfigError(
-                f"{path}: collection {name!r}: unknown key {sorted(unknown)[0]!r}; valid keys: config, measures, models, overrides, train"
+                f"{path}: collection {name!r}: unknown key {sorted(unknown)[0]!r}; "
+                "valid keys: config, measures, models, overrides, train"
             )
         own_models = dict(entry.get("models") or {})
         own_train = dict(entry.get("train") or {})
@@ -170,7 +171,8 @@ def load_plan(
             strangers = [m for m in given if m not in raw.get("models", {})]
             if strangers:
                 raise ConfigError(
-                    f"{path}: collection {name!r} sets {part} of {strangers[0]!r}, which is not in the benchmark's models"
+                    f"{path}: collection {name!r} sets {part} of {strangers[0]!r}, "
+                    "which is not in the benchmark's models"
                 )
             odd = [m for m, o in given.items() if o is not None and not isinstance(o, dict)]
             if odd:
@@ -247,9 +249,12 @@ def run_benchmark(
             for seed in plan.seeds:
                 run_dir = output_dir / name / model_name / f"seed-{seed}"
                 done = load_seed_run(run_dir, with_seed(config, seed), measures) if reuse else None
-                if done is None and data is None:
-                    data = prepare_data(base)
-                runs.append(done or train_and_test(config, data, seed, run_dir, bm25, measures, progress, depth))
+                if done is not None:
+                    runs.append(done)
+                else:
+                    if data is None:
+                        data = prepare_data(base)
+                    runs.append(train_and_test(config, data, seed, run_dir, bm25, measures, progress, depth))
                 log(
                     f"{name} {model_name} seed {seed}: "
                     + ", ".join(f"{m} {runs[-1].metrics[m]:.4f}" for m in measures)
