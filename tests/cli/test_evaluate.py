@@ -44,6 +44,31 @@ def test_malformed_run_names_file_and_line(cli, tmp_path):
     assert f"{run}:2" in err and "Traceback" not in err
 
 
+def test_beir_qrels_evaluate_as_trec_qrels_do(cli, tmp_path):
+    run, trec, beir = tmp_path / "r.run", tmp_path / "test.qrels", tmp_path / "test.tsv"
+    run.write_text("q1 Q0 d1 1 0.9 t\nq1 Q0 d2 2 0.5 t\nq2 Q0 d3 1 0.8 t\nq2 Q0 d4 2 0.1 t\n")
+    trec.write_text("q1 0 d2 1\nq2 0 d3 1\nq2 0 d4 0\n")
+    beir.write_text("query-id\tcorpus-id\tscore\nq1\td2\t1\nq2\td3\t1\nq2\td4\t0\n")
+    results = []
+    for qrels in (trec, beir):
+        status, out, _ = cli("evaluate", run, qrels, "--measures", "AP", "RR", "--json")
+        assert status == 0
+        results.append(json.loads(out))
+    # q1: the relevant d2 at rank 2 (AP = RR = 1/2); q2: d3 at rank 1 (1): means 0.75.
+    assert results[0] == results[1] == {"AP": 0.75, "RR": 0.75}
+
+
+@pytest.mark.parametrize("text", ["q1\td2\t1\n", "q1 d2\n", "qid docid rel\nq1 d2 1\n"])
+def test_qrels_of_neither_format_say_which_formats_were_expected(cli, tmp_path, text):
+    run, qrels = tmp_path / "r.run", tmp_path / "q.tsv"
+    run.write_text("q1 Q0 d1 1 0.9 t\n")
+    qrels.write_text(text)
+    status, _, err = cli("evaluate", run, qrels)
+    assert status == 2 and f"{qrels}:1:expectedTRECqrels" in err.replace(" ", "")  # rich wraps anywhere
+    assert "TREC qrels" in err and "BEIR qrels" in err and "query-id<TAB>corpus-id<TAB>score" in err
+    assert "Traceback" not in err
+
+
 def test_missing_file_is_a_one_line_error(cli, tmp_path):
     status, _, err = cli("evaluate", tmp_path / "nope.run", tmp_path / "nope.qrels")
     assert status == 2 and "nope" in err

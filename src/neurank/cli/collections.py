@@ -1,5 +1,8 @@
 """`neurank collections`, `download`, `index`, `search`, `qrels`: a collection's files, its BM25 index, its first-stage
-runs and its judgements."""
+runs and its judgements.
+
+COLLECTION is a registered name (wikiqa), a collection folder (a path: ./mydata, /data/mydata; or a folder name under
+the data directory) or irds:ID; `neurank.collections.registry.resolve_collection` tells them apart."""
 
 from __future__ import annotations
 
@@ -10,22 +13,72 @@ from rich.table import Table
 
 from neurank.cli._common import DataDir, FoldOpt, FoldsOpt, JsonFlag, app, console, emit, print_json
 from neurank.collections import load_collection
+from neurank.collections.registry import resolve_collection
+
+CollectionArg = typer.Argument(
+    ...,
+    metavar="COLLECTION",
+    help="A registered name (wikiqa), a collection folder (./mydata: BEIR layout or collection.yaml), or irds:ID.",
+)
 
 
 @app.command("collections")
-def collections_cmd(data_dir: Path | None = DataDir, as_json: bool = JsonFlag) -> None:
-    """List the known collections and whether their files were found."""
+def collections_cmd(
+    place: str | None = typer.Argument(
+        None,
+        metavar="COLLECTION",
+        help="Describe this collection (name, folder or irds:ID) instead of listing them all.",
+    ),
+    data_dir: Path | None = DataDir,
+    fold: int = FoldOpt,
+    folds: int = FoldsOpt,
+    as_json: bool = JsonFlag,
+) -> None:
+    """List the registered collections and the collection folders in the data folder, or describe one collection."""
     from neurank.collections.registry import list_collections
 
+    if place is not None:
+        _describe(place, data_dir, fold, folds, as_json)
+        return
     entries = list_collections(data_dir)
     if as_json:
         print_json(entries)
         return
     table = Table("collection", "found", "path", "description")
     for entry in entries:
-        found = "[green]yes[/]" if entry["found"] else f"[red]no[/] (missing {', '.join(entry['missing'][:3])})"
+        if entry["found"]:
+            found = "[green]yes[/]"
+        elif entry.get("error"):
+            found = "[red]no[/] (see description)"
+        else:
+            found = f"[red]no[/] (missing {', '.join(entry['missing'][:3])})"
         table.add_row(entry["name"], found, str(entry["path"]), entry["description"])
     console.print(table)
+
+
+def _describe(place: str, data_dir: Path | None, fold: int, folds: int, as_json: bool) -> None:
+    where = resolve_collection(place, data_dir)
+    coll = load_collection(place, data_dir, fold=fold, folds=folds)
+    summary = coll.summary()
+    result = {
+        **summary,
+        "kind": where.kind,
+        "path": None if where.path is None else str(where.path),
+        "measures": list(coll.measures),
+        "notes": coll.notes,
+    }
+    if as_json:
+        print_json(result)
+        return
+    table = Table("split", "queries", "qrels", "candidates")
+    for split, counts in summary["splits"].items():
+        table.add_row(split, str(counts["queries"]), str(counts["qrels"]), str(counts.get("candidates", "")))
+    docs = f", {summary['docs']} documents" if summary["docs"] else ""
+    console.print(f"{coll.name}: {coll.task}{docs} ({where.kind}: {result['path'] or place})", highlight=False)
+    console.print(table)
+    console.print(f"measures: {', '.join(coll.measures)}", highlight=False)
+    for note in coll.notes:
+        console.print(f"- {note}", highlight=False, markup=False)
 
 
 @app.command("download")
@@ -39,8 +92,10 @@ def download_cmd(name: str, data_dir: Path | None = DataDir) -> None:
 
 @app.command("index")
 def index_cmd(
-    collection: str,
-    output: Path | None = typer.Option(None, "--output", help="Index folder (default: indexes/COLLECTION)."),
+    collection: str = CollectionArg,
+    output: Path | None = typer.Option(
+        None, "--output", help="Index folder (default: indexes/NAME, NAME the collection's or its folder's name)."
+    ),
     data_dir: Path | None = DataDir,
     stem: bool = typer.Option(True, "--stem/--no-stem", help="Remove English stop words and Snowball-stem tokens."),
     as_json: bool = JsonFlag,
@@ -51,6 +106,7 @@ def index_cmd(
     from neurank.retrieval.bm25 import BM25_TOKENIZER
     from neurank.text import Tokenizer
 
+    place = resolve_collection(collection, data_dir)
     coll = load_collection(collection, data_dir)
     if coll.task == ANSWER_SELECTION:
         raise typer.BadParameter(
@@ -58,7 +114,7 @@ def index_cmd(
             f"so there is no index to build; run `neurank search {collection}` directly",
             param_hint="COLLECTION",
         )
-    output = output or Path("indexes") / collection
+    output = output or Path("indexes") / place.slug
     tokenizer = Tokenizer(BM25_TOKENIZER if stem else None)
     retriever = BM25Retriever(tokenizer).index(coll.docs.values(), show_progress=not as_json)
     retriever.save(output)
@@ -68,12 +124,12 @@ def index_cmd(
 
 @app.command("search")
 def search_cmd(
-    collection: str,
+    collection: str = CollectionArg,
     split: str = typer.Option("test", "--split", help="Which split's queries to run."),
     k: int = typer.Option(1000, "--k", min=1, help="Documents per query."),
     output: Path = typer.Option(..., "--output", help="TREC run file to write."),
     index: Path | None = typer.Option(
-        None, "--index", help="A saved index (default: indexes/COLLECTION if it exists)."
+        None, "--index", help="A saved index (default: indexes/NAME if it exists, as `neurank index` writes it)."
     ),
     data_dir: Path | None = DataDir,
     fold: int = FoldOpt,
@@ -85,13 +141,19 @@ def search_cmd(
     from neurank.collections.trec import write_run
     from neurank.retrieval import BM25Retriever, bm25_run
 
+    place = resolve_collection(collection, data_dir)
     coll = load_collection(collection, data_dir, fold=fold, folds=folds)
     retriever = None
-    index = index or (Path("indexes") / collection)
+    index = index or (Path("indexes") / place.slug)
     if coll.task != ANSWER_SELECTION and BM25Retriever.saved_in(index):
         retriever = BM25Retriever.load(index)
+        if len(retriever.doc_ids) != len(coll.docs) or not coll.docs.keys() >= set(retriever.doc_ids):
+            raise ValueError(
+                f"{index}: this index holds {len(retriever.doc_ids)} documents, not the {len(coll.docs)} of "
+                f"{collection}; rebuild it with `neurank index {collection}`, or pass --index"
+            )
     run = bm25_run(coll, split, k=k, retriever=retriever)
-    write_run(run, output, tag=f"neurank-bm25-{collection}")
+    write_run(run, output, tag=f"neurank-bm25-{place.slug}")
     result = {
         "collection": collection,
         "split": split,
@@ -104,7 +166,7 @@ def search_cmd(
 
 @app.command("qrels")
 def qrels_cmd(
-    collection: str,
+    collection: str = CollectionArg,
     split: str = typer.Option("test", "--split"),
     output: Path = typer.Option(..., "--output", help="TREC qrels file to write."),
     data_dir: Path | None = DataDir,

@@ -15,7 +15,9 @@ from neurank.cli._common import DataDir, FoldsOpt, JsonFlag, app, console, print
 @app.command("evaluate")
 def evaluate_cmd(
     run: Path = typer.Argument(..., help="TREC run to evaluate."),
-    qrels: Path = typer.Argument(..., help="TREC qrels."),
+    qrels: Path = typer.Argument(
+        ..., help="Qrels: TREC (query_id iteration doc_id relevance) or BEIR TSV (with its query-id header)."
+    ),
     measures: list[str] = typer.Option(
         ["AP", "RR", "nDCG@10"], "--measures", "-m", help="Measures in ir_measures syntax: --measures AP RR nDCG@10."
     ),
@@ -24,11 +26,13 @@ def evaluate_cmd(
     ),
     as_json: bool = JsonFlag,
 ) -> None:
-    """Evaluate a run (optionally against a baseline run, with paired significance tests)."""
-    from neurank.collections.trec import read_qrels, read_run
+    """Evaluate a TREC run against TREC or BEIR qrels (optionally against a baseline run, with paired significance
+    tests)."""
+    from neurank.collections.formats import read_qrels_any
+    from neurank.collections.trec import read_run
     from neurank.evaluation import compare, evaluate, format_comparison
 
-    judgements = read_qrels(qrels)
+    judgements = read_qrels_any(qrels)
     ours = read_run(run)
     if baseline is None:
         result = evaluate(ours, judgements, measures)

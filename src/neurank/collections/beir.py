@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
@@ -25,12 +25,11 @@ _INT = re.compile(r"-?[0-9]+")
 _R = TypeVar("_R", Doc, Query)
 
 
-def read_beir_corpus(path: str | Path) -> list[Doc]:
-    """Read `corpus.jsonl` as `Doc`s whose text is the title (when there is one), a space, then the text.
+def iter_beir_corpus(path: str | Path) -> Iterator[Doc]:
+    """Yield the documents of `corpus.jsonl` one at a time, as `read_beir_corpus` reads them (same rules, same errors).
 
-    Raises:
-        FormatError: a line that is not a JSON object, a missing `_id` or `text` key (named in the message),
-            a value of the wrong type, or a repeated `_id` (both lines named).
+    Only the ids seen so far are kept (to name both lines of a repeated id), never the lines or the texts, so a corpus
+    of any size streams through in constant memory besides its ids.
     """
 
     def make_doc(obj: dict, number: int) -> Doc:
@@ -38,7 +37,17 @@ def read_beir_corpus(path: str | Path) -> list[Doc]:
         text = _field(obj, "text", path, number).strip()
         return Doc(_field(obj, "_id", path, number).strip(), " ".join(part for part in (title, text) if part))
 
-    return _read_records(path, "document", make_doc)
+    return _iter_records(path, "document", make_doc)
+
+
+def read_beir_corpus(path: str | Path) -> list[Doc]:
+    """Read `corpus.jsonl` as `Doc`s whose text is the title (when there is one), a space, then the text.
+
+    Raises:
+        FormatError: a line that is not a JSON object, a missing `_id` or `text` key (named in the message),
+            a value of the wrong type, or a repeated `_id` (both lines named).
+    """
+    return list(iter_beir_corpus(path))
 
 
 def read_beir_queries(path: str | Path) -> list[Query]:
@@ -47,7 +56,7 @@ def read_beir_queries(path: str | Path) -> list[Query]:
     def make_query(obj: dict, number: int) -> Query:
         return Query(_field(obj, "_id", path, number).strip(), _field(obj, "text", path, number).strip())
 
-    return _read_records(path, "query", make_query)
+    return list(_iter_records(path, "query", make_query))
 
 
 def read_beir_qrels(path: str | Path) -> list[Qrel]:
@@ -110,9 +119,9 @@ def load_beir(root: str | Path, name: str | None = None) -> Collection:
     return Collection(name or root.name, ADHOC, docs, splits, BEIR_MEASURES, notes)
 
 
-def _read_records(path: str | Path, what: str, make: Callable[[dict, int], _R]) -> list[_R]:
-    records: list[_R] = []
+def _iter_records(path: str | Path, what: str, make: Callable[[dict, int], _R]) -> Iterator[_R]:
     first_line: dict[str, int] = {}
+    empty = 0
     for number, line in read_lines(path, f"{what} file"):
         if not line.strip():
             continue
@@ -130,11 +139,10 @@ def _read_records(path: str | Path, what: str, make: Callable[[dict, int], _R]) 
             repeat = f"{record[0]} (already at line {first_line[record[0]]})"
             raise FormatError(path, number, f"a new {what} id", repeat)
         first_line[record[0]] = number
-        records.append(record)
-    empty = sum(not record.text for record in records)
+        empty += not record.text
+        yield record
     if empty:
         warn_data(f"{path}: {empty} {what}(s) have empty text; kept with empty text")
-    return records
 
 
 def _field(obj: dict, key: str, path: str | Path, number: int, required: bool = True) -> str:

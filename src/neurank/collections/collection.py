@@ -8,6 +8,7 @@ files), so candidate texts live in the split, not in `Collection.docs`.
 
 from __future__ import annotations
 
+import hashlib
 import random
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -127,6 +128,40 @@ def kfold_splits(
         )
         for name, ids in parts.items()
     }
+
+
+def dev_query_ids(query_ids: Iterable[str], fraction: float) -> set[str]:
+    """The query ids carved from train into dev: `round(fraction * n)` of the `n` ids, at least one, never all.
+
+    Ids are ranked by a hash of the id itself (SHA-256, not Python's seeded `hash`), so the choice depends neither on
+    file order nor on the run; the same ids always give the same dev queries. Fewer than two ids give none.
+    """
+    if not 0 <= fraction < 1:
+        raise ValueError(f"dev fraction must be from 0 to below 1, got {fraction}")
+    ids = sorted(set(query_ids), key=lambda q: (hashlib.sha256(q.encode("utf-8")).hexdigest(), q))
+    if fraction == 0 or len(ids) < 2:
+        return set()
+    count = min(max(round(fraction * len(ids)), 1), len(ids) - 1)
+    return set(ids[:count])
+
+
+def carve_dev(train: Split, fraction: float) -> tuple[Split, Split]:
+    """Split `train` into (train, dev) with `dev_query_ids`; qrels and candidates follow their queries."""
+    dev_ids = dev_query_ids(train.queries, fraction)
+
+    def part(keep: bool) -> Split:
+        queries = {qid: q for qid, q in train.queries.items() if (qid in dev_ids) == keep}
+        candidates = None
+        if train.candidates is not None:
+            candidates = {qid: docs for qid, docs in train.candidates.items() if qid in queries}
+        original = (
+            None
+            if train.original_ids is None
+            else {qid: ids for qid, ids in train.original_ids.items() if qid in queries}
+        )
+        return Split(queries, [r for r in train.qrels if r.query_id in queries], candidates, original)
+
+    return part(False), part(True)
 
 
 def drop_unknown_qrels(

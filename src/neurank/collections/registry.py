@@ -1,8 +1,16 @@
-"""The registry of named collections: where each one lives under the data directory, how to load it, where to get it.
+"""The registry of named collections, and how a name or a place becomes a collection.
 
 A collection named ``NAME`` lives in ``DATA_DIR/NAME``. ``DATA_DIR`` is the argument given, else the environment
 variable ``NEURANK_DATA``, else ``./data``. Loaders are named as ``"module:function"`` and imported on first use,
 so listing collections imports no reader.
+
+What `load_collection` accepts (`resolve_collection` tells them apart):
+
+- ``irds:ID``: a dataset of ir_datasets (`neurank.collections.irds`);
+- a path: anything with a path separator, starting with ``.`` or ``~``, or given as a `Path`
+  (``./mydata``, ``../data/qa``, ``/abs/qa``): a collection folder (`neurank.collections.folder`);
+- a bare word: a registered name (``wikiqa``), else a collection folder ``DATA_DIR/WORD``, else a collection folder
+  ``./WORD``. Registered names come first, so a folder that shares one is reached as ``./wikiqa``.
 """
 
 from __future__ import annotations
@@ -18,6 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from neurank.collections.collection import Collection
+from neurank.collections.folder import folder_kind, load_folder, plan_folder
+from neurank.collections.irds import PREFIX as IRDS_PREFIX
 
 DATA_ENV_VAR = "NEURANK_DATA"
 
@@ -141,7 +151,13 @@ def resolve_data_dir(data_dir: str | Path | None = None, *, must_exist: bool = T
 
 
 def list_collections(data_dir: str | Path | None = None) -> list[dict]:
-    """One entry per registered collection: name, description, path, found, missing (files), url."""
+    """One entry per registered collection, then one per collection folder found in the data directory.
+
+    Every entry has name, kind (``"registered"``, ``"beir"``, ``"manifest"`` or ``"beir+manifest"``), description,
+    path, found, missing (files), url. A folder entry also has `holds` (`FolderPlan.describe`: task, files, splits),
+    or, when its manifest is broken, found False and `error` (the message). Folders are described from their file
+    names; nothing is read but their `collection.yaml`.
+    """
     root = resolve_data_dir(data_dir, must_exist=False)
     listing = []
     for info in REGISTRY.values():
@@ -149,6 +165,7 @@ def list_collections(data_dir: str | Path | None = None) -> list[dict]:
         listing.append(
             {
                 "name": info.name,
+                "kind": "registered",
                 "description": info.description,
                 "path": str(root / info.name),
                 "found": not missing,
@@ -156,7 +173,91 @@ def list_collections(data_dir: str | Path | None = None) -> list[dict]:
                 "url": info.url,
             }
         )
+    for folder in collection_folders(root):
+        entry: dict = {"name": folder.name, "kind": folder_kind(folder), "path": str(folder)}
+        entry.update(missing=[], url=None)
+        try:
+            holds = plan_folder(folder).describe()
+        except (ValueError, OSError) as error:  # ManifestError is a ValueError; a missing file an OSError
+            entry.update(description=f"not loadable: {error}", found=False, error=str(error))
+        else:
+            entry.update(description=holds["description"], found=True, holds=holds)
+        listing.append(entry)
     return listing
+
+
+def collection_folders(root: str | Path) -> list[Path]:
+    """The sub-folders of `root` that are collection folders (BEIR layout or manifest), registered names excluded."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    return sorted(
+        folder for folder in root.iterdir() if folder.name not in REGISTRY and folder.is_dir() and folder_kind(folder)
+    )
+
+
+@dataclass(frozen=True)
+class CollectionPlace:
+    """Where a collection argument points.
+
+    Attributes:
+        kind: ``"registered"``, ``"folder"`` or ``"irds"``.
+        name: the registered name, the folder's name or the ir_datasets id.
+        path: the folder (registered collections: ``DATA_DIR/NAME``), None for ir_datasets.
+    """
+
+    kind: str
+    name: str
+    path: Path | None = None
+
+    @property
+    def slug(self) -> str:
+        """A file-name-safe name: the default index folder is ``indexes/<slug>``, and run tags use it."""
+        if self.kind == "irds":
+            return "irds-" + "-".join(part for part in self.name.replace("\\", "/").split("/") if part)
+        return "-".join(self.name.split()) or "collection"
+
+
+def is_place(name_or_place: str | Path) -> bool:
+    """Whether the argument is a path (a `Path`, or text with a separator or starting with ``.`` or ``~``)."""
+    if isinstance(name_or_place, Path):
+        return True
+    separators = [sep for sep in (os.sep, os.altsep, "/") if sep]
+    return any(sep in name_or_place for sep in separators) or name_or_place.startswith((".", "~"))
+
+
+def resolve_collection(name_or_place: str | Path, data_dir: str | Path | None = None) -> CollectionPlace:
+    """Tell a registered name, a folder and an ir_datasets id apart (rules in the module docstring).
+
+    Raises:
+        UnknownCollectionError: a bare word that is no registered name nor a collection folder (the message lists
+            the names and folders found).
+        FileNotFoundError: a path to a missing folder, or to a folder that is not a collection.
+    """
+    text = str(name_or_place)
+    if not isinstance(name_or_place, Path) and text.startswith(IRDS_PREFIX):
+        dataset_id = text[len(IRDS_PREFIX) :].strip()
+        if not dataset_id:
+            raise UnknownCollectionError(f"{text!r}: name an ir_datasets id after irds:, e.g. irds:beir/scifact")
+        return CollectionPlace("irds", dataset_id)
+    if is_place(name_or_place):
+        folder = Path(text).expanduser()
+        if folder_kind(folder) is None:
+            plan_folder(folder)  # raises FileNotFoundError saying why this is not a collection folder
+        return CollectionPlace("folder", folder.resolve().name, folder)
+    if text in REGISTRY:
+        return CollectionPlace("registered", text, resolve_data_dir(data_dir, must_exist=False) / text)
+    root = resolve_data_dir(data_dir, must_exist=False)
+    for folder in (root / text, Path(text)):
+        if folder.is_dir() and folder_kind(folder):
+            return CollectionPlace("folder", text, folder)
+    folders = [folder.name for folder in collection_folders(root)]
+    found = f"; collection folders in {root}: {', '.join(folders)}" if folders else ""
+    hint = f" (./{text} is a folder, but holds neither corpus.jsonl nor collection.yaml)" if Path(text).is_dir() else ""
+    raise UnknownCollectionError(
+        f"unknown collection {text!r}{hint}; known collections: {', '.join(sorted(REGISTRY))}{found}; "
+        "a folder path (./mydata, /data/mydata) or irds:ID also works"
+    )
 
 
 def is_folded(name: str) -> bool:
@@ -165,17 +266,35 @@ def is_folded(name: str) -> bool:
 
 
 def load_collection(
-    name: str, data_dir: str | Path | None = None, *, fold: int | None = None, folds: int | None = None, **options
+    name_or_place: str | Path,
+    data_dir: str | Path | None = None,
+    *,
+    fold: int | None = None,
+    folds: int | None = None,
+    **options,
 ) -> Collection:
-    """Load the collection `name` from ``DATA_DIR/name``, passing `options` to its loader.
+    """Load a collection by registered name, folder path or ``irds:ID`` (see the module docstring).
 
     `fold` and `folds` choose the test fold of a collection without an official split (`is_folded`); other
-    collections ignore them, so callers pass them whatever the collection.
+    collections ignore them, so callers pass them whatever the collection. A folder whose `collection.yaml` sets
+    `folds` takes `fold` but keeps its own number of folds. Folders and ir_datasets take the option `dev_fraction`
+    (the share of train carved into dev when there is no dev split), which registered collections, all of which
+    have a dev split, ignore; registered loaders take their own options.
 
     Raises:
-        UnknownCollectionError: `name` is not registered.
+        UnknownCollectionError: a name that is not registered and no collection folder.
         FileNotFoundError: required files are missing (the message names them and how to get them).
+        ManifestError: a folder's `collection.yaml` is wrong (the message names the file, line and key).
     """
+    place = resolve_collection(name_or_place, data_dir)
+    if place.kind == "folder":
+        assert place.path is not None
+        return load_folder(place.path, fold=fold, **_only(options, ("dev_fraction",), place))
+    if place.kind == "irds":
+        from neurank.collections.irds import load_irds
+
+        return load_irds(place.name, **_only(options, ("dev_fraction",), place))
+    name = place.name
     info = collection_info(name)
     folder = resolve_data_dir(data_dir) / name
     missing = info.missing_files(folder)
@@ -186,7 +305,18 @@ def load_collection(
         )
     if info.folded:
         options.update({key: value for key, value in (("fold", fold), ("folds", folds)) if value is not None})
+    options.pop("dev_fraction", None)  # every registered collection has its own dev split
     return info.load(folder, **options)
+
+
+def _only(options: dict, allowed: tuple[str, ...], place: CollectionPlace) -> dict:
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise ValueError(
+            f"{place.kind} collection {place.name!r} takes no option {', '.join(unknown)}; "
+            f"it takes {', '.join(allowed)}"
+        )
+    return {key: value for key, value in options.items() if value is not None}
 
 
 def download(name: str, data_dir: str | Path | None = None, *, url: str | None = None) -> Path:

@@ -1,4 +1,4 @@
-"""TREC file formats: qrels, runs and SGML topic files, read into records and written back.
+"""TREC file formats: qrels, runs, SGML topic and document files, read into records and written back.
 
 Qrels are `query_id iteration doc_id relevance`, runs are `query_id Q0 doc_id rank score tag` (any whitespace between
 columns). Readers name the file and line of every problem; writers are atomic.
@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from neurank.collections.errors import FormatError
-from neurank.collections.records import Qrel, Query, ScoredDoc
+from neurank.collections.records import Doc, Qrel, Query, ScoredDoc
 from neurank.collections.textio import atomic_write, read_lines
 
 TOPIC_FIELDS = ("title", "desc", "narr")
@@ -234,3 +234,69 @@ def qrels_to_dict(qrels: Iterable[Qrel]) -> dict[str, dict[str, int]]:
     for qrel in qrels:
         result.setdefault(qrel.query_id, {})[qrel.doc_id] = int(qrel.relevance)
     return result
+
+
+# The elements whose text makes a document's text, as in ir_datasets' TrecDocs; a document with none of them
+# (a home-made file with only <DOCNO> and free text) keeps all its text but the <DOCNO>.
+DOC_CONTENT_TAGS = ("TEXT", "HEADLINE", "TITLE", "HL", "HEAD", "TTL", "DD", "DATE", "LP", "LEADPARA")
+_DOC_TAG = re.compile(r"<(/?)DOC>", re.IGNORECASE)
+_DOCNO = re.compile(r"<DOCNO>(.*?)</DOCNO>", re.IGNORECASE | re.DOTALL)
+_CONTENT = re.compile(rf"<({'|'.join(DOC_CONTENT_TAGS)})(?:\s[^>]*)?>(.*?)</\1\s*>", re.IGNORECASE | re.DOTALL)
+_ANY_TAG = re.compile(r"<[^>]*>")
+
+
+def read_trec_docs(path: str | Path) -> list[Doc]:
+    """Read a TREC SGML document file: `<DOC> <DOCNO> id </DOCNO> <TEXT> ... </TEXT> </DOC>`, repeated.
+
+    A document's text is the text of its content elements (`DOC_CONTENT_TAGS`: TEXT, HEADLINE, TITLE, ...) in file
+    order, inner tags removed and whitespace collapsed; a document with none of them keeps all its text but the
+    DOCNO. Tags may share lines with text. Compressed files are not read: unpack them first.
+
+    Raises:
+        FormatError: text outside a `<DOC>`, a `<DOC>` not closed before the next one or the end of the file, a
+            document without `<DOCNO>`, or a DOCNO used twice (both lines named).
+    """
+    path = Path(path)
+    docs: list[Doc] = []
+    seen: dict[str, int] = {}
+    start: int | None = None
+    parts: list[str] = []
+    for number, line in read_lines(path, "TREC document file"):
+        position = 0
+        for match in [*_DOC_TAG.finditer(line), None]:
+            chunk = line[position : match.start() if match else len(line)]
+            if start is not None:
+                parts.append(chunk)
+            elif chunk.strip():
+                raise FormatError(path, number, "<DOC> before any text", chunk.strip())
+            if match is None:
+                break
+            position = match.end()
+            if match.group(1):  # </DOC>
+                if start is None:
+                    raise FormatError(path, number, "<DOC> before </DOC>", match.group(0))
+                docs.append(_trec_doc(path, start, "".join(parts), seen))
+                start, parts = None, []
+            elif start is not None:
+                raise FormatError(path, number, f"</DOC> closing the document of line {start}", match.group(0))
+            else:
+                start, parts = number, []
+        if start is not None:
+            parts.append("\n")
+    if start is not None:
+        raise FormatError(path, start, "</DOC> closing this document before the end of the file")
+    return docs
+
+
+def _trec_doc(path: Path, line: int, body: str, seen: dict[str, int]) -> Doc:
+    docno = _DOCNO.search(body)
+    doc_id = " ".join(docno.group(1).split()) if docno else ""
+    if not doc_id or len(doc_id.split()) != 1:
+        raise FormatError(path, line, "one <DOCNO>id</DOCNO> (an id without spaces) in this document")
+    if doc_id in seen:
+        raise FormatError(path, line, f"a new DOCNO, but {doc_id} was already used on line {seen[doc_id]}")
+    seen[doc_id] = line
+    contents = [match.group(2) for match in _CONTENT.finditer(body)]
+    if not contents:
+        contents = [body[: docno.start()] + body[docno.end() :]] if docno else [body]
+    return Doc(doc_id, " ".join(_ANY_TAG.sub(" ", " ".join(contents)).split()))
