@@ -17,7 +17,19 @@ def rerank_cmd(
     ),
     collection: str = typer.Argument(..., help="Collection whose texts are re-ranked."),
     split: str = typer.Option("test", "--split"),
-    run: Path | None = typer.Option(None, "--run", help="First-stage TREC run (default: BM25 computed now)."),
+    run: Path | None = typer.Option(
+        None,
+        "--run",
+        help="First-stage TREC run whose candidates are re-ranked (default: the checkpoint's BM25 computed now). "
+        "A model that reads the first-stage score gets it recomputed over these candidates, as in training, unless "
+        "the run's scores already are it; the output says which.",
+    ),
+    first_stage_from_run: bool = typer.Option(
+        False,
+        "--first-stage-from-run",
+        help="Feed the run's own scores to a model that reads the first-stage score (only when they are like the "
+        "BM25 it was trained with); refused when they are constant within every query.",
+    ),
     output: Path = typer.Option(..., "--output", help="Re-ranked TREC run to write."),
     depth: int = typer.Option(100, "--depth", min=1, help="Re-rank each query's top DEPTH (ad-hoc collections)."),
     device: str = typer.Option("auto", "--device"),
@@ -28,7 +40,10 @@ def rerank_cmd(
     as_json: bool = JsonFlag,
 ) -> None:
     """Re-rank a first-stage run of a collection's split with a trained model. Under torchrun the candidates are
-    scored in shards over the ranks and rank 0 writes the run."""
+    scored in shards over the ranks and rank 0 writes the run.
+
+    The checkpoint records its first stage (BM25 and its settings); a model trained with that score as a feature
+    or fused with it never silently reads another kind of score from --run (see --first-stage-from-run)."""
     from neurank.collections.trec import read_run, write_run
     from neurank.inference import load_reranker
     from neurank.runtime.distributed import init_distributed
@@ -37,8 +52,16 @@ def rerank_cmd(
     with init_distributed(device) as context:
         reranker = load_reranker(checkpoint, device=device, precision=precision, distributed=context)
         first_stage = read_run(run) if run is not None else None
-        reranked = reranker.rerank_collection(coll, split, first_stage, depth=depth)
+        outcome = reranker.rerank_split(
+            coll,
+            split,
+            first_stage,
+            depth=depth,
+            first_stage="run" if first_stage_from_run else "auto",
+            run_name=str(run),
+        )
     if context.is_main:
+        reranked = outcome.run
         write_run(reranked, output, tag=f"neurank-{checkpoint.stem}")
         result = {
             "collection": collection,
@@ -46,8 +69,14 @@ def rerank_cmd(
             "queries": len({r.query_id for r in reranked}),
             "results": len(reranked),
             "output": str(output),
+            "first_stage": outcome.first_stage.to_dict(),
         }
-        emit(result, as_json, f"re-ranked {result['results']} results for {result['queries']} queries into {output}")
+        emit(
+            result,
+            as_json,
+            f"re-ranked {result['results']} results for {result['queries']} queries into {output}\n"
+            f"{outcome.first_stage.message}",
+        )
     context.end_process()  # under torchrun: leave without the teardown where gloo can abort (see its docstring)
 
 

@@ -10,29 +10,51 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
 from neurank.collections import ANSWER_SELECTION, Collection, Doc, Query, ScoredDoc
 from neurank.data.examples import QueryExample, build_examples, normalise_scores
+from neurank.inference.first_stage import (
+    AUTO,
+    RUN,
+    FirstStage,
+    FirstStageError,
+    FirstStageReport,
+    cut_depth,
+    resolve_first_stage,
+    resolve_run,
+)
 from neurank.inference.fusion import fuse
-from neurank.retrieval import score_candidates
 from neurank.text import TextEncoder, Tokenizer, Vocab, WordEncoder
+
+
+@dataclass
+class RerankOutcome:
+    """A re-ranked run and what re-ranking took as the first stage (`BaseReranker.rerank_split`)."""
+
+    run: list[ScoredDoc]
+    first_stage: FirstStageReport
 
 
 class BaseReranker(ABC):
     """A trained ranker behind texts in, scores out.
 
     Subclasses set `encoder` (texts -> ids, as in training), `fusion_alpha` (interpolation weight with the first
-    stage, `neurank.inference.fusion`; None: model scores only) and `batch_size`, and implement `_score_run` and
-    `uses_first_stage_score`.
+    stage, `neurank.inference.fusion`; None: model scores only), `first_stage` (what the checkpoint was trained
+    with, `neurank.inference.first_stage.FirstStage`; None: not recorded) and `batch_size`, and implement
+    `_score_run` and `reads_first_stage_feature`.
 
-    A model trained with the first-stage score as a feature needs that score: `rank` computes BM25 over the given
-    documents, `rerank` takes it from the run, and `predict` takes it as a third element of each pair.
+    A model trained with the first-stage score as a feature, or fused with it, needs that score: `rank` computes
+    the checkpoint's first stage over the given documents, `rerank_collection` computes it over the run's
+    candidates unless the run's scores already are it (`neurank.inference.first_stage`), `rerank` takes the run's
+    scores (checked) or recomputes them over the given texts, and `predict` takes it as a third element of each pair.
     """
 
     encoder: TextEncoder
     fusion_alpha: float | None
+    first_stage: FirstStage | None
     batch_size: int
 
     @abstractmethod
@@ -41,8 +63,20 @@ class BaseReranker(ABC):
 
     @property
     @abstractmethod
+    def reads_first_stage_feature(self) -> bool:
+        """Whether the model itself reads the first-stage score as an input."""
+
+    @property
     def uses_first_stage_score(self) -> bool:
         """Whether scoring needs first-stage scores (as a model input, or for fusion)."""
+        return self.reads_first_stage_feature or self.fusion_alpha is not None
+
+    def first_stage_use(self) -> str | None:
+        """How the ranker reads the first-stage score, for messages ("as a feature and in fusion (alpha 0.45)");
+        None when it reads none."""
+        uses = ["as a feature"] if self.reads_first_stage_feature else []
+        uses += [f"in fusion (alpha {self.fusion_alpha:g})"] if self.fusion_alpha is not None else []
+        return " and ".join(uses) or None
 
     @property
     def tokenizer(self) -> Tokenizer:
@@ -112,7 +146,7 @@ class BaseReranker(ABC):
             return []
         first_stage = [0.0] * len(candidates)
         if self.uses_first_stage_score:
-            run = score_candidates({"q": Query("q", query)}, {"q": candidates})
+            run = self._known_first_stage().score_pool({"q": Query("q", query)}, {"q": candidates})
             first_stage = [r.score for r in run]
         doc_ids = [d.doc_id for d in candidates]
         example = self._example("q", query, doc_ids, [d.text for d in candidates], first_stage)
@@ -120,12 +154,21 @@ class BaseReranker(ABC):
         ranked = sorted((ScoredDoc("q", d, scores[("q", d)]) for d in doc_ids), key=lambda r: -r.score)
         return ranked[:top_k] if top_k else ranked
 
+    def _known_first_stage(self) -> FirstStage:
+        if self.first_stage is None:
+            raise FirstStageError(
+                f"this ranker reads the first-stage score {self.first_stage_use()}, and its checkpoint records no "
+                "first stage to compute it with: pass (query, doc, first_stage_score) triples to predict"
+            )
+        return self.first_stage
+
     def rerank(
         self,
         run: Sequence[ScoredDoc],
         queries: Mapping[str, Query | str],
         docs: Mapping[str, Doc | str] | Callable[[str, str], str],
         depth: int = 100,
+        first_stage: str = RUN,
     ) -> list[ScoredDoc]:
         """Re-score each query's top-`depth` documents of `run` (by its score); deeper documents are dropped.
 
@@ -133,6 +176,13 @@ class BaseReranker(ABC):
             queries: query_id -> Query or text.
             docs: doc_id -> Doc or text, or a function (query_id, doc_id) -> text (answer selection, where doc ids
                 are only unique within a query).
+            first_stage: for a ranker that reads the first-stage score, "run" (default): the run's scores, refused
+                when constant within every query and warned when odd; "auto": the checkpoint's first stage
+                recomputed over these candidates' texts (statistics from their pool, as `rank`), unless the run's
+                scores already agree with it (`neurank.inference.first_stage`). `rerank_collection` recomputes
+                with the collection's statistics, as training did.
+        Raises:
+            FirstStageError: see `first_stage`.
         """
 
         def text(query_id: str, doc_id: str) -> str:
@@ -141,24 +191,88 @@ class BaseReranker(ABC):
             doc = docs[doc_id]
             return doc.text if isinstance(doc, Doc) else doc
 
+        def query_text(query_id: str) -> str:
+            query = queries[query_id]
+            return query.text if isinstance(query, Query) else query
+
+        def over_texts(stage: FirstStage, entries: list[ScoredDoc]) -> list[ScoredDoc]:
+            by_query: dict[str, list[Doc]] = {}
+            for entry in entries:
+                by_query.setdefault(entry.query_id, []).append(Doc(entry.doc_id, text(entry.query_id, entry.doc_id)))
+            return stage.score_pool({q: Query(q, query_text(q)) for q in by_query}, by_query)
+
+        entries, _ = resolve_run(
+            cut_depth(run, depth),
+            over_texts,
+            reads_score=self.first_stage_use(),
+            first_stage=self.first_stage,
+            mode=first_stage,
+        )
+        return self._rerank_entries(entries, query_text, text)
+
+    def _rerank_entries(
+        self, entries: Sequence[ScoredDoc], query_text: Callable[[str], str], text: Callable[[str, str], str]
+    ) -> list[ScoredDoc]:
         by_query: dict[str, list[ScoredDoc]] = {}
-        for entry in run:
+        for entry in entries:
             by_query.setdefault(entry.query_id, []).append(entry)
         examples = []
-        for query_id, entries in by_query.items():
-            entries = sorted(entries, key=lambda r: -r.score)[:depth]
-            query = queries[query_id]
-            query_text = query.text if isinstance(query, Query) else query
-            doc_ids = [e.doc_id for e in entries]
-            texts = [text(query_id, e.doc_id) for e in entries]
-            examples.append(self._example(query_id, query_text, doc_ids, texts, [e.score for e in entries]))
+        for query_id, group in by_query.items():
+            doc_ids = [e.doc_id for e in group]
+            texts = [text(query_id, e.doc_id) for e in group]
+            examples.append(self._example(query_id, query_text(query_id), doc_ids, texts, [e.score for e in group]))
         return [ScoredDoc(q, d, s) for (q, d), s in self._score(examples, None).items()]
 
     def rerank_collection(
-        self, collection: Collection, split: str, run: Sequence[ScoredDoc] | None = None, depth: int | None = 100
+        self,
+        collection: Collection,
+        split: str,
+        run: Sequence[ScoredDoc] | None = None,
+        depth: int | None = 100,
+        first_stage: str = AUTO,
     ) -> list[ScoredDoc]:
-        """Re-rank a split of a named collection: its BM25 run (or `run`), top-`depth` per query."""
+        """Re-rank a split of a collection: its first-stage run computed now (or `run`), top-`depth` per query.
+
+        See `rerank_split`, which also says what was taken as the first stage.
+        """
+        return self.rerank_split(collection, split, run, depth, first_stage).run
+
+    def rerank_split(
+        self,
+        collection: Collection,
+        split: str,
+        run: Sequence[ScoredDoc] | None = None,
+        depth: int | None = 100,
+        first_stage: str = AUTO,
+        run_name: str = "the run",
+    ) -> RerankOutcome:
+        """Re-rank a split of a collection, and say what was taken as the first stage.
+
+        Args:
+            run: the first-stage run whose candidates are re-ranked; None: the checkpoint's first stage (BM25 with
+                its settings) computed now.
+            depth: each query's top `depth` candidates by the run's scores (ad hoc); every given candidate is
+                re-ranked for answer selection.
+            first_stage: for a ranker that reads the first-stage score (as a feature or in fusion): "auto"
+                (default) computes the checkpoint's first stage over the run's candidates, as training did, unless
+                the run's scores already are it; "run" takes the run's scores (`--first-stage-from-run`). See
+                `neurank.inference.first_stage`.
+            run_name: how messages name the run (its file).
+        Raises:
+            FirstStageError: the run cannot give the ranker its first-stage score (the message says why and what
+                to pass instead). KeyError: the run names a query or document the split does not have.
+        """
         if collection.task == ANSWER_SELECTION:
             depth = None  # every given candidate is re-ranked
-        examples = build_examples(collection, split, self.encoder, run, depth=depth)
-        return [ScoredDoc(q, d, s) for (q, d), s in self._score(examples, None).items()]
+        entries, report = resolve_first_stage(
+            collection,
+            split,
+            run,
+            reads_score=self.first_stage_use(),
+            first_stage=self.first_stage,
+            depth=depth,
+            mode=first_stage,
+            run_name=run_name,
+        )
+        examples = build_examples(collection, split, self.encoder, entries)
+        return RerankOutcome([ScoredDoc(q, d, s) for (q, d), s in self._score(examples, None).items()], report)

@@ -7,7 +7,9 @@ reads it, `first_stage_score` (B,) float32; it returns `score` (B,) float32, the
 from PAD inside the graph. Batch size and both lengths are dynamic. Everything needed to turn texts into those ids
 travels in the file's metadata (key `neurank`, JSON): model name and config, the text encoder's entries
 (`neurank.text.TextEncoder.to_dict`: for the word encoder the tokenizer settings, vocabulary and text limits, as in
-a checkpoint), fusion weight, and the lengths a model must be padded to when its graph fixes them.
+a checkpoint), fusion weight, first stage (`neurank.inference.first_stage`; absent in files exported before it
+was recorded, which then read as format-1 checkpoints' BM25), and the lengths a model must be padded to when its
+graph fixes them.
 
 The export uses torch.export (`torch.onnx.export(dynamo=True)`), which records shape arithmetic symbolically, where
 the older tracing exporter silently freezes it at the example's values (it got MatchPyramid's pooling bins, ArcI's
@@ -235,6 +237,7 @@ def export_checkpoint(
     metadata = {
         **encoder.to_dict(),  # the text encoder, rebuilt by the ONNX re-ranker (`neurank.text.encoder_from_dict`)
         "fusion_alpha": checkpoint.get("fusion_alpha"),
+        "first_stage": checkpoint.get("first_stage"),  # what the ONNX re-ranker checks a run against
         "source": str(checkpoint_path),
     }
     return export_model_onnx(

@@ -23,6 +23,7 @@ from neurank.data.examples import QueryExample
 from neurank.inference.base import BaseReranker
 from neurank.inference.checkpoint import CheckpointError
 from neurank.inference.export import METADATA_FORMAT, METADATA_KEY, onnx_inputs, require_onnx
+from neurank.inference.first_stage import FORMAT_1_FIRST_STAGE, FirstStageError, first_stage_from_entry
 from neurank.inference.scorer import CPU_MAX_CELLS, InferenceOptions, Scorer, cpu_cell_budget
 from neurank.models.registry import UnknownModelError, model_classes
 from neurank.runtime.allocator import tune_malloc
@@ -126,6 +127,13 @@ class OnnxReranker(BaseReranker):
         self.path = Path(path)
         self.batch_size = batch_size
         self.fusion_alpha = metadata.get("fusion_alpha")
+        # Exports made before the first stage was recorded hold a format-1 checkpoint's: BM25 as 0.1 trained.
+        try:
+            self.first_stage = first_stage_from_entry(
+                metadata.get("first_stage", FORMAT_1_FIRST_STAGE.to_dict()), str(path)
+            )
+        except FirstStageError as error:
+            raise CheckpointError(str(error)) from None
         uses_score = "first_stage_score" in self.input_names
         # Batches are cut as for the PyTorch model: under its class's CPU cell budget.
         try:
@@ -148,9 +156,9 @@ class OnnxReranker(BaseReranker):
         return cls(path, batch_size, options, threads)
 
     @property
-    def uses_first_stage_score(self) -> bool:
-        """Whether scoring needs first-stage scores (as a model input, or for fusion)."""
-        return "first_stage_score" in self.input_names or self.fusion_alpha is not None
+    def reads_first_stage_feature(self) -> bool:
+        """Whether the exported model reads the first-stage score (an input of its graph)."""
+        return "first_stage_score" in self.input_names
 
     def _score_run(self, examples: Sequence[QueryExample], batch_size: int | None) -> list[ScoredDoc]:
         return self.scorer.score_examples(examples, batch_size)

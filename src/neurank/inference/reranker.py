@@ -20,6 +20,7 @@ from neurank.collections import ScoredDoc
 from neurank.data.examples import QueryExample
 from neurank.inference.base import BaseReranker
 from neurank.inference.checkpoint import load_ranker
+from neurank.inference.first_stage import FirstStage, bm25_first_stage, first_stage_from_entry
 from neurank.inference.scorer import InferenceOptions, Scorer
 from neurank.runtime.allocator import tune_malloc
 from neurank.runtime.device import select_device
@@ -40,6 +41,8 @@ class Reranker(BaseReranker):
         device: where the model runs ("auto": cuda, mps, else cpu).
         batch_size: pairs per forward pass.
         fusion_alpha: interpolate with the first-stage score (`neurank.inference.fusion`); None: model scores only.
+        first_stage: the first stage the model was trained with (`neurank.inference.first_stage.FirstStage`);
+            "training": BM25 as `neurank train` computes it; None: not recorded.
         precision: "fp32", "bf16" or "fp16" forward passes (`neurank.runtime.precision`).
         distributed: under torchrun, from `neurank.runtime.distributed.init_distributed`: every call scores its batches
             spread over the ranks and returns the whole result on every rank, identical to a single process's.
@@ -61,6 +64,7 @@ class Reranker(BaseReranker):
         device: str | torch.device = "auto",
         batch_size: int = 256,
         fusion_alpha: float | None = None,
+        first_stage: FirstStage | None | str = "training",
         precision: str = "fp32",
         distributed: DistributedContext | None = None,
         options: InferenceOptions | None = None,
@@ -84,6 +88,11 @@ class Reranker(BaseReranker):
         self.encoder = encoder
         self.batch_size = batch_size
         self.fusion_alpha = fusion_alpha
+        if isinstance(first_stage, str):
+            if first_stage != "training":
+                raise ValueError(f"first_stage: a FirstStage, None or 'training', got {first_stage!r}")
+            first_stage = bm25_first_stage()
+        self.first_stage = first_stage
 
     @classmethod
     def from_checkpoint(
@@ -104,16 +113,16 @@ class Reranker(BaseReranker):
             device=device,
             batch_size=batch_size,
             fusion_alpha=checkpoint.get("fusion_alpha"),
+            first_stage=first_stage_from_entry(checkpoint.get("first_stage"), str(path)),
             precision=precision,
             distributed=distributed,
             options=options,
         )
 
     @property
-    def uses_first_stage_score(self) -> bool:
-        """Whether scoring needs first-stage scores (as a model input, or for fusion)."""
-        model_input = bool(getattr(getattr(self.model, "config", None), "use_first_stage_score", False))
-        return model_input or self.fusion_alpha is not None
+    def reads_first_stage_feature(self) -> bool:
+        """Whether the model reads the first-stage score as an input (`use_first_stage_score`)."""
+        return bool(getattr(getattr(self.model, "config", None), "use_first_stage_score", False))
 
     def _score_run(self, examples: Sequence[QueryExample], batch_size: int | None) -> list[ScoredDoc]:
         with autocast(self.device, self.precision):

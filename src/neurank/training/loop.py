@@ -15,7 +15,6 @@ step); dev evaluation, model selection and the checkpoints then use the average,
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import random
@@ -40,14 +39,17 @@ from neurank.data.prepare import PreparedData, prepare_data
 from neurank.data.sampler import BucketBatchSampler
 from neurank.evaluation import evaluate
 from neurank.inference.checkpoint import load_checkpoint, save_checkpoint, unwrap
+from neurank.inference.first_stage import FirstStage, bm25_first_stage
 from neurank.inference.fusion import tune_alpha
 from neurank.inference.scorer import InferenceOptions, Scorer
-from neurank.models import build_model, model_classes, model_config_to_dict
+from neurank.models import model_config_to_dict
 from neurank.runtime.allocator import tune_malloc
 from neurank.runtime.device import seed_everything, select_device
 from neurank.runtime.distributed import SINGLE_PROCESS, DistributedContext
 from neurank.runtime.precision import autocast, check_precision, grad_scaler
+from neurank.training.checks import check_model, check_settings
 from neurank.training.losses import GROUPED, LOSSES, ranking_loss
+from neurank.training.model import make_model
 from neurank.training.tracking import TensorBoardLog, gradient_norm
 
 
@@ -63,19 +65,14 @@ class _TrainState(TypedDict):
     seconds: float
 
 
-def make_model(config: ExperimentConfig, vocab_size: int, embeddings: torch.Tensor | None) -> nn.Module:
-    """Build the configured model; embedding options apply where the model has them."""
-    _, config_cls = model_classes(config.model)
-    known = {f.name for f in dataclasses.fields(config_cls)}
-    model_config = dict(config.model_config)
-    for key, value in (
-        ("embedding_dim", config.embeddings.dim),
-        ("freeze_embeddings", config.embeddings.freeze),
-        ("sparse_embeddings", config.embeddings.sparse),
-    ):
-        if key in known and value is not None:
-            model_config.setdefault(key, value)
-    return build_model(config.model, vocab_size, model_config, embeddings=embeddings)
+# Model options that, when `model_config` does not set them, come from the `embeddings` section.
+def training_first_stage(data: PreparedData) -> FirstStage:
+    """The first stage that gave `data` its candidates and scores: what a checkpoint records (`first_stage`).
+
+    `prepare_data` scores candidates with `bm25_run`'s defaults; data prepared otherwise says so in a
+    `first_stage` attribute."""
+    stage = getattr(data, "first_stage", None)
+    return stage if isinstance(stage, FirstStage) else bm25_first_stage()
 
 
 def training_dataset(config: ExperimentConfig, examples: Sequence[QueryExample]):
@@ -146,9 +143,8 @@ def checkpoint_payload(
         "model_config": model_config_to_dict(unwrap(model).config),
         "state_dict": (averaged.module if averaged is not None else unwrap(model)).state_dict(),
         **extra,
-        "vocab": data.vocab.to_dict(),
-        "tokenizer": data.tokenizer.to_dict(),
-        "text": {"max_query_len": data.encoder.max_query_len, "max_doc_len": data.encoder.max_doc_len},
+        **data.encoder.to_dict(),  # vocab, tokenizer, text (`neurank.text.TextEncoder.to_dict`)
+        "first_stage": training_first_stage(data).to_dict(),
         "config": config.to_dict(),
         "optimizers": [o.state_dict() for o in optimizers],
         "schedulers": [s.state_dict() for s in schedulers],
@@ -180,7 +176,9 @@ def train(
             its slice of every global batch of `train.batch_size`; rank 0 writes the files and prints.
 
     Returns:
-        ``{"metric", "best_metric", "best_epoch", "epochs", "steps", "seconds", "output_dir"}``.
+        ``{"metric", "fusion", "dev", "first_stage", "best_metric", "best_epoch", "epochs", "steps", "seconds",
+        "output_dir"}``: ``best_metric`` is the best model's own dev value; ``dev`` says what best.pt ranks with,
+        fused and unfused (`dev_summary`); ``first_stage`` is what the checkpoint records as its first stage.
     """
     output_dir = Path(output_dir)
     train_cfg = config.train
@@ -193,7 +191,10 @@ def train(
     check_precision(precision, device)
     if device.type == "cpu":
         tune_malloc()  # every step's activations would be fresh pages to fault in; see neurank.runtime.allocator
-    data = data or prepare_data(config)
+    if data is None:  # settings and model options first: preparing the data is the expensive part
+        check_settings(config)
+        check_model(config)
+        data = prepare_data(config)
     if dist.enabled:
         dist.check_same("vocabulary and examples", _data_fingerprint(data))
     metric = train_cfg.metric or data.collection.measures[0]
@@ -368,12 +369,30 @@ def train(
     return {
         "metric": metric,
         "fusion": fusion,
+        "dev": dev_summary(metric, state["best_metric"], fusion, (output_dir / "best.pt").is_file()),
+        "first_stage": training_first_stage(data).to_dict(),
         "best_metric": state["best_metric"],
         "best_epoch": state["best_epoch"],
         "epochs": state["epoch"],
         "steps": state["step"],
         "seconds": state["seconds"],
         "output_dir": str(output_dir),
+    }
+
+
+def dev_summary(metric: str, unfused: float, fusion: dict | None, saved: bool = True) -> dict[str, Any]:
+    """The dev value of what best.pt ranks with: ``{"metric", "unfused", "fused", "alpha", "ranks_with"}``.
+
+    ``ranks_with`` is "fused" (the model's scores interpolated with the first stage, `neurank.inference.fusion`;
+    ``fused`` holds that dev value), "model" (its scores alone: ``fused`` and ``alpha`` are None), or None when no
+    best.pt was written (no epoch ran)."""
+    ranks_with = ("fused" if fusion is not None else "model") if saved else None
+    return {
+        "metric": metric,
+        "unfused": unfused if saved else None,
+        "fused": fusion["value"] if fusion is not None else None,
+        "alpha": fusion["alpha"] if fusion is not None else None,
+        "ranks_with": ranks_with,
     }
 
 
@@ -410,6 +429,8 @@ def _tune_fusion(
         run, data.dev_examples, data.collection.split(config.data.dev_split).qrels, metric
     )
     checkpoint["fusion_alpha"] = float(alpha)
+    unfused = checkpoint["best_metric"]
+    checkpoint["fusion"] = {"alpha": float(alpha), "metric": metric, "fused": value, "unfused": unfused}
     save_checkpoint(best_path, checkpoint)
     return {"alpha": alpha, "value": value, "values": {str(a): v for a, v in values.items()}}
 
