@@ -41,13 +41,17 @@ def test_shipped_configs_load():
     from neurank.config import SHIPPED_CONFIGS, shipped_configs
     from neurank.workflows.results_table import load_plan
 
-    assert shipped_configs() == ["benchmark", "nfcorpus", "wikiqa"]
+    assert shipped_configs() == ["adhoc", "answer_selection", "benchmark", "nfcorpus", "wikiqa"]
     for name in shipped_configs():
         if name != "benchmark":
             assert load_config(name) == load_config(SHIPPED_CONFIGS / f"{name}.yaml")
     plan = load_plan("benchmark")
     assert set(plan.collections) == {"wikiqa", "nfcorpus"} and len(plan.seeds) == 5
-    assert plan.collections["wikiqa"] == load_config("wikiqa")  # the task config beside benchmark.yaml, unchanged
+    # The task configs beside benchmark.yaml prepare the data as the single-model configs do.
+    for collection, task, single in (("wikiqa", "answer_selection", "wikiqa"), ("nfcorpus", "adhoc", "nfcorpus")):
+        base, own = plan.collections[collection], load_config(single)
+        assert load_config(task).data == own.data and base.embeddings == own.embeddings
+        assert load_config(task).train == own.train
     assert load_plan("benchmark", quick=True).seeds == [1]
 
 
@@ -62,7 +66,8 @@ def test_a_bare_name_finds_the_shipped_config_from_any_directory(tmp_path, monke
     assert load_config("wikiqa").data.collection == "nfcorpus"
     for missing in ("wikiqa.yaml", "configs/wikiqa.yaml", "msmarco"):
         with pytest.raises(
-            FileNotFoundError, match=r"config file not found \(shipped configs, by name: benchmark, nfcorpus, wikiqa\)"
+            FileNotFoundError,
+            match=r"config file not found \(shipped configs, by name: adhoc, answer_selection, benchmark, nfcorpus",
         ):
             load_config(missing)
 
@@ -82,3 +87,135 @@ def test_a_benchmark_file_anywhere_names_shipped_task_configs(tmp_path, monkeypa
         load_plan("odd.yaml")
     with pytest.raises(FileNotFoundError, match=r"^nothing: benchmark config not found"):
         load_plan("nothing")
+
+
+# A task config with a `models:` section: `model=NAME` picks one entry, and only that entry is read.
+TASK = """\
+model: knrm
+model_config: {use_first_stage_score: true}
+models:
+  knrm: {n_kernels: 5, dropout: 0.2}
+  match_pyramid: {interactions: [cosine, exact], conv_channels: [4]}
+  drmm:
+  compare_aggregate: {exact_match: true, train: {epochs: 20, patience: 20}}
+train: {epochs: 3, patience: 2, lr: 0.01}
+"""
+
+
+def test_a_models_section_gives_the_chosen_model_its_own_options(tmp_path):
+    path = tmp_path / "task.yaml"
+    path.write_text(TASK)
+    knrm = load_config(path)
+    assert knrm.model == "knrm" and knrm.model_config == {"n_kernels": 5, "dropout": 0.2, "use_first_stage_score": True}
+    assert load_config(path, ["model=match_pyramid"]).model_config == {
+        "interactions": ["cosine", "exact"],
+        "conv_channels": [4],
+        "use_first_stage_score": True,
+    }
+    assert load_config(path, ["model=drmm"]).model_config == {"use_first_stage_score": True}  # null: its defaults
+    # The config holds only the chosen model's options: what a single-model config would hold.
+    assert "models" not in load_config(path).to_dict()
+
+
+def test_the_precedence_of_model_options_and_training_options(tmp_path):
+    path = tmp_path / "task.yaml"
+    path.write_text(TASK)
+    # The file's model_config goes on top of the entry, the command line on top of both.
+    path.write_text(TASK.replace("model_config: {use_first_stage_score: true}", "model_config: {dropout: 0.0}"))
+    assert load_config(path).model_config["dropout"] == 0.0
+    assert load_config(path, ["model_config.dropout=0.4"]).model_config["dropout"] == 0.4
+    assert load_config(path, ["models.knrm.n_kernels=7"]).model_config["n_kernels"] == 7
+    # An entry's train section replaces the file's for that model only; train.KEY= on the command line wins.
+    aggregate = load_config(path, ["model=compare_aggregate"])
+    assert (aggregate.train.epochs, aggregate.train.patience, aggregate.train.lr) == (20, 20, 0.01)
+    assert load_config(path, ["model=knrm"]).train.epochs == 3
+    quick = load_config(path, ["model=compare_aggregate", "train.epochs=1"]).train
+    assert (quick.epochs, quick.patience) == (1, 20)
+
+
+def test_a_models_section_names_what_is_wrong(tmp_path):
+    path = tmp_path / "task.yaml"
+    path.write_text(TASK)
+    with pytest.raises(ConfigError, match=r"task.yaml: models: no entry for model 'tk'; the config has options for "):
+        load_config(path, ["model=tk"])
+    with pytest.raises(ConfigError, match=r"add `models: \{cnn: \{\}\}`"):  # an alias is not its model's entry
+        load_config(path, ["model=cnn"])
+    bad = {
+        "models: [knrm]": r"models: expected a mapping of model name to its options",
+        "models: {knrm: 3}": r"models\.knrm: expected a mapping of the model's options, found 3",
+        "models: {knrm: {train: 3}}": r"models\.knrm\.train: expected a mapping of train keys",
+        # Every entry's training keys are checked, whichever model is chosen.
+        "models: {knrm: {}, tk: {train: {epoch: 3}}}": r"task.yaml: models\.tk\.train: unknown key 'epoch'",
+        "modles: {knrm: {}}": r"unknown key 'modles'; valid keys: data, embeddings, model, model_config, models, train",
+        "model_config: 3": r"model_config: expected a mapping",
+    }
+    for text, message in bad.items():
+        path.write_text("model: knrm\n" + text + "\n")
+        with pytest.raises(ConfigError, match=message):
+            load_config(path)
+
+
+def test_a_config_without_a_models_section_is_read_as_before(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("model: knrm\nmodel_config: {n_kernels: 5}\n")
+    config = load_config(path, ["model_config.dropout=0.1"])
+    assert config.model_config == {"n_kernels": 5, "dropout": 0.1}
+    # Switching model keeps model_config as given: with no models section there is nothing else to take.
+    assert load_config(path, ["model=drmm"]).model_config == {"n_kernels": 5}
+
+
+def test_the_shipped_task_configs_have_an_entry_for_every_registered_model():
+    from neurank.config import SHIPPED_CONFIGS, model_entries, read_config
+    from neurank.models import model_names
+
+    for name in ("answer_selection", "adhoc"):
+        values, _ = read_config(SHIPPED_CONFIGS / f"{name}.yaml")
+        assert sorted(model_entries(values)) == model_names()
+
+
+def test_the_answer_selection_config_trains_match_pyramid_as_wikiqa_yaml_does():
+    from neurank.models import config_from_dict, model_classes
+
+    def effective(config):
+        return config_from_dict(model_classes(config.model)[1], config.model_config)
+
+    for task, single in (("answer_selection", "wikiqa"), ("adhoc", "nfcorpus")):
+        mine, theirs = load_config(task, ["model=match_pyramid"]), load_config(single)
+        assert effective(mine) == effective(theirs)
+        assert (mine.data, mine.embeddings, mine.train) == (theirs.data, theirs.embeddings, theirs.train)
+
+
+def test_load_configs_makes_one_config_per_candidate(tmp_path):
+    from neurank.config import load_configs
+
+    path = tmp_path / "task.yaml"
+    path.write_text(TASK)
+    configs = load_configs(path, ["train.lr=0.5"], ["knrm", "compare_aggregate"])
+    assert list(configs) == ["knrm", "compare_aggregate"]
+    assert configs["knrm"] == load_config(path, ["train.lr=0.5", "model=knrm"])
+    assert configs["compare_aggregate"].train.epochs == 20 and configs["compare_aggregate"].train.lr == 0.5
+    with pytest.raises(ConfigError, match="'knrm' is named twice"):
+        load_configs(path, [], ["knrm", "knrm"])
+    with pytest.raises(ConfigError, match="model=...: choose the models with the list of candidates"):
+        load_configs(path, ["model=drmm"], ["knrm"])
+    with pytest.raises(ConfigError, match="at least one model"):
+        load_configs(path, [], [])
+
+
+def test_data_settings_that_cannot_work_are_refused():
+    assert load_config(None, ["data.dev_fraction=0.2"]).data.dev_fraction == 0.2
+    assert load_config(None, ["data.dev_fraction=0"]).data.dev_fraction == 0.0  # carve none
+    for bad in ("1", "-0.1", "1.5"):
+        with pytest.raises(ConfigError, match=r"data\.dev_fraction: expected a fraction from 0"):
+            load_config(None, [f"data.dev_fraction={bad}"])
+    with pytest.raises(ConfigError, match=r"expected three different splits.*'test', 'test'"):
+        load_config(None, ["data.dev_split=test"])
+
+
+def test_the_brown_corpus_is_on_off_or_a_path():
+    assert load_config(None, ["embeddings.brown=true"]).embeddings.brown is True
+    assert load_config(None, ["embeddings.brown=false"]).embeddings.brown is False
+    assert load_config(None, ["embeddings.brown=/corpora/brown.zip"]).embeddings.brown == "/corpora/brown.zip"
+    assert load_config(None, ["embeddings.extra_text=more.txt"]).embeddings.extra_text == "more.txt"
+    with pytest.raises(ConfigError, match=r"embeddings\.brown: expected bool or str, found 3"):
+        load_config(None, ["embeddings.brown=3"])

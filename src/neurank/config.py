@@ -1,14 +1,34 @@
 """Experiment configuration: frozen dataclasses per component, loaded from YAML with dotted `key=value` overrides.
 
     config = load_config("wikiqa", ["train.lr=3e-4", "model_config.conv_channels=[8,16]"])
+    config = load_config("answer_selection", ["model=knrm", "data.collection=/data/my-qa"])
 
 A config is a path to a YAML file or the bare name of one shipped inside the package (`neurank/configs/`:
-``wikiqa``, ``nfcorpus``, ``benchmark``), so that an installed wheel finds them from any directory. A key that
-does not exist is an error naming the key and listing the valid ones, never silently ignored.
+``answer_selection``, ``adhoc``, ``wikiqa``, ``nfcorpus``, ``benchmark``), so that an installed wheel finds them
+from any directory. A key that does not exist is an error naming the key and listing the valid ones, never silently
+ignored.
+
+A task config may hold the options of several models in a ``models:`` section, so that ``model=NAME`` switches the
+model without tripping over another model's options::
+
+    model: match_pyramid
+    model_config: {use_first_stage_score: true}      # every model's, on top of its entry below
+    models:
+      match_pyramid: {interactions: [cosine, exact], dropout: 0.3}
+      knrm: {tanh_output: false}
+      compare_aggregate: {exact_match: true, train: {epochs: 20, patience: 20}}
+      drmm: {}                                        # its own defaults
+
+Only the chosen model's entry is read. Precedence, lowest first: the model's own defaults, its entry in
+``models:``, the file's ``model_config``, then the command line (``model_config.KEY=``, or ``models.NAME.KEY=`` for
+the entry). An entry's ``train:`` holds training options for that model; they replace the file's ``train`` section
+and give way to ``train.KEY=`` on the command line. The resolved `ExperimentConfig` keeps only the chosen model's
+options (`model_config`), so it, and the checkpoints written from it, look as a single-model config would.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import types
 import typing
@@ -69,6 +89,9 @@ class DataConfig:
         stopwords: None, or "en": a stop word list `neurank.text.TokenizerConfig` knows (its type names the same
             choices; config sits below text, so it cannot import them).
         stemmer: None, or a Snowball algorithm name for PyStemmer ("english", "porter", ...).
+        dev_fraction: for a collection with train and test but no dev split, the fraction of the training queries
+            set aside, deterministically, as dev (passed to the collection loader; 0: none; None: the collection's
+            own setting, else the loader's default).
     """
 
     collection: str = "wikiqa"
@@ -76,6 +99,7 @@ class DataConfig:
     train_split: str = "train"
     dev_split: str = "dev"
     test_split: str = "test"
+    dev_fraction: float | None = None
     folds: int = 5
     fold: int = 0
     candidates: int = 100
@@ -88,6 +112,19 @@ class DataConfig:
     stopwords: Literal["en"] | None = None
     stemmer: str | None = None
 
+    def __post_init__(self):
+        if self.dev_fraction is not None and not 0.0 <= self.dev_fraction < 1.0:
+            raise ConfigError(
+                "dev_fraction: expected a fraction from 0 (carve no dev split) to below 1, or null, "
+                f"found {self.dev_fraction!r}"
+            )
+        if len({self.train_split, self.dev_split, self.test_split}) < 3:
+            raise ConfigError(
+                "train_split, dev_split, test_split: expected three different splits (choosing on the split that "
+                f"is trained on or tested on reports what was fitted), found {self.train_split!r}, "
+                f"{self.dev_split!r}, {self.test_split!r}"
+            )
+
 
 @dataclass(frozen=True)
 class EmbeddingConfig:
@@ -95,7 +132,12 @@ class EmbeddingConfig:
 
     Attributes:
         source: ``"random"``; ``"word2vec"`` (trained with gensim on the collection's texts, plus the Brown corpus
-            when `brown` is set); or a path to a GloVe / word2vec / fastText file.
+            and `extra_text` when set); or a path to a GloVe / word2vec / fastText file.
+        brown: add the Brown corpus to word2vec's text: ``false``; ``true`` for ``DATA_DIR/brown_corpus/brown.zip``
+            (DATA_DIR: `data.data_dir`, else ``$NEURANK_DATA``, else ``./data``); or the path of NLTK's
+            ``brown.zip`` anywhere. Independent of where the collection lives.
+        extra_text: a UTF-8 text file whose lines (one sentence or paragraph each) word2vec also reads, tokenised
+            as the collection is; None: none.
         freeze: keep the embeddings fixed during training (None: the model's default; DRMM freezes them).
         sparse: sparse embedding gradients (optimised with SparseAdam).
     """
@@ -105,7 +147,8 @@ class EmbeddingConfig:
     window: int = 5
     epochs: int = 10
     min_count: int = 1
-    brown: bool = False
+    brown: bool | str = False
+    extra_text: str | None = None
     freeze: bool | None = None
     sparse: bool = False
 
@@ -217,12 +260,17 @@ def build_section(cls, values: dict, where: str):
 
 
 def config_from_dict(values: dict, source: str = "config") -> ExperimentConfig:
-    """Build an `ExperimentConfig` from nested dicts, rejecting unknown keys."""
+    """Build an `ExperimentConfig` from nested dicts, rejecting unknown keys; a ``models:`` section is resolved for
+    the chosen model (see the module docstring)."""
     if not isinstance(values, dict):
         raise ConfigError(
             f"{source}: expected a mapping of sections (model, data, train, ...), found {type(values).__name__}"
         )
-    values = dict(values)
+    valid = {f.name for f in fields(ExperimentConfig)} | {"models"}
+    unknown = sorted(set(values) - valid, key=str)
+    if unknown:
+        raise ConfigError(f"{source}: unknown key {unknown[0]!r}; valid keys: {', '.join(sorted(valid))}")
+    values = select_model(values, source)
     sections = {}
     for name, cls in _SECTIONS.items():
         section = values.pop(name, {}) or {}
@@ -230,13 +278,85 @@ def config_from_dict(values: dict, source: str = "config") -> ExperimentConfig:
             raise ConfigError(f"{source}: section {name!r} must be a mapping")
         sections[name] = build_section(cls, section, f"{source}: {name}")
     model_config = values.pop("model_config", {}) or {}
+    if not isinstance(model_config, dict):
+        raise ConfigError(f"{source}: model_config: expected a mapping of the model's options, found {model_config!r}")
     top = build_section(ExperimentConfig, values, source) if values else ExperimentConfig()
     return dataclasses.replace(top, model_config=dict(model_config), **sections)
 
 
+# The sections a `models:` entry may carry beside the model's options (what it trains with, not what data it sees:
+# the data and word vectors are prepared once for all the models of a task).
+_MODEL_ENTRY_SECTIONS = ("train",)
+
+
+def model_entries(values: dict, source: str = "config") -> dict[str, dict]:
+    """The ``models:`` section of raw config values, checked: ``{name: {option: value, "train": {...}}}``.
+
+    Every entry must be a mapping (null: the model's defaults), and its ``train`` a mapping of valid training keys,
+    whichever model is chosen, so a mistake in one entry is found before any model trains. Empty when the config
+    has no ``models:`` section.
+    """
+    section = values.get("models")
+    if section is None:
+        return {}
+    if not isinstance(section, dict):
+        raise ConfigError(f"{source}: models: expected a mapping of model name to its options, found {section!r}")
+    entries: dict[str, dict] = {}
+    for name, entry in section.items():
+        if entry is None:
+            entry = {}
+        if not isinstance(entry, dict):
+            raise ConfigError(f"{source}: models.{name}: expected a mapping of the model's options, found {entry!r}")
+        for part in _MODEL_ENTRY_SECTIONS:
+            given = entry.get(part)
+            if given is not None and not isinstance(given, dict):
+                raise ConfigError(f"{source}: models.{name}.{part}: expected a mapping of {part} keys, found {given!r}")
+        build_section(TrainConfig, dict(entry.get("train") or {}), f"{source}: models.{name}.train")
+        entries[str(name)] = dict(entry)
+    return entries
+
+
+def select_model(values: dict, source: str = "config", command_line: dict | None = None) -> dict:
+    """Raw config values with their ``models:`` section resolved for the chosen model: its options under
+    ``model_config`` (the file's ``model_config`` on top), its ``train`` entry over the ``train`` section, and the
+    section itself dropped. Values without a ``models:`` section come back as they are.
+
+    Args:
+        command_line: the values the command line set (``apply_overrides({}, overrides)``): its ``train`` keys win
+            over the entry's, as a command line wins over a file.
+    Raises:
+        ConfigError: the section or an entry is malformed, or the chosen model has no entry (the message lists
+            the entries).
+    """
+    entries = model_entries(values, source)
+    values = {key: value for key, value in values.items() if key != "models"}
+    if not entries:
+        return values
+    model = values.get("model", ExperimentConfig.model)
+    if model not in entries:
+        raise ConfigError(
+            f"{source}: models: no entry for model {model!r}; the config has options for {', '.join(entries)} "
+            f"(add `models: {{{model}: {{}}}}` to train {model!r} with its own defaults)"
+        )
+    options = dict(entries[model])
+    for part in _MODEL_ENTRY_SECTIONS:
+        own = dict(options.pop(part, None) or {})
+        if own:
+            section = values.get(part) or {}
+            if not isinstance(section, dict):
+                raise ConfigError(f"{source}: section {part!r} must be a mapping")
+            pinned = dict((command_line or {}).get(part) or {})
+            values[part] = {**section, **own, **pinned}
+    shared = values.get("model_config") or {}
+    if not isinstance(shared, dict):
+        raise ConfigError(f"{source}: model_config: expected a mapping of the model's options, found {shared!r}")
+    values["model_config"] = {**options, **shared}
+    return values
+
+
 def apply_overrides(values: dict, overrides: list[str]) -> dict:
     """Apply dotted ``key=value`` overrides (values parsed as YAML: numbers, lists, null) to nested dicts."""
-    values = {k: (dict(v) if isinstance(v, dict) else v) for k, v in values.items()}
+    values = copy.deepcopy(values)  # the caller's dicts, nested ones included, stay as they were
     for override in overrides:
         key, sep, raw = override.partition("=")
         if not sep or not key:
@@ -256,17 +376,46 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
 
     Args:
         path: a YAML file, or the bare name of a shipped config (``"wikiqa"``; see `resolve_config`).
-        overrides: dotted ``key=value`` strings, applied in order after the file.
+        overrides: dotted ``key=value`` strings, applied in order after the file (``model=NAME`` picks a model
+            from the file's ``models:`` section).
     """
-    values: dict[str, Any] = {}
-    source = "defaults"
-    if path is not None:
-        path = resolve_config(path)
-        try:
-            values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as error:
-            mark = getattr(error, "problem_mark", None)
-            line = f":{mark.line + 1}" if mark is not None else ""
-            raise ConfigError(f"{path}{line}: not valid YAML ({getattr(error, 'problem', error)})") from None
-        source = str(path)
-    return config_from_dict(apply_overrides(values, overrides or []), source)
+    values, source = read_config(path)
+    overrides = list(overrides or [])
+    values = apply_overrides(values, overrides)
+    return config_from_dict(select_model(values, source, apply_overrides({}, overrides)), source)
+
+
+def load_configs(path: str | Path, overrides: list[str] | None, models: list[str]) -> dict[str, ExperimentConfig]:
+    """One config per model of `models`, each as ``load_config(path, overrides + ["model=NAME"])`` loads it: the
+    candidates of an experiment that chooses among models on dev.
+
+    Raises:
+        ConfigError: `models` is empty or names a model twice, `overrides` choose a model themselves, or a
+            config is invalid (one without an entry for a model in its ``models:`` section, for example).
+    """
+    overrides = list(overrides or [])
+    if not models:
+        raise ConfigError("models: expected at least one model name")
+    twice = sorted({name for name in models if models.count(name) > 1})
+    if twice:
+        raise ConfigError(f"models: {twice[0]!r} is named twice")
+    if any(override.partition("=")[0].strip() == "model" for override in overrides):
+        raise ConfigError("model=...: choose the models with the list of candidates, not with an override as well")
+    return {name: load_config(path, [*overrides, f"model={name}"]) for name in models}
+
+
+def read_config(path: str | Path | None) -> tuple[dict[str, Any], str]:
+    """The raw values of a YAML config file (see `resolve_config`) and its name for messages; ({}, "defaults")
+    when `path` is None."""
+    if path is None:
+        return {}, "defaults"
+    path = resolve_config(path)
+    try:
+        values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}{line}: not valid YAML ({getattr(error, 'problem', error)})") from None
+    if not isinstance(values, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections (model, data, train, ...), found {values!r}")
+    return values, str(path)

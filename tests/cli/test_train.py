@@ -3,6 +3,7 @@ one-line errors."""
 
 import json
 
+import pytest
 import yaml
 
 from neurank.collections.trec import read_run
@@ -64,3 +65,68 @@ def test_config_and_checkpoint_errors_are_one_line(cli, tmp_path, tiny_config, t
         "rerank", tmp_path / "bad.pt", "wikiqa", "--output", tmp_path / "r", "--data-dir", tiny_data_dir
     )
     assert status == 2 and "bad.pt" in err
+
+
+def test_the_training_summary_gives_the_dev_value_of_what_the_checkpoint_ranks_with(cli, tmp_path, tiny_config):
+    config = write_config(tmp_path, tiny_config)
+    status, out, err = cli("train", config, "train.epochs=1", "train.fusion=true", "--output-dir", tmp_path / "f")
+    assert status == 0, err
+    best, ranks = out.strip().splitlines()[-2:]
+    assert best.startswith("best dev AP ") and "at epoch 1 (1 epochs," in best
+    assert ranks.startswith(f"{tmp_path / 'f' / 'best.pt'} ranks with the model fused with BM25 (alpha ")
+    assert ": dev AP " in ranks and " fused, " in ranks and ranks.endswith(" unfused")
+    status, out, err = cli("train", config, "train.epochs=1", "--output-dir", tmp_path / "m")
+    assert status == 0, err
+    assert (
+        out.strip().splitlines()[-1].endswith("ranks with the model's scores alone (no fusion): dev AP " + best[12:18])
+    )
+    status, out, err = cli("train", config, "train.epochs=0", "--output-dir", tmp_path / "none", "--json")
+    assert status == 0 and json.loads(out)["dev"]["ranks_with"] is None
+
+
+def write_task(tmp_path, tiny_config):
+    """The tiny config as a task config whose `models:` section holds MatchPyramid's tiny options and KNRM's."""
+    values = tiny_config.to_dict()
+    values["models"] = {"match_pyramid": values.pop("model_config"), "knrm": {"n_kernels": 5}}
+    path = tmp_path / "task.yaml"
+    path.write_text(yaml.safe_dump(values))
+    return path
+
+
+@pytest.mark.slow  # two models, one seed, one epoch each, then the chosen model on test (about 3 s)
+def test_experiment_chooses_among_models_on_dev_then_tests_the_choice(cli, tmp_path, tiny_config):
+    task = write_task(tmp_path, tiny_config)
+    exp = tmp_path / "exp"
+    status, out, err = cli(
+        "experiment", task, "train.epochs=1", "--models", "knrm,match_pyramid", "--seed-list", "1", "--output-dir", exp
+    )
+    assert status == 0, err
+    saved = json.loads((exp / "results.json").read_text())
+    chosen = saved["chosen"]
+    assert [c["model"] for c in saved["candidates"]] == ["knrm", "match_pyramid"]
+    assert f"chosen on dev: {chosen}" in out and f"test run of its best-dev seed (test): {exp / 'best.test.run'}" in out
+    assert (exp / "best.test.run").read_text() == (exp / chosen / "seed-1" / "test.run").read_text()
+
+    status, out, err = cli(
+        "experiment", task, "train.epochs=1", "--models", "knrm", "--seed-list", "1", "--output-dir", tmp_path / "dev",
+        "--dev-only", "--json",
+    )  # fmt: skip
+    assert status == 0, err
+    result = json.loads(out)
+    assert result["chosen"] == "knrm" and result["test"] is None and result["best_run"] is None
+    assert (
+        not list((tmp_path / "dev").glob("*.run")) and not (tmp_path / "dev" / "knrm" / "seed-1" / "test.run").exists()
+    )
+
+
+def test_experiment_candidates_are_checked_before_anything_trains(cli, tmp_path, tiny_config):
+    task = write_task(tmp_path, tiny_config)
+    for args, message in (
+        (["--models", "knrm,tk"], "models: no entry for model 'tk'"),
+        (["--models", "knrm,knrm"], "'knrm' is named twice"),
+        (["model=knrm", "--models", "knrm"], "choose the models with the list of candidates"),
+        (["--models", "knrm", "models.knrm.n_kernel=3"], "model_config of 'knrm': unknown option 'n_kernel'"),
+    ):
+        status, _, err = cli("experiment", task, *args, "--seed-list", "1", "--output-dir", tmp_path / "x")
+        assert status == 2 and message in err and "Traceback" not in err, err
+    assert not (tmp_path / "x").exists()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import statistics
 from pathlib import Path
 
@@ -35,11 +36,28 @@ def train_cmd(
         if as_json:
             print_json(result)
         else:
-            console.print(
-                f"best dev {result['metric']} {result['best_metric']:.4f} at epoch {result['best_epoch']} "
-                f"({result['epochs']} epochs, {result['seconds']:.0f} s); checkpoint {output_dir / 'best.pt'}"
-            )
+            console.print(training_summary(result, output_dir / "best.pt"), highlight=False, soft_wrap=True)
     context.end_process()  # under torchrun: leave without the teardown where gloo can abort (see its docstring)
+
+
+def training_summary(result: dict, checkpoint: Path) -> str:
+    """What `train` prints: the best epoch, and the dev value of what the checkpoint ranks with, fused and not."""
+    dev, metric = result["dev"], result["metric"]
+    if dev["ranks_with"] is None:
+        return f"no epoch was trained ({result['epochs']} epochs), so no checkpoint was written"
+    lines = [
+        f"best dev {metric} {dev['unfused']:.4f} at epoch {result['best_epoch']} ({result['epochs']} epochs, "
+        f"{result['seconds']:.0f} s)"
+    ]
+    if dev["ranks_with"] == "fused":
+        lines.append(
+            f"{checkpoint} ranks with the model fused with {result['first_stage']['kind'].upper()} "
+            f"(alpha {dev['alpha']:g}): "
+            f"dev {metric} {dev['fused']:.4f} fused, {dev['unfused']:.4f} unfused"
+        )
+    else:
+        lines.append(f"{checkpoint} ranks with the model's scores alone (no fusion): dev {metric} {dev['unfused']:.4f}")
+    return "\n".join(lines)
 
 
 @app.command("experiment")
@@ -49,28 +67,57 @@ def experiment_cmd(
     output_dir: Path = typer.Option(..., "--output-dir", help="One sub-folder per seed, plus results.md/json."),
     seeds: int = typer.Option(5, "--seeds", min=1, help="Train with seeds 1..N (unless --seed-list)."),
     seed_list: str | None = typer.Option(None, "--seed-list", help="Comma-separated seeds, e.g. 1,2,3."),
+    models: str | None = typer.Option(
+        None,
+        "--models",
+        help="Comma-separated candidate models, e.g. compare_aggregate,mvlstm: each trains with every seed (options "
+        "from the config's models: section), the best mean on dev is chosen, and only it is scored on test.",
+    ),
+    dev_only: bool = typer.Option(
+        False, "--dev-only", help="Train and choose on dev, and stop there: the test split is not scored."
+    ),
     device: str | None = typer.Option(None, "--device", help="cuda, mps, cpu or auto."),
     data_dir: Path | None = DataDir,
     as_json: bool = JsonFlag,
 ) -> None:
-    """Train with several seeds, re-rank the test split, and compare with BM25 (mean ± std, significance)."""
-    from neurank.config import load_config
+    """Train with several seeds, re-rank the test split, and compare with BM25 (mean ± std, significance).
+
+    With --models, choose among models on dev first: OUTPUT_DIR/MODEL/seed-N per candidate and seed, the dev table
+    in results.md/json, then the chosen model's seeds on test and OUTPUT_DIR/best.test.run, the test run of its
+    best-dev seed."""
+    from neurank.config import load_config, load_configs
     from neurank.runtime.distributed import require_single_process
-    from neurank.workflows.experiment import run_experiment
+    from neurank.workflows.experiment import run_experiment, select_and_test
 
     require_single_process("experiment")
-    experiment = load_config(config, _with_options(overrides, data_dir, device))
+    options = _with_options(overrides, data_dir, device)
     chosen = [int(s) for s in seed_list.split(",")] if seed_list else list(range(1, seeds + 1))
-    result = run_experiment(experiment, output_dir, chosen, progress=not as_json)
-    if as_json:
-        print_json(vars(result))
+    if models is None and not dev_only:
+        result = run_experiment(load_config(config, options), output_dir, chosen, progress=not as_json)
+        if as_json:
+            print_json(vars(result))
+            return
+        typer.echo(f"{result.collection} {result.split} ({result.queries} queries), seeds {result.seeds}:\n")
+        typer.echo(result.markdown())
+        typer.echo(
+            f"training time per seed: {statistics.mean(result.train_seconds):.0f} s "
+            f"(best dev epochs {result.best_epochs}); runs and checkpoints in {output_dir}"
+        )
         return
-    typer.echo(f"{result.collection} {result.split} ({result.queries} queries), seeds {result.seeds}:\n")
-    typer.echo(result.markdown())
-    typer.echo(
-        f"training time per seed: {statistics.mean(result.train_seconds):.0f} s "
-        f"(best dev epochs {result.best_epochs}); runs and checkpoints in {output_dir}"
-    )
+    if models is None:
+        single = load_config(config, options)
+        configs = {single.model: single}
+    else:
+        configs = load_configs(config, options, [name.strip() for name in models.split(",") if name.strip()])
+    log = None if as_json else (lambda line: console.print(line, highlight=False, soft_wrap=True))
+    selection = select_and_test(configs, output_dir, chosen, progress=not as_json, dev_only=dev_only, log=log)
+    if as_json:
+        print_json(dataclasses.asdict(selection))
+        return
+    typer.echo(selection.markdown())
+    typer.echo(f"chosen on dev: {selection.chosen}; results in {output_dir / 'results.md'}")
+    if selection.best_run is not None:
+        typer.echo(f"test run of its best-dev seed ({selection.test_split}): {selection.best_run}")
 
 
 def _with_options(overrides: list[str] | None, data_dir: Path | None, device: str | None) -> list[str]:

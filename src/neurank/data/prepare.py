@@ -4,11 +4,17 @@ tokenizer and vocabulary, BM25 candidates turned into examples, the initial word
     data = prepare_data(load_config("wikiqa"))
 
 Training, the results table and `neurank embeddings train` (through `train_collection_word2vec`) all start here.
+
+Everything that can be wrong with the configuration is found before the expensive part (tokenising, word2vec,
+BM25 indexing): `check_data` checks every file the config names (word vectors, the Brown corpus, extra text),
+then loads the collection and checks that it has the splits the work needs; `prepare_data` starts with it. The
+model's options are checked above this layer (`neurank.workflows.experiment.validate`), since models sit above data.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +24,8 @@ import torch
 
 from neurank.collections import ANSWER_SELECTION, Collection, load_collection
 from neurank.collections.registry import resolve_data_dir
-from neurank.config import ExperimentConfig
+from neurank.collections.textio import read_lines
+from neurank.config import ConfigError, ExperimentConfig
 from neurank.data import embeddings as embeddings_io
 from neurank.data.examples import QueryExample, build_examples
 from neurank.retrieval import bm25_run
@@ -60,15 +67,151 @@ def data_tokenizer(config: ExperimentConfig) -> Tokenizer:
 
 
 def load_configured_collection(config: ExperimentConfig) -> Collection:
-    """The config's collection, with its fold for the collections that are split by folds (Cranfield, CISI)."""
+    """The config's collection, with its fold for the collections that are split by folds (Cranfield, CISI), and
+    `data.dev_fraction` passed on when it is set (a collection with train but no dev carves dev from train)."""
     data = config.data
-    return load_collection(data.collection, data.data_dir, fold=data.fold, folds=data.folds)
+    return load_collection(
+        data.collection, data.data_dir, fold=data.fold, folds=data.folds, dev_fraction=data.dev_fraction
+    )
 
 
-def prepare_data(config: ExperimentConfig, progress: bool = False) -> PreparedData:
-    """Load the collection, build tokenizer and vocabulary, BM25 candidates, examples and embeddings."""
+def brown_path(config: ExperimentConfig) -> Path | None:
+    """Where `embeddings.brown` says the Brown corpus is: ``DATA_DIR/brown_corpus/brown.zip`` for ``true``, the
+    path given, or None when it is off."""
+    brown = config.embeddings.brown
+    if brown is False:
+        return None
+    if brown is True:
+        return resolve_data_dir(config.data.data_dir, must_exist=False) / "brown_corpus" / "brown.zip"
+    if not str(brown).strip():
+        raise ConfigError("embeddings.brown: expected true, false or the path of NLTK's brown.zip, found ''")
+    return Path(brown)
+
+
+def check_brown(config: ExperimentConfig) -> Path | None:
+    """The Brown corpus's place (`brown_path`), checked: None when `embeddings.brown` is off.
+
+    Raises:
+        FileNotFoundError: it is not there; the message says where it looked, how to point elsewhere and how to
+            switch it off.
+    """
+    brown = brown_path(config)
+    if brown is not None and not brown.is_file():
+        where = (
+            f"{brown} (embeddings.brown=true reads DATA_DIR/brown_corpus/brown.zip; DATA_DIR is data.data_dir, "
+            "else $NEURANK_DATA, else ./data)"
+            if config.embeddings.brown is True
+            else str(brown)
+        )
+        raise FileNotFoundError(
+            f"embeddings.brown: the Brown corpus (NLTK's brown.zip) is not at {where}; give its place with "
+            "embeddings.brown=PATH/brown.zip (`python -m nltk.downloader brown` puts it in "
+            "~/nltk_data/corpora/brown.zip), or train word2vec without it: embeddings.brown=false"
+        )
+    return brown
+
+
+def check_files(config: ExperimentConfig, word2vec: bool | None = None) -> None:
+    """Check that every file the embeddings settings name exists, and that gensim is there to train word2vec,
+    before anything is read.
+
+    Args:
+        word2vec: whether word2vec will be trained (None: when `embeddings.source` is ``word2vec``); the Brown
+            corpus and the extra text are only read then.
+    Raises:
+        FileNotFoundError: a file is missing; the message says which setting named it, where it was looked for,
+            and how to point it elsewhere or switch it off.
+        ImportError: word2vec needs gensim, which is not installed.
+    """
+    source = config.embeddings
+    if word2vec is None:
+        word2vec = source.source == "word2vec"
+    if source.source not in ("random", "word2vec") and not Path(source.source).is_file():
+        raise FileNotFoundError(
+            f"embeddings.source: {source.source} not found; expected random, word2vec, or the path of a GloVe / "
+            "word2vec / fastText file"
+        )
+    if not word2vec:
+        return
+    check_brown(config)
+    if source.extra_text is not None and not Path(source.extra_text).is_file():
+        raise FileNotFoundError(
+            f"embeddings.extra_text: {source.extra_text} not found; expected a text file (one sentence or paragraph "
+            "a line) for word2vec to read, or embeddings.extra_text=null"
+        )
+    if importlib.util.find_spec("gensim") is None:
+        raise ImportError(
+            "embeddings.source=word2vec trains word2vec with gensim, which is not installed: "
+            "pip install neurank[embeddings], or embeddings.source=random"
+        )
+
+
+def check_splits(config: ExperimentConfig, collection: Collection, splits: Sequence[str]) -> None:
+    """Check that `collection` has each of `splits` with something in it to train on or evaluate against.
+
+    Raises:
+        ConfigError: a split is missing or has no judged query (a training split: no query with a relevant
+            document at `data.min_relevance`); the message says what the collection has and what to do.
+    """
     data = config.data
+    have = ", ".join(collection.splits) or "none"
+    for name in splits:
+        if name not in collection.splits:
+            if name == data.train_split:
+                raise ConfigError(
+                    f"data.train_split: collection {data.collection!r} has no {name!r} split (it has: {have}), so "
+                    "there is nothing to train on; `neurank search`, `rerank` and `evaluate` work on it as it is, "
+                    "or name another split with data.train_split=NAME"
+                )
+            if name == data.dev_split:
+                if data.dev_fraction is None or data.dev_fraction == 0.0:
+                    carve = "set data.dev_fraction=0.1 to carve a dev split from train, deterministically"
+                else:
+                    carve = f"data.dev_fraction={data.dev_fraction:g} carved none (it needs two training queries)"
+                raise ConfigError(
+                    f"data.dev_split: collection {data.collection!r} has no {name!r} split (it has: {have}) to "
+                    f"choose the model on; {carve}, or name another split with data.dev_split=NAME"
+                )
+            raise ConfigError(
+                f"data.test_split: collection {data.collection!r} has no {name!r} split (it has: {have}); name "
+                "another with data.test_split=NAME"
+            )
+        split = collection.splits[name]
+        if name == data.train_split:
+            if not any(qrel.relevance >= data.min_relevance for qrel in split.qrels):
+                raise ConfigError(
+                    f"data.train_split: split {name!r} of {data.collection!r} has no judgement with relevance "
+                    f"{data.min_relevance} or more (data.min_relevance), so no training example has a positive"
+                )
+        elif not split.qrels:
+            raise ConfigError(f"split {name!r} of {data.collection!r} has no judgements to evaluate against")
+
+
+def check_data(config: ExperimentConfig, splits: Sequence[str] | None = None) -> Collection:
+    """Everything about the data that can fail, before the expensive part: the files (`check_files`), then the
+    collection (loaded: its splits are known only then), then its splits (`check_splits`).
+
+    Args:
+        splits: the splits the work needs (default: the train and dev splits, as training does).
+    Returns:
+        the loaded collection, for `prepare_data(config, collection=...)`.
+    """
+    check_files(config)
     collection = load_configured_collection(config)
+    check_splits(config, collection, [config.data.train_split, config.data.dev_split] if splits is None else splits)
+    return collection
+
+
+def prepare_data(
+    config: ExperimentConfig, progress: bool = False, collection: Collection | None = None
+) -> PreparedData:
+    """Load the collection, build tokenizer and vocabulary, BM25 candidates, examples and embeddings.
+
+    Args:
+        collection: the config's collection, already loaded and checked (`check_data`); None: `check_data` here.
+    """
+    data = config.data
+    collection = collection if collection is not None else check_data(config)
     tokenizer = data_tokenizer(config)
     texts = collection_texts(collection)
     token_lists = tokenizer.tokenize_batch(texts)
@@ -145,13 +288,16 @@ def _train_word2vec(config: ExperimentConfig, sentences: list[list[str]]):
 
 def word2vec_sentences(config: ExperimentConfig, token_lists: list[list[str]]) -> list[list[str]]:
     """What word2vec reads: the collection's non-empty token lists, then the Brown corpus's sentences when
-    `embeddings.brown` is set (tokenised as the collection is)."""
+    `embeddings.brown` is set, then the lines of `embeddings.extra_text` (all tokenised as the collection is)."""
 
     sentences = [tokens for tokens in token_lists if tokens]
-    if config.embeddings.brown:
-        brown_zip = resolve_data_dir(config.data.data_dir) / "brown_corpus" / "brown.zip"
-        tokenizer = data_tokenizer(config)
-        sentences += embeddings_io.brown_corpus_sentences(brown_zip, tokenizer)
+    tokenizer = data_tokenizer(config)
+    brown = check_brown(config)
+    if brown is not None:
+        sentences += embeddings_io.brown_corpus_sentences(brown, tokenizer)
+    if config.embeddings.extra_text is not None:
+        lines = [line for _, line in read_lines(config.embeddings.extra_text, "embeddings.extra_text")]
+        sentences += [tokens for tokens in tokenizer.tokenize_batch(lines) if tokens]
     return sentences
 
 
@@ -159,13 +305,15 @@ def train_collection_word2vec(config: ExperimentConfig, output_path: str | Path)
     """Train word2vec on the config's collection and write it in word2vec text format (`embeddings.source` reads it).
 
     The training text is what training itself gives word2vec: every query and document text of the collection,
-    tokenised with the config's data settings, plus the Brown corpus when `embeddings.brown` is set. The
+    tokenised with the config's data settings, plus the Brown corpus when `embeddings.brown` is set and the lines of
+    `embeddings.extra_text`. Those files are checked before the collection is read. The
     `embeddings` settings (dim, window, min_count, epochs) and `train.seed` choose the training. The file is
     written under a temporary name and renamed into place.
 
     Returns:
         {"collection", "sentences", "words", "dim", "output"}: the texts trained on, the words with a vector.
     """
+    check_files(config, word2vec=True)
     collection = load_configured_collection(config)
     tokenizer = data_tokenizer(config)
     sentences = word2vec_sentences(config, tokenizer.tokenize_batch(collection_texts(collection)))

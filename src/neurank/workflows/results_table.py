@@ -30,14 +30,25 @@ from neurank.config import (
     apply_overrides,
     build_section,
     config_from_dict,
+    model_entries,
     resolve_config,
+    select_model,
     shipped_config,
 )
 from neurank.data.prepare import load_configured_collection, prepare_data
 from neurank.evaluation import evaluate, evaluate_per_query
 from neurank.models import model_aliases, model_names
 from neurank.retrieval import bm25_run
-from neurank.workflows.experiment import load_seed_run, summarise, train_and_test, with_seed
+from neurank.workflows.experiment import (
+    SEED_RESULT,
+    check_model,
+    check_settings,
+    load_seed_run,
+    summarise,
+    train_and_test,
+    with_seed,
+)
+from neurank.workflows.reuse import why_retrained
 
 
 @dataclass
@@ -81,6 +92,11 @@ class BenchmarkPlan:
     collection_train: dict[str, dict[str, dict]] = field(default_factory=dict)
     # Training options that win over a model's own (--quick's: a smoke test stays short whatever a model sets).
     final_train: dict = field(default_factory=dict)
+    # Per collection, the options every model gets on top of its own: the task config's `model_config` when it has
+    # a `models:` section; else (a single-model task config) only its `use_first_stage_score`.
+    shared_options: dict[str, dict] = field(default_factory=dict)
+    # Per collection whose task config has a `models:` section, that config's file name (said under its table).
+    task_configs: dict[str, str] = field(default_factory=dict)
 
     def model_options(self, collection: str, model: str) -> dict:
         """A model's options on a collection: its own, with the collection's replacements."""
@@ -102,14 +118,11 @@ class BenchmarkPlan:
                 {**dataclasses.asdict(base.train), **replaced, **self.final_train},
                 f"{collection}: train: {model}",
             )
+        shared = self.shared_options.get(collection)
+        if shared is None:
+            shared = {"use_first_stage_score": base.model_config.get("use_first_stage_score", False)}
         return dataclasses.replace(
-            base,
-            model=model,
-            train=train,
-            model_config={
-                **self.model_options(collection, model),
-                "use_first_stage_score": base.model_config.get("use_first_stage_score", False),
-            },
+            base, model=model, train=train, model_config={**self.model_options(collection, model), **shared}
         )
 
 
@@ -121,10 +134,16 @@ def load_plan(
     collections: list[str] | None = None,
     seeds: list[int] | None = None,
 ) -> BenchmarkPlan:
-    """Read a benchmark YAML: ``collections: {name: {config, measures}}``, ``models: {name: options}``, ``seeds``,
-    and ``quick: {seeds, overrides}`` applied with `quick`. A collection entry may carry its own ``overrides``
-    (dotted ``key=value``, applied before the quick ones) to size that collection's training for the table, and
-    its own ``models: {name: options}``, which replace those models' options on that collection only.
+    """Read a benchmark YAML: ``collections: {name: {config, measures}}``, ``models`` (a list of names, or
+    ``{name: options}``), ``seeds``, and ``quick: {seeds, overrides}`` applied with `quick`. A collection entry may
+    carry its own ``overrides`` (dotted ``key=value``, applied before the quick ones) to size that collection's
+    training for the table, its own ``models: {name: options}`` and ``train: {name: training options}``.
+
+    A collection's task config with a ``models:`` section (answer_selection.yaml, adhoc.yaml) gives every model its
+    options and training options from its entry there, as ``model=NAME`` would (`neurank.config.select_model`);
+    the collection's ``models`` here replace a model's whole entry, and the benchmark's own ``models`` only name
+    the models. A single-model task config (no ``models:`` section) keeps the older rule: a model's options are
+    the benchmark's, replaced per collection, with the task config's ``use_first_stage_score``.
 
     `path` may be the bare name of a shipped config (``"benchmark"``); a collection's ``config`` is read from beside
     the benchmark file, else as a shipped config's name (``wikiqa.yaml`` or ``wikiqa``)."""
@@ -137,10 +156,16 @@ def load_plan(
     overrides = list(quick_part.get("overrides", [])) + ([f"data.data_dir={data_dir}"] if data_dir else [])
     seeds = list(seeds or quick_part.get("seeds", raw.get("seeds", [1, 2, 3, 4, 5])))
     registered = set(model_names()) | set(model_aliases())  # `cnn` names MatchPyramid, as in a task config
-    chosen = dict(raw.get("models", {}))
-    for name in chosen:
+    listed = raw.get("models") or {}
+    if isinstance(listed, list):
+        listed = dict.fromkeys(listed)
+    if not isinstance(listed, dict):
+        raise ConfigError(f"{path}: models: expected a list of model names, or a mapping of name to options")
+    all_models = {str(m): dict(o or {}) for m, o in listed.items()}
+    for name in all_models:
         if name not in registered:
             raise ConfigError(f"{path}: unknown model {name!r}; registered: {', '.join(sorted(registered))}")
+    chosen = dict(all_models)
     if models:
         missing = [m for m in models if m not in chosen]
         if missing:
@@ -158,6 +183,8 @@ def load_plan(
     measures: dict[str, list[str]] = {}
     collection_models: dict[str, dict[str, dict]] = {}
     collection_train: dict[str, dict[str, dict]] = {}
+    shared_options: dict[str, dict] = {}
+    task_configs: dict[str, str] = {}
     for name, entry in entries.items():
         unknown = set(entry) - {"config", "measures", "overrides", "models", "train"}
         if unknown:
@@ -168,7 +195,7 @@ def load_plan(
         own_models = dict(entry.get("models") or {})
         own_train = dict(entry.get("train") or {})
         for part, given in (("options", own_models), ("training options", own_train)):
-            strangers = [m for m in given if m not in raw.get("models", {})]
+            strangers = [m for m in given if m not in all_models]
             if strangers:
                 raise ConfigError(
                     f"{path}: collection {name!r} sets {part} of {strangers[0]!r}, "
@@ -179,23 +206,55 @@ def load_plan(
                 raise ConfigError(
                     f"{path}: collection {name!r}: the {part} of {odd[0]!r} must be a mapping of key: value"
                 )
-        collection_models[name] = {m: dict(o or {}) for m, o in own_models.items() if m in chosen}
-        collection_train[name] = {m: dict(o or {}) for m, o in own_train.items() if m in chosen}
         base: dict = {}
+        task_source = f"{path}: {name}"
         if "config" in entry:
-            base = yaml.safe_load(_task_config(path, name, entry["config"]).read_text(encoding="utf-8")) or {}
+            task_path = _task_config(path, name, entry["config"])
+            base = yaml.safe_load(task_path.read_text(encoding="utf-8")) or {}
+            task_source = f"{path}: {name}: {task_path.name}"
         own = list(entry.get("overrides", []))
-        configs[name] = config_from_dict(apply_overrides(base, own + overrides), f"{path}: {name}")
+        values = apply_overrides(base, own + overrides)
+        task_entries = model_entries(values, task_source)
+        if task_entries:
+            with_options = [m for m, options in all_models.items() if options]
+            if with_options:
+                raise ConfigError(
+                    f"{path}: models: {with_options[0]!r} has options here, but the task config of {name!r} has a "
+                    "models: section, which holds them; set them there, or under the collection's own `models:`"
+                )
+            for model in chosen:
+                if model not in task_entries and model not in own_models:
+                    raise ConfigError(
+                        f"{task_source}: models: no entry for model {model!r}; the config has options for "
+                        f"{', '.join(task_entries)}"
+                    )
+            options = {m: dict(own_models[m] or {}) if m in own_models else task_entries[m] for m in chosen}
+            collection_models[name] = {m: {k: v for k, v in o.items() if k != "train"} for m, o in options.items()}
+            collection_train[name] = {
+                m: {**dict(o.get("train") or {}), **dict(own_train.get(m) or {})} for m, o in options.items()
+            }
+            collection_train[name] = {m: t for m, t in collection_train[name].items() if t}
+            shared_options[name] = dict(values.get("model_config") or {})
+            task_configs[name] = Path(entry["config"]).name
+            configs[name] = config_from_dict(
+                select_model(values, task_source, apply_overrides({}, own + overrides)), task_source
+            )
+        else:
+            collection_models[name] = {m: dict(o or {}) for m, o in own_models.items() if m in chosen}
+            collection_train[name] = {m: dict(o or {}) for m, o in own_train.items() if m in chosen}
+            configs[name] = config_from_dict(values, task_source)
         measures[name] = list(entry.get("measures", []))
     quick_train = apply_overrides({}, list(quick_part.get("overrides", []))).get("train", {})
     plan = BenchmarkPlan(
         configs,
         measures,
-        {m: dict(o or {}) for m, o in chosen.items()},
+        chosen,
         seeds,
         collection_models,
         collection_train,
         quick_train,
+        shared_options,
+        task_configs,
     )
     for name, own_train in collection_train.items():
         for model in own_train:
@@ -229,8 +288,16 @@ def run_benchmark(
 
     With `reuse`, a seed whose run directory already holds its finished result for the same config (`seed.json`)
     is read back instead of trained again, so an interrupted run resumes where it stopped and the work can be
-    split over processes (``--models``) and then gathered into one table by a last run over every model."""
+    split over processes (``--models``) and then gathered into one table by a last run over every model.
+
+    Every model's settings and options are checked on every collection before the first one is trained; files and
+    splits are checked when a collection's data is prepared (`neurank.data.prepare.check_data`)."""
     output_dir = Path(output_dir)
+    for name in plan.collections:
+        for model_name in plan.models:
+            config = plan.experiment_config(name, model_name)
+            check_settings(config)
+            check_model(config)
     results = []
     for name, base in plan.collections.items():
         data = None  # prepared (vocabulary, examples, embeddings) only when a seed has to be trained
@@ -252,6 +319,9 @@ def run_benchmark(
                 if done is not None:
                     runs.append(done)
                 else:
+                    why = why_retrained(run_dir / SEED_RESULT, with_seed(config, seed), measures) if reuse else None
+                    if why:
+                        log(f"{name} {model_name} seed {seed}: trained again; its earlier result had {why}")
                     if data is None:
                         data = prepare_data(base)
                     runs.append(train_and_test(config, data, seed, run_dir, bm25, measures, progress, depth))
@@ -342,7 +412,9 @@ def results_markdown(
         lines.append("")
         chosen = _collection_choices(plan, result.collection, [m.model for m in result.models])
         if chosen:
-            lines += [f"Set for {result.collection} in the benchmark config, in place of the defaults: {chosen}.", ""]
+            task = plan.task_configs.get(result.collection)
+            where = f"by {task} and the benchmark config" if task else "in the benchmark config"
+            lines += [f"Set for {result.collection} {where}, in place of the defaults: {chosen}.", ""]
     return "\n".join(lines)
 
 
