@@ -132,7 +132,11 @@ class EmbeddingConfig:
 
     Attributes:
         source: ``"random"``; ``"word2vec"`` (trained with gensim on the collection's texts, plus the Brown corpus
-            and `extra_text` when set); or a path to a GloVe / word2vec / fastText file.
+            and `extra_text` when set); a named source installed as a package, ``"glove-6b-50d"`` (Stanford's GloVe
+            6B 50d, the `neurank[glove]` extra; see `neurank.data.embeddings.NAMED_SOURCES`); or a path to a
+            GloVe / word2vec / fastText file (text, gzipped or word2vec binary, of any size: read as a stream).
+        dim: the vectors' dimension: what word2vec trains; a named source's must match it (``50`` for
+            ``glove-6b-50d``), checked with the files before anything is read; a file's own dimension wins.
         brown: add the Brown corpus to word2vec's text: ``false``; ``true`` for ``DATA_DIR/brown_corpus/brown.zip``
             (DATA_DIR: `data.data_dir`, else ``$NEURANK_DATA``, else ``./data``); or the path of NLTK's
             ``brown.zip`` anywhere. Independent of where the collection lives.

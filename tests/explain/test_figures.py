@@ -16,7 +16,7 @@ from neurank.explain.figures import (
     wins_losses_figure,
 )
 from neurank.inference.reranker import Reranker
-from neurank.models import build_model, model_names
+from neurank.models import build_model, model_classes, model_names
 
 QUERY = "who wrote the tragedy hamlet"
 DOC = "hamlet is a tragedy written by william shakespeare and set in denmark where the prince of denmark"
@@ -81,7 +81,9 @@ def test_every_stage_gets_a_panel_and_the_score_is_written(reranker):
     assert maxima[0] == pytest.approx(float(np.abs(pair.stages["conv1"]).max()))
 
 
-@pytest.mark.parametrize("name", [n for n in model_names() if n != "arci"])
+@pytest.mark.parametrize(
+    "name", [n for n in model_names() if getattr(model_classes(n)[0], "has_interaction_matrix", True)]
+)
 def test_every_interaction_model_draws(reranker, name):
     torch.manual_seed(0)
     options = {"max_doc_len": 30, "doc_pool_size": 5} if name == "duet" else {}

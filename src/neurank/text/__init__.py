@@ -1,6 +1,15 @@
-"""Text to ids: the word tokenizer and the vocabulary (PAD id 0, UNK id 1), behind the `TextEncoder` interface."""
+"""Text to ids: the word tokenizer and the vocabulary (PAD id 0, UNK id 1), and a pretrained model's word pieces,
+behind the `TextEncoder` interface."""
 
-from neurank.text.encoder import ENCODERS, TextEncoder, WordEncoder, encoder_from_dict
+from neurank.text.encoder import (
+    ENCODERS,
+    TextEncoder,
+    WordEncoder,
+    WordPieceEncoder,
+    encoder_from_dict,
+    load_hf_tokenizer,
+    special_token_ids,
+)
 from neurank.text.tokenizer import Tokenizer, TokenizerConfig
 from neurank.text.vocab import PAD, PAD_ID, UNK, UNK_ID, Vocab
 
@@ -15,5 +24,8 @@ __all__ = [
     "TokenizerConfig",
     "Vocab",
     "WordEncoder",
+    "WordPieceEncoder",
     "encoder_from_dict",
+    "load_hf_tokenizer",
+    "special_token_ids",
 ]
