@@ -71,7 +71,8 @@ def experiment_cmd(
         None,
         "--models",
         help="Comma-separated candidate models, e.g. compare_aggregate,mvlstm: each trains with every seed (options "
-        "from the config's models: section), the best mean on dev is chosen, and only it is scored on test.",
+        "from the config's models: section), the best mean on dev is chosen (a tie goes to the model listed "
+        "first), and only it is scored on test.",
     ),
     dev_only: bool = typer.Option(
         False, "--dev-only", help="Train and choose on dev, and stop there: the test split is not scored."

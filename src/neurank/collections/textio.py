@@ -20,7 +20,10 @@ def require_file(path: str | Path, what: str = "file") -> Path:
     """Return `path` as a Path, or raise FileNotFoundError that says which file was expected and where."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: {what} not found" + (" (it is a directory)" if path.is_dir() else ""))
+        # A relative path is named with the folder it was looked for in: paths inside a collection.yaml are relative
+        # to the collection, those on the command line to the working directory.
+        where = "" if path.is_absolute() else f" (looked for {path.absolute()})"
+        raise FileNotFoundError(f"{path}: {what} not found" + (" (it is a directory)" if path.is_dir() else where))
     return path
 
 

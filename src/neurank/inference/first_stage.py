@@ -406,8 +406,13 @@ def resolve_run(
     _warn(
         f"{run_name}: its scores are not the first stage the ranker was trained with, {first_stage.describe()}: "
         f"{why}. The ranker reads that score {reads_score}, so neurank recomputed it over the run's candidates; "
-        "the run chose the candidates only. Pass --first-stage-from-run (first_stage='run') to use the run's "
-        "scores instead"
+        "the run chose the candidates only"
+        # Constant scores are refused with --first-stage-from-run, so it is offered only where it would be taken.
+        + (
+            ""
+            if shape.all_constant
+            else ". Pass --first-stage-from-run (first_stage='run') to use the run's scores instead"
+        )
     )
     message = (
         f"{run_name}: first-stage score recomputed over its candidates, {first_stage.describe()}, as in training "
