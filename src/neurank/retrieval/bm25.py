@@ -5,30 +5,46 @@ tokens. Results are runs (lists of `ScoredDoc`), never tensors.
 
 Two ways to use it:
 - ad-hoc collections: `BM25Retriever(tokenizer).index(docs)`, then `.search(queries, k)`; the index saves to and
-  loads from a directory.
+  loads from a directory. `build_index(docs, directory)` does both in one pass and keeps the documents' texts
+  beside the index (`neurank.retrieval.store.DocumentStore`), so a re-ranker can read the texts it needs by id.
 - answer selection (WikiQA): `score_candidates(queries, candidates, tokenizer)` indexes the pool of every candidate
   of the split (so IDF and average length come from that pool) and scores each query's own candidates.
+
+Indexing streams: documents are tokenised a batch at a time and each batch is reduced at once to its
+(document, term, frequency) postings, in three compact arrays, so no list of every text or of every token list is
+ever held (a million documents of 60 words, 40 million postings, index with a peak of 1.2 GiB). The BM25 weights
+are then computed with bm25s's own scoring functions, one document length at a time, exactly as
+`bm25s.BM25.index` computes them document by document: the index is the same, bit for bit (tests/retrieval
+compares them). A saved index loads memory-mapped with `BM25Retriever.load(directory, mmap=True)`.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
-import os
 import shutil
-import tempfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import bm25s
 import numpy as np
 
+# bm25s's own scoring functions (private, present since at least bm25s 0.2.6), so that the streamed index is exactly
+# the one `bm25s.BM25.index` builds; tests/retrieval compares the two on every BM25 variant.
+from bm25s.scoring import _build_idf_array, _build_nonoccurrence_array, _select_idf_scorer, _select_tfc_scorer
+
 from neurank.collections.collection import ANSWER_SELECTION, Collection
 from neurank.collections.errors import warn_data
 from neurank.collections.records import Doc, Query, ScoredDoc
+from neurank.retrieval.folders import atomic_dir
+from neurank.retrieval.store import DocumentStore, DocumentStoreWriter
 from neurank.text import Tokenizer, TokenizerConfig
 
 INDEX_FORMAT = 1
+STORE_DIR = "docs"  # the document store inside an index folder written by `build_index`
+INDEX_BATCH = 8192  # documents tokenised at a time while indexing
 
 # BM25's own tokenisation: English stop words removed and Snowball-stemmed, as in Anserini's default analyser.
 # On the dev splits this beats unstemmed tokens on all four collections (README, "Baseline").
@@ -56,19 +72,36 @@ class BM25Retriever:
         self.config = config or BM25Config()
         self.doc_ids: list[str] = []
         self._bm25: bm25s.BM25 | None = None
+        self.store: DocumentStore | None = None
+        """The indexed documents' texts, when the index was built by `build_index` (or loaded from its folder)."""
+        self.source: dict[str, Any] | None = None
+        """What the documents were read from, as given to `build_index` (e.g. `corpus.file_fingerprint`)."""
 
-    def index(self, docs: Iterable[Doc], show_progress: bool = False) -> BM25Retriever:
-        """Index `docs`, replacing any previous index. Returns self."""
-        docs = list(docs)
-        if not docs:
+    def index(self, docs: Iterable[Doc], show_progress: bool = False, batch_size: int = INDEX_BATCH) -> BM25Retriever:
+        """Index `docs`, replacing any previous index. Returns self.
+
+        `docs` may be any iterable, a generator reading a file included: it is read once, `batch_size` documents
+        at a time, and only the document ids and the postings are kept.
+        """
+        from tqdm.auto import tqdm
+
+        postings = _Postings()
+        doc_ids: list[str] = []
+        with tqdm(desc="BM25 index", unit=" docs", unit_scale=True, disable=not show_progress) as progress:
+            for batch in _batched(docs, batch_size):
+                doc_ids.extend(doc.doc_id for doc in batch)
+                postings.add(self.tokenizer.tokenize_batch([doc.text for doc in batch]))
+                progress.update(len(batch))
+        if not doc_ids:
             raise ValueError("cannot build a BM25 index over zero documents")
-        self.doc_ids = [doc.doc_id for doc in docs]
-        tokens = self.tokenizer.tokenize_batch([doc.text for doc in docs])
-        empty = sum(1 for t in tokens if not t)
-        if empty:
-            warn_data(f"{empty} of {len(docs)} documents have no tokens after tokenisation; BM25 scores them 0")
-        self._bm25 = bm25s.BM25(k1=self.config.k1, b=self.config.b, method=self.config.method)
-        self._bm25.index(tokens, show_progress=show_progress)
+        if postings.empty_docs:
+            warn_data(
+                f"{postings.empty_docs} of {len(doc_ids)} documents have no tokens after tokenisation; "
+                "BM25 scores them 0"
+            )
+        self.doc_ids = doc_ids
+        self._bm25 = postings.build(bm25s.BM25(k1=self.config.k1, b=self.config.b, method=self.config.method))
+        self.store = self.source = None  # they described the previous documents
         return self
 
     @property
@@ -107,23 +140,31 @@ class BM25Retriever:
         return run
 
     def save(self, directory: str | Path) -> None:
-        """Save the index, its document ids and the tokenizer and BM25 settings to `directory`, atomically."""
+        """Save the index, its document ids and the tokenizer and BM25 settings to `directory`, atomically.
+
+        An index saved there before is replaced; any other non-empty folder is refused. The document store, if the
+        retriever has one, is copied along.
+        """
         directory = Path(directory)
-        directory.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
-        try:
-            self.bm25.save(str(tmp / "bm25s"), show_progress=False)
-            meta = {
-                "format": INDEX_FORMAT,
-                "config": asdict(self.config),
-                "tokenizer": self.tokenizer.to_dict(),
-                "doc_ids": self.doc_ids,
-            }
-            (tmp / "neurank.json").write_text(json.dumps(meta), encoding="utf-8")
-            _replace_dir(tmp, directory)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
+        _check_replaceable(directory)
+        with atomic_dir(directory) as tmp:
+            if self.store is not None:
+                shutil.copytree(self.store.directory, tmp / STORE_DIR)
+            self._write(tmp)
+        if self.store is not None:
+            self.store = DocumentStore(directory / STORE_DIR)
+
+    def _write(self, directory: Path) -> None:
+        self.bm25.save(str(directory / "bm25s"), show_progress=False)
+        meta = {
+            "format": INDEX_FORMAT,
+            "config": asdict(self.config),
+            "tokenizer": self.tokenizer.to_dict(),
+            "doc_ids": self.doc_ids,
+        }
+        if self.source is not None:
+            meta["source"] = self.source
+        (directory / "neurank.json").write_text(json.dumps(meta), encoding="utf-8")
 
     @staticmethod
     def saved_in(directory: str | Path) -> bool:
@@ -131,8 +172,13 @@ class BM25Retriever:
         return (Path(directory) / "neurank.json").is_file()
 
     @classmethod
-    def load(cls, directory: str | Path) -> BM25Retriever:
-        """Load an index written by `save`."""
+    def load(cls, directory: str | Path, mmap: bool = False) -> BM25Retriever:
+        """Load an index written by `save` or `build_index`.
+
+        Args:
+            mmap: memory-map the index arrays instead of reading them: loading is instant and only the postings of
+                the query terms are ever read, which keeps a large index out of memory. Results are the same.
+        """
         directory = Path(directory)
         meta_path = directory / "neurank.json"
         if not meta_path.is_file():
@@ -144,20 +190,216 @@ class BM25Retriever:
             raise ValueError(f"{meta_path}: index format {meta.get('format')!r}, expected {INDEX_FORMAT}; rebuild it")
         retriever = cls(Tokenizer.from_dict(meta["tokenizer"]), BM25Config(**meta["config"]))
         retriever.doc_ids = list(meta["doc_ids"])
-        retriever._bm25 = bm25s.BM25.load(str(directory / "bm25s"), show_progress=False, verbosity=0)
+        retriever.source = meta.get("source")
+        retriever._bm25 = bm25s.BM25.load(str(directory / "bm25s"), mmap=mmap, show_progress=False, verbosity=0)
+        if DocumentStore.saved_in(directory / STORE_DIR):
+            retriever.store = DocumentStore(directory / STORE_DIR)
         return retriever
 
 
-def _replace_dir(new: Path, target: Path) -> None:
-    # os.replace cannot overwrite a non-empty directory: move the old one aside first, drop it only once the new
-    # one is in place.
-    old = None
-    if target.exists():
-        old = target.with_name(f".{target.name}.old.{os.getpid()}")
-        os.replace(target, old)
-    os.replace(new, target)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+def build_index(
+    docs: Iterable[Doc],
+    directory: str | Path,
+    tokenizer: Tokenizer | None = None,
+    config: BM25Config | None = None,
+    store: bool = True,
+    show_progress: bool = False,
+    source: Mapping[str, Any] | None = None,
+) -> BM25Retriever:
+    """Index `docs` and save the index to `directory` in one pass, keeping their texts in a document store.
+
+    `docs` is read once, so a generator over a file works and the texts are never all in memory. An index already
+    at `directory` is replaced (atomically); any other non-empty folder is refused.
+
+    Args:
+        store: also write the documents' texts to `directory/docs` (`DocumentStore`), available as
+            `retriever.store` now and after `BM25Retriever.load(directory)`.
+        source: JSON-ready facts about where `docs` came from, saved with the index and read back as
+            `retriever.source`, so a caller can tell whether the index still matches its files
+            (`neurank.retrieval.corpus.file_fingerprint`).
+
+    Returns:
+        The retriever, its index in memory (load it again with `mmap=True` to search with little memory).
+    """
+    directory = Path(directory)
+    _check_replaceable(directory)
+    retriever = BM25Retriever(tokenizer, config)
+    with atomic_dir(directory) as tmp:
+        if store:
+            with DocumentStoreWriter(tmp / STORE_DIR) as writer:
+                retriever.index(writer.passing(docs), show_progress=show_progress)
+        else:
+            retriever.index(docs, show_progress=show_progress)
+        retriever.source = None if source is None else dict(source)
+        retriever._write(tmp)
+    if store:
+        retriever.store = DocumentStore(directory / STORE_DIR)
+    return retriever
+
+
+def _check_replaceable(directory: Path) -> None:
+    if directory.exists() and not BM25Retriever.saved_in(directory):
+        if not directory.is_dir() or any(directory.iterdir()):
+            raise FileExistsError(
+                f"{directory}: exists and is not a neurank BM25 index; choose another folder for the index"
+            )
+
+
+def _batched(items: Iterable[Doc], size: int) -> Iterator[list[Doc]]:
+    iterator = iter(items)
+    while batch := list(itertools.islice(iterator, size)):
+        yield batch
+
+
+class _Postings:
+    """The (document, term, frequency) triples of a stream of token lists, in compact arrays grown batch by batch."""
+
+    def __init__(self) -> None:
+        self.vocab: dict[str, int] = {}
+        self.rows = _Blocks(np.int32)  # document index
+        self.cols = _Blocks(np.int32)  # term id
+        self.tfs = _Blocks(np.float32)  # term frequency in the document, float32 as in bm25s
+        self.lengths = _Blocks(np.int64)  # tokens per document
+        self.n_docs = 0
+        self.empty_docs = 0
+
+    def add(self, token_lists: list[list[str]]) -> None:
+        lengths = np.fromiter(map(len, token_lists), dtype=np.int64, count=len(token_lists))
+        total = int(lengths.sum())
+        self.lengths.extend(lengths)
+        self.empty_docs += int((lengths == 0).sum())
+        if total:
+            vocab = self.vocab
+            setdefault = vocab.setdefault  # a new token gets the next id
+            ids = np.fromiter(
+                (setdefault(token, len(vocab)) for tokens in token_lists for token in tokens), np.int64, count=total
+            )
+            width = len(vocab)
+            doc_of_token = np.repeat(np.arange(len(token_lists), dtype=np.int64), lengths)
+            keys, counts = np.unique(doc_of_token * width + ids, return_counts=True)
+            self.rows.extend(keys // width + self.n_docs)
+            self.cols.extend(keys % width)
+            self.tfs.extend(counts)
+        self.n_docs += len(token_lists)
+
+    def build(self, bm25: bm25s.BM25) -> bm25s.BM25:
+        """Fill `bm25` with the index of the postings, as `bm25.index(token_lists)` would, and return it."""
+        lengths = self.lengths.take()
+        n_docs, n_vocab = len(lengths), len(self.vocab)
+        if n_vocab == 0:
+            raise ValueError(f"none of the {n_docs} documents has a token after tokenisation: nothing to index")
+        avg_doc_len = lengths.mean()
+        cols = self.cols.take()
+        doc_frequencies = dict(enumerate(np.bincount(cols, minlength=n_vocab).tolist()))
+        idf_array = _build_idf_array(doc_frequencies, n_docs, _select_idf_scorer(bm25.idf_method), bm25.dtype)
+        nonoccurrence = None
+        if bm25.method in bm25.methods_requiring_nonoccurrence:
+            nonoccurrence = _build_nonoccurrence_array(
+                doc_frequencies=doc_frequencies,
+                n_docs=n_docs,
+                compute_idf_fn=_select_idf_scorer(bm25.idf_method),
+                calculate_tfc_fn=_select_tfc_scorer(bm25.method),
+                l_d=avg_doc_len,
+                l_avg=avg_doc_len,
+                k1=bm25.k1,
+                b=bm25.b,
+                delta=bm25.delta,
+                dtype=bm25.dtype,
+            )
+        rows = self.rows.take()
+        tfs = self.tfs.take()
+        scores = _posting_scores(bm25, rows, cols, tfs, lengths, avg_doc_len, idf_array, nonoccurrence)
+        del tfs
+        # bm25s's CSC layout: postings by term, and by document within a term. Rows are already ascending, so a
+        # stable sort on the term gives bm25s's (term, document) order.
+        sorter = np.argsort(cols, kind="stable")
+        data = scores[sorter]
+        del scores
+        indices = rows[sorter]
+        del rows, sorter
+        indptr = np.zeros(n_vocab + 1, dtype=np.int64)
+        np.cumsum(np.bincount(cols, minlength=n_vocab), out=indptr[1:])
+        bm25.scores = {"data": data, "indices": indices, "indptr": indptr, "num_docs": n_docs}
+        bm25.nonoccurrence_array = nonoccurrence
+        bm25.vocab_dict = dict(self.vocab)
+        bm25.vocab_dict[""] = n_vocab  # bm25s's empty token, for queries with no known term
+        bm25.unique_token_ids_set = set(bm25.vocab_dict.values())
+        return bm25
+
+
+class _Blocks:
+    """A one-dimensional array that grows a block at a time, then is `take`n whole.
+
+    Blocks are large (64 MiB and more), above glibc's mmap threshold even where `neurank.runtime.allocator` raises it,
+    so each is its own mapping and goes back to the kernel when freed: a batch's small arrays would stay in the heap
+    after being joined, and at a million documents that kept 480 MiB of freed postings resident. Untouched pages of
+    the last block cost nothing.
+    """
+
+    def __init__(self, dtype: type[np.generic], block: int = 1 << 24):
+        self.dtype = np.dtype(dtype)
+        self.block = block
+        self.blocks: list[np.ndarray] = []
+        self.length = 0
+
+    def extend(self, values: np.ndarray) -> None:
+        done = 0
+        while done < len(values):
+            used = self.length % self.block
+            if used == 0:
+                self.blocks.append(np.empty(self.block, dtype=self.dtype))
+            count = min(self.block - used, len(values) - done)
+            self.blocks[-1][used : used + count] = values[done : done + count]
+            done += count
+            self.length += count
+
+    def take(self) -> np.ndarray:
+        """The whole array; the blocks are freed as they are copied."""
+        whole = np.empty(self.length, dtype=self.dtype)
+        for start in range(0, self.length, self.block):
+            block = self.blocks.pop(0)
+            whole[start : start + self.block] = block[: min(self.block, self.length - start)]
+            del block
+        self.length = 0
+        return whole
+
+
+def _posting_scores(
+    bm25: bm25s.BM25,
+    rows: np.ndarray,
+    cols: np.ndarray,
+    tfs: np.ndarray,
+    lengths: np.ndarray,
+    avg_doc_len: np.floating,
+    idf_array: np.ndarray,
+    nonoccurrence: np.ndarray | None,
+    chunk: int = 1 << 22,
+) -> np.ndarray:
+    # bm25s scores one document at a time, with its length as a Python int; calling the same function once per
+    # distinct length (a few hundred) over all postings of documents of that length gives the same numbers, with
+    # the same dtypes under any numpy casting rules, at numpy speed.
+    term_frequency_component = _select_tfc_scorer(bm25.method)
+    scores = np.empty(len(rows), dtype=bm25.dtype)
+    for start in range(0, len(rows), chunk):
+        part = slice(start, start + chunk)
+        doc_len = lengths[rows[part]]
+        by_length = np.argsort(doc_len, kind="stable")
+        bounds = np.flatnonzero(np.diff(doc_len[by_length])) + 1
+        for group in np.split(by_length, bounds):
+            voc = cols[part][group]
+            tfc = term_frequency_component(
+                tf_array=tfs[part][group],
+                l_d=int(doc_len[group[0]]),
+                l_avg=avg_doc_len,
+                k1=bm25.k1,
+                b=bm25.b,
+                delta=bm25.delta,
+            )
+            weights = idf_array[voc] * tfc
+            if nonoccurrence is not None:
+                weights -= nonoccurrence[voc]
+            scores[start + group] = weights
+    return scores
 
 
 def score_candidates(
