@@ -93,6 +93,7 @@ def main(argv: list[str] | None = None) -> None:
     except (
         FormatError,
         FileNotFoundError,
+        FileExistsError,  # an output that would replace something neurank did not make
         UnknownCollectionError,
         UnknownModelError,
         ConfigError,

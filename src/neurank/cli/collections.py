@@ -100,24 +100,34 @@ def index_cmd(
     stem: bool = typer.Option(True, "--stem/--no-stem", help="Remove English stop words and Snowball-stem tokens."),
     as_json: bool = JsonFlag,
 ) -> None:
-    """Build the BM25 index of an ad-hoc collection's documents and save it."""
+    """Build the BM25 index of an ad-hoc collection's documents and save it, with their texts beside it.
+
+    A folder's JSONL corpus is read as a stream (one pass, never all texts at once), so a corpus of millions of
+    documents indexes in a bounded memory; an existing index at --output is replaced, any other folder refused."""
     from neurank.collections import ANSWER_SELECTION
-    from neurank.retrieval import BM25Retriever
+    from neurank.collections.beir import iter_beir_corpus
+    from neurank.collections.folder import plan_folder
+    from neurank.retrieval import build_index, file_fingerprint
     from neurank.retrieval.bm25 import BM25_TOKENIZER
     from neurank.text import Tokenizer
 
     place = resolve_collection(collection, data_dir)
-    coll = load_collection(collection, data_dir)
-    if coll.task == ANSWER_SELECTION:
-        raise typer.BadParameter(
-            f"{collection} is an answer-selection collection: BM25 scores each question's own candidates, "
-            f"so there is no index to build; run `neurank search {collection}` directly",
-            param_hint="COLLECTION",
-        )
+    answer_selection = f"{collection} is an answer-selection collection: BM25 scores each question's own candidates, "
+    answer_selection += f"so there is no index to build; run `neurank search {collection}` directly"
     output = output or Path("indexes") / place.slug
     tokenizer = Tokenizer(BM25_TOKENIZER if stem else None)
-    retriever = BM25Retriever(tokenizer).index(coll.docs.values(), show_progress=not as_json)
-    retriever.save(output)
+    plan = plan_folder(place.path) if place.kind == "folder" and place.path is not None else None
+    if plan is not None and (plan.documents.format or "jsonl") == "jsonl":
+        if plan.task == ANSWER_SELECTION:
+            raise typer.BadParameter(answer_selection, param_hint="COLLECTION")
+        documents = plan.documents.path
+        docs = iter_beir_corpus(documents)
+        retriever = build_index(docs, output, tokenizer, show_progress=not as_json, source=file_fingerprint(documents))
+    else:
+        coll = load_collection(collection, data_dir)
+        if coll.task == ANSWER_SELECTION:
+            raise typer.BadParameter(answer_selection, param_hint="COLLECTION")
+        retriever = build_index(coll.docs.values(), output, tokenizer, show_progress=not as_json)
     result = {"collection": collection, "documents": len(retriever.doc_ids), "index": str(output)}
     emit(result, as_json, f"indexed {result['documents']} documents of {collection} into {output}")
 
