@@ -219,3 +219,79 @@ def test_the_brown_corpus_is_on_off_or_a_path():
     assert load_config(None, ["embeddings.extra_text=more.txt"]).embeddings.extra_text == "more.txt"
     with pytest.raises(ConfigError, match=r"embeddings\.brown: expected bool or str, found 3"):
         load_config(None, ["embeddings.brown=3"])
+
+
+# --- files and overrides that cannot be a config: one line naming the file or the override (issue 22) -------------
+
+BAD_CONFIG_FILES = [
+    ("list.yaml", b"- model\n- knrm\n", "list.yaml: expected a mapping of sections .* found a list"),
+    ("scalar.yaml", b"knrm\n", "scalar.yaml: expected a mapping of sections .* found a str"),
+    ("empty.yaml", b"", "empty.yaml: the config is empty"),
+    ("blank.yaml", b"  \n\n", "blank.yaml: the config is empty"),
+    ("comments.yaml", b"# model: knrm\n", "comments.yaml: the config is empty"),
+    ("latin1.yaml", b"model: caf\xe9\n", r"latin1.yaml: expected UTF-8 text, found byte 0xe9 at offset 10"),
+    ("control.yaml", b"model: \x01\n", r"control.yaml: not valid YAML \(character #x0001 at offset 7"),
+]
+
+
+@pytest.mark.parametrize(("name", "content", "message"), BAD_CONFIG_FILES, ids=[row[0] for row in BAD_CONFIG_FILES])
+def test_a_file_that_is_not_a_config_is_named(tmp_path, name, content, message):
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(ConfigError, match=message) as info:
+        load_config(path)
+    assert "\n" not in str(info.value)
+
+
+def test_an_explicit_empty_mapping_still_means_the_defaults(tmp_path):
+    path = tmp_path / "defaults.yaml"
+    path.write_text("{}\n")
+    assert load_config(path) == load_config(None)
+
+
+BAD_OVERRIDES = [
+    ("train.lr=[1,", r"override 'train.lr=\[1,': expected a YAML value .* found invalid YAML .*line 1, column 4"),
+    ("model_config.x={a", r"override 'model_config.x=\{a': expected a YAML value"),
+    ("train.lr=\x01", r"override 'train.lr=\\x01': expected a YAML value .*character #x0001"),
+    (".lr=1", r"override '.lr=1': expected a dotted key such as train.lr"),
+    ("train..lr=1", r"override 'train..lr=1': expected a dotted key"),
+    ("train=[1]", r"defaults: train: expected a mapping of train keys, found \[1\]"),
+    ("train.lr.x=1", r"train.lr: expected float, found \{'x': 1\}"),
+]
+
+
+@pytest.mark.parametrize(("override", "message"), BAD_OVERRIDES, ids=[row[0] for row in BAD_OVERRIDES])
+def test_an_override_that_cannot_be_read_is_named(override, message):
+    with pytest.raises(ConfigError, match=message) as info:
+        load_config(None, [override])
+    assert "\n" not in str(info.value)
+
+
+def test_an_override_fills_a_section_left_empty_in_the_file(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("model: knrm\ntrain:\n")
+    assert load_config(path, ["train.lr=0.5"]).train.lr == 0.5
+
+
+@pytest.mark.parametrize(
+    ("content", "overrides", "message"),
+    [
+        (b"- a\n", [], "c.yaml: expected a mapping of sections"),
+        (b"", [], "c.yaml: the config is empty"),
+        (b"model: \xff\n", [], "c.yaml: expected UTF-8 text"),
+        (b"model: knrm\n", ["train.lr=[1,"], r"override 'train.lr=\[1,': expected a YAML value"),
+    ],
+    ids=["list", "empty", "not-utf8", "override"],
+)
+def test_the_cli_prints_one_line_and_exits_2(tmp_path, capsys, content, overrides, message):
+    import re
+
+    from neurank.cli import main
+
+    path = tmp_path / "c.yaml"
+    path.write_bytes(content)
+    with pytest.raises(SystemExit) as info:
+        main(["train", str(path), *overrides, "--output-dir", str(tmp_path / "out")])
+    assert info.value.code == 2
+    err = " ".join(capsys.readouterr().err.split())  # rich wraps long lines
+    assert err.startswith("error: ") and re.search(message, err)

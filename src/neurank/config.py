@@ -279,7 +279,7 @@ def config_from_dict(values: dict, source: str = "config") -> ExperimentConfig:
     for name, cls in _SECTIONS.items():
         section = values.pop(name, {}) or {}
         if not isinstance(section, dict):
-            raise ConfigError(f"{source}: section {name!r} must be a mapping")
+            raise ConfigError(f"{source}: {name}: expected a mapping of {name} keys, found {_shown(section)}")
         sections[name] = build_section(cls, section, f"{source}: {name}")
     model_config = values.pop("model_config", {}) or {}
     if not isinstance(model_config, dict):
@@ -366,13 +366,35 @@ def apply_overrides(values: dict, overrides: list[str]) -> dict:
         if not sep or not key:
             raise ConfigError(f"override {override!r}: expected key=value, e.g. train.lr=3e-4")
         parts = key.strip().split(".")
+        if not all(parts):
+            raise ConfigError(f"override {override!r}: expected a dotted key such as train.lr, found {key!r}")
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError as error:
+            raise ConfigError(
+                f"override {override!r}: expected a YAML value after '=' (a number, a string, a list such as "
+                f"[8,16], null), found invalid YAML ({_yaml_problem(error)})"
+            ) from None
         target = values
         for part in parts[:-1]:
-            target = target.setdefault(part, {})
+            if target.get(part) is None:  # a section left empty in the file (`train:`) is an empty section
+                target[part] = {}
+            target = target[part]
             if not isinstance(target, dict):
                 raise ConfigError(f"override {override!r}: {part!r} is not a section")
-        target[parts[-1]] = yaml.safe_load(raw)
+        target[parts[-1]] = value
     return values
+
+
+def _yaml_problem(error: yaml.YAMLError) -> str:
+    """One line saying what PyYAML found wrong and where (its own message spans several lines)."""
+    if isinstance(error, yaml.reader.ReaderError):
+        character = error.character if isinstance(error.character, int) else ord(error.character)
+        return f"character #x{character:04x} at offset {error.position} is not allowed in YAML"
+    problem = getattr(error, "problem", None) or getattr(error, "context", None) or "the text is not valid YAML"
+    mark = getattr(error, "problem_mark", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    return f"{problem}{where}"
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> ExperimentConfig:
@@ -415,11 +437,33 @@ def read_config(path: str | Path | None) -> tuple[dict[str, Any], str]:
         return {}, "defaults"
     path = resolve_config(path)
     try:
-        values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise ConfigError(
+            f"{path}: expected UTF-8 text, found byte 0x{error.object[error.start]:02x} at offset {error.start} "
+            "(save the config as UTF-8)"
+        ) from None
+    except OSError as error:  # a folder, or a file without read permission
+        raise ConfigError(f"{path}: cannot read the config ({error.strerror or error})") from None
+    try:
+        values = yaml.safe_load(text)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         line = f":{mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{path}{line}: not valid YAML ({getattr(error, 'problem', error)})") from None
+        raise ConfigError(f"{path}{line}: not valid YAML ({_yaml_problem(error)})") from None
+    if values is None:  # an empty file (or only comments) is a mistake, not a request for every default
+        raise ConfigError(
+            f"{path}: the config is empty; expected a mapping of sections (model, data, train, ...), "
+            "e.g. `model: knrm` (write `{}` for all the defaults)"
+        )
     if not isinstance(values, dict):
-        raise ConfigError(f"{path}: expected a mapping of sections (model, data, train, ...), found {values!r}")
+        raise ConfigError(
+            f"{path}: expected a mapping of sections (model, data, train, ...) at the top level, "
+            f"found a {type(values).__name__}: {_shown(values)}"
+        )
     return values, str(path)
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

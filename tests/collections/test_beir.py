@@ -177,3 +177,17 @@ def test_load_beir_without_qrels_or_corpus(beir_root):
     (beir_root / "corpus.jsonl").unlink()
     with pytest.raises(FileNotFoundError, match="corpus.jsonl"):
         load_beir(beir_root)
+
+
+@pytest.mark.parametrize("score", ["2147483648", "-2147483649", "99999999999999999999"])
+def test_qrels_score_beyond_what_trec_eval_holds_names_file_and_line(tmp_path, score):
+    path = tmp_path / "test.tsv"
+    path.write_text(f"query-id\tcorpus-id\tscore\nq1\td1\t1\nq1\td2\t{score}\n", encoding="utf-8")
+    with pytest.raises(FormatError, match=re.escape(f"{path}:3: expected an integer score from -2147483648 to ")):
+        read_beir_qrels(path)
+
+
+def test_qrels_scores_at_the_limits_are_kept(tmp_path):
+    path = tmp_path / "test.tsv"
+    path.write_text("query-id\tcorpus-id\tscore\nq1\td1\t2147483647\nq1\td2\t-2147483648\n", encoding="utf-8")
+    assert [q.relevance for q in read_beir_qrels(path)] == [2147483647, -2147483648]

@@ -183,3 +183,78 @@ def test_malformed_topics_name_file_and_line(tmp_path: Path, text: str, line: in
     with pytest.raises(FormatError, match=expected) as info:
         read_topics(path)
     assert (info.value.path, info.value.line) == (str(path), line)
+
+
+# --- values no evaluation can use: refused with the file and line (issue 22) ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "expected"),
+    [
+        ("q1 0 d1 1\nq1 0 d2 99999999999999999999\n", 2, "an integer relevance from -2147483648 to 2147483647"),
+        ("q1 0 d1 2147483648\n", 1, "an integer relevance from"),
+        ("q1 0 d1 -2147483649\n", 1, "an integer relevance from"),
+    ],
+)
+def test_a_relevance_too_large_for_trec_eval_is_refused(tmp_path: Path, text: str, line: int, expected: str) -> None:
+    path = write(tmp_path / "big.qrels", text)
+    with pytest.raises(FormatError, match=expected) as info:
+        read_qrels(path)
+    assert (info.value.path, info.value.line) == (str(path), line)
+
+
+def test_the_largest_relevance_trec_eval_takes_is_read(tmp_path: Path) -> None:
+    path = write(tmp_path / "edge.qrels", "q1 0 d1 2147483647\nq1 0 d2 -2147483648\n")
+    assert [q.relevance for q in read_qrels(path)] == [2147483647, -2147483648]
+
+
+@pytest.mark.parametrize(
+    ("score", "line"),
+    [("inf", 2), ("-inf", 2), ("Infinity", 2), ("1e999", 2), ("-1e999", 2), ("NaN", 2)],
+)
+def test_a_score_that_is_not_finite_is_refused(tmp_path: Path, score: str, line: int) -> None:
+    path = write(tmp_path / "inf.run", f"q1 Q0 d1 1 0.5 r\nq1 Q0 d2 2 {score} r\n")
+    with pytest.raises(
+        FormatError, match=r"a number as the score in column 5 \(finite: not NaN, inf or 1e999\)"
+    ) as info:
+        read_run(path)
+    assert (info.value.path, info.value.line, info.value.found) == (str(path), line, score)
+
+
+@pytest.mark.parametrize("text", ["", "\n", "  \n\t\n\r\n", "\ufeff\n"], ids=["empty", "newline", "blank", "bom"])
+def test_a_run_without_results_is_refused(tmp_path: Path, text: str) -> None:
+    path = write(tmp_path / "empty.run", text)
+    with pytest.raises(FormatError, match=r"empty.run: expected results .*found no results"):
+        read_run(path)
+
+
+@pytest.mark.parametrize(
+    ("run", "qrels", "message"),
+    [
+        ("q1 Q0 d1 1 inf r\n", "q1 0 d1 1\n", "run.txt:1: expected a number as the score in column 5 (finite"),
+        ("q1 Q0 d1 1 1e999 r\n", "q1 0 d1 1\n", "run.txt:1: expected a number as the score in column 5 (finite"),
+        ("  \n", "q1 0 d1 1\n", "run.txt: expected results"),
+        ("q1 Q0 d1 1 0.5 r\n", "q1 0 d1 99999999999999999999\n", "qrels.txt:1: expected an integer relevance from"),
+    ],
+    ids=["inf", "1e999", "empty-run", "huge-relevance"],
+)
+def test_evaluate_prints_one_line_and_exits_2(tmp_path: Path, capsys, run: str, qrels: str, message: str) -> None:
+    from neurank.cli import main
+
+    run_path, qrels_path = write(tmp_path / "run.txt", run), write(tmp_path / "qrels.txt", qrels)
+    with pytest.raises(SystemExit) as info:
+        main(["evaluate", str(run_path), str(qrels_path)])
+    assert info.value.code == 2
+    err = " ".join(capsys.readouterr().err.split())  # rich wraps long lines
+    assert err.startswith("error: ") and message in err
+
+
+def test_an_empty_baseline_is_refused_not_compared(tmp_path: Path, capsys) -> None:
+    from neurank.cli import main
+
+    run, qrels = write(tmp_path / "run.txt", "q1 Q0 d1 1 0.5 r\n"), write(tmp_path / "qrels.txt", "q1 0 d1 1\n")
+    baseline = write(tmp_path / "baseline.txt", "\n \n")
+    with pytest.raises(SystemExit) as info:
+        main(["evaluate", str(run), str(qrels), "--baseline", str(baseline)])
+    assert info.value.code == 2
+    assert "baseline.txt: expected results" in " ".join(capsys.readouterr().err.split())

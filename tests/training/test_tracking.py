@@ -65,7 +65,7 @@ def test_a_fresh_run_in_the_same_folder_replaces_the_old_curves(tiny_config, tmp
     pytest.importorskip("tensorboard")
     short = dataclasses.replace(tiny_config, train=dataclasses.replace(tiny_config.train, epochs=1))
     train(tiny_config, tmp_path / "run", progress=False)
-    result = train(short, tmp_path / "run", progress=False)
+    result = train(short, tmp_path / "run", progress=False, overwrite=True)
     scalars = read_scalars(tmp_path / "run" / "tensorboard")
     assert [step for step, _ in scalars["train/loss"]] == list(range(1, result["steps"] + 1))
     assert len(scalars["dev/AP"]) == 1

@@ -148,9 +148,11 @@ def search_cmd(
 ) -> None:
     """Run BM25 for a split's queries and write a TREC run."""
     from neurank.collections import ANSWER_SELECTION
+    from neurank.collections.textio import check_output_file
     from neurank.collections.trec import write_run
     from neurank.retrieval import BM25Retriever, bm25_run
 
+    check_output_file(output, "--output")  # before the search: a folder there would fail only at the end
     place = resolve_collection(collection, data_dir)
     coll = load_collection(collection, data_dir, fold=fold, folds=folds)
     retriever = None
@@ -185,8 +187,10 @@ def qrels_cmd(
     as_json: bool = JsonFlag,
 ) -> None:
     """Write the relevance judgements of a collection's split in TREC format."""
+    from neurank.collections.textio import check_output_file
     from neurank.collections.trec import write_qrels
 
+    check_output_file(output, "--output")
     part = load_collection(collection, data_dir, fold=fold, folds=folds).split(split)
     write_qrels(part.qrels, output)
     result = {"collection": collection, "split": split, "qrels": len(part.qrels), "output": str(output)}

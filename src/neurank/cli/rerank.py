@@ -44,10 +44,12 @@ def rerank_cmd(
 
     The checkpoint records its first stage (BM25 and its settings); a model trained with that score as a feature
     or fused with it never silently reads another kind of score from --run (see --first-stage-from-run)."""
+    from neurank.collections.textio import check_output_file
     from neurank.collections.trec import read_run, write_run
     from neurank.inference import load_reranker
     from neurank.runtime.distributed import init_distributed
 
+    check_output_file(output, "--output")  # before the scoring: a folder there would fail only at the end
     coll = load_collection(collection, data_dir, fold=fold, folds=folds)
     with init_distributed(device) as context:
         reranker = load_reranker(checkpoint, device=device, precision=precision, distributed=context)

@@ -16,7 +16,15 @@ def train_cmd(
     config: Path = typer.Argument(..., help="Experiment config: a YAML file, or a shipped config's name, e.g. wikiqa."),
     overrides: list[str] | None = typer.Argument(None, help="Dotted key=value overrides, e.g. train.lr=3e-4."),
     output_dir: Path = typer.Option(..., "--output-dir", help="Writes best.pt, last.pt and metrics.jsonl here."),
-    resume: bool = typer.Option(False, "--resume", help="Continue from OUTPUT_DIR/last.pt."),
+    resume: bool = typer.Option(
+        False, "--resume", help="Continue from OUTPUT_DIR/last.pt, with the config that wrote it."
+    ),
+    overwrite: bool = typer.Option(
+        False,
+        "--overwrite",
+        help="Train afresh into an OUTPUT_DIR holding an earlier run; its files are replaced as the new ones are "
+        "written (without it, or --resume, such a folder is refused).",
+    ),
     device: str | None = typer.Option(None, "--device", help="cuda, mps, cpu or auto (default: the config's)."),
     precision: str = PrecisionOpt,
     data_dir: Path | None = DataDir,
@@ -30,7 +38,13 @@ def train_cmd(
     experiment = load_config(config, _with_options(overrides, data_dir, device))
     with init_distributed(experiment.train.device) as context:
         result = train(
-            experiment, output_dir, resume=resume, progress=not as_json, precision=precision, distributed=context
+            experiment,
+            output_dir,
+            resume=resume,
+            overwrite=overwrite,
+            progress=not as_json,
+            precision=precision,
+            distributed=context,
         )
     if context.is_main:
         if as_json:

@@ -17,6 +17,7 @@ from neurank.collections.collection import ADHOC, Collection, Split, drop_unknow
 from neurank.collections.errors import FormatError, warn_data
 from neurank.collections.records import Doc, Qrel, Query
 from neurank.collections.textio import read_lines
+from neurank.collections.trec import RELEVANCE_RANGE
 
 BEIR_MEASURES = ("nDCG@10", "R@100", "AP")
 QRELS_HEADER = ("query-id", "corpus-id", "score")
@@ -83,6 +84,9 @@ def read_beir_qrels(path: str | Path) -> list[Qrel]:
             continue
         if len(fields) != 3 or not (fields[0] and fields[1]) or not _INT.fullmatch(fields[2]):
             raise FormatError(path, number, "'query-id<TAB>corpus-id<TAB>score' with an integer score", line)
+        low, high = RELEVANCE_RANGE  # what trec_eval's C long holds: larger values crash the evaluation later
+        if not low <= int(fields[2]) <= high:
+            raise FormatError(path, number, f"an integer score from {low} to {high}", fields[2])
         repeated += (fields[0], fields[1]) in qrels
         qrels[fields[0], fields[1]] = Qrel(fields[0], fields[1], int(fields[2]))
     if not header_seen:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -59,18 +60,54 @@ def read_lines(path: str | Path, what: str = "file") -> Iterator[tuple[int, str]
         )
 
 
+def check_output_file(path: str | Path, what: str = "output") -> Path:
+    """Return `path` as a Path, or raise FileExistsError when it cannot be written as a file: it is an existing folder,
+    or a file stands where one of its parent folders would go. Commands call it before their expensive work."""
+    path = Path(path)
+    if path.is_dir():
+        raise FileExistsError(f"{path}: {what} is an existing folder; expected a file path")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise FileExistsError(f"{path}: {what} cannot be written, {parent} is a file, not a folder")
+            break
+    return path
+
+
+def _new_file_mode() -> int:
+    # What open() would give a new file: 0666 less the umask (which can only be read by setting it).
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 @contextlib.contextmanager
 def atomic_write(path: str | Path, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[IO]:
-    """Open a temporary file beside `path` and rename it over `path` only when the block ends without error."""
-    path = Path(path)
+    """Open a temporary file beside `path` and rename it over `path` only when the block ends without error.
+
+    The file keeps the mode of the one it replaces (a new one gets the mode open() would give it), and the temporary
+    file is removed on every exception, KeyboardInterrupt included. A folder at `path` is refused (FileExistsError).
+    """
+    path = check_output_file(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     binary = "b" in mode
+    try:
+        file_mode = stat.S_IMODE(path.stat().st_mode)
+    except FileNotFoundError:
+        file_mode = _new_file_mode()
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, mode, encoding=None if binary else encoding, newline=None if binary else "\n") as handle:
+        try:
+            handle = os.fdopen(fd, mode, encoding=None if binary else encoding, newline=None if binary else "\n")
+        except BaseException:
+            with contextlib.suppress(OSError):  # open() may have closed it already
+                os.close(fd)
+            raise
+        with handle:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(tmp_name, file_mode)
         os.replace(tmp_name, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

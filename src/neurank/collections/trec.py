@@ -20,6 +20,8 @@ TOPIC_FIELDS = ("title", "desc", "narr")
 _TAG = re.compile(r"<(/?)([A-Za-z]+)>")
 # Labels TREC puts at the start of a field's text ("<num> Number: 301", "<desc> Description:").
 _LABEL = re.compile(r"^\s*(number|topic|description|narrative)\s*:", re.IGNORECASE)
+# trec_eval and pytrec_eval keep relevance in a C long, 32 bits on some platforms: a grade outside fails there.
+RELEVANCE_RANGE = (-(2**31), 2**31 - 1)
 
 
 def _columns(path: Path, what: str, count: int, layout: str):
@@ -51,8 +53,8 @@ def read_qrels(path: str | Path) -> list[Qrel]:
         The judgements in file order.
 
     Raises:
-        FormatError: a line without 4 columns, a non-integer relevance, or a (query_id, doc_id) pair judged twice
-            (the message names both lines).
+        FormatError: a line without 4 columns, a non-integer relevance or one outside `RELEVANCE_RANGE`, or a
+            (query_id, doc_id) pair judged twice (the message names both lines).
     """
     path = Path(path)
     qrels: list[Qrel] = []
@@ -63,6 +65,9 @@ def read_qrels(path: str | Path) -> list[Qrel]:
             value = int(relevance)
         except ValueError:
             raise FormatError(path, number, "an integer relevance in column 4", relevance) from None
+        low, high = RELEVANCE_RANGE
+        if not low <= value <= high:
+            raise FormatError(path, number, f"an integer relevance from {low} to {high} in column 4", relevance)
         _check_unique(seen, (query_id, doc_id), path, number, relevance)
         qrels.append(Qrel(query_id, doc_id, value))
     return qrels
@@ -79,7 +84,8 @@ def read_run(path: str | Path) -> list[ScoredDoc]:
         The scored documents in file order.
 
     Raises:
-        FormatError: a line without 6 columns, a score that is not a number, or a document listed twice for a query.
+        FormatError: a line without 6 columns, a score that is not a finite number (NaN, inf, 1e999), a document
+            listed twice for a query, or no results at all (an empty run would evaluate to zeros, not fail).
     """
     path = Path(path)
     run: list[ScoredDoc] = []
@@ -90,10 +96,12 @@ def read_run(path: str | Path) -> list[ScoredDoc]:
             value = float(score)
         except ValueError:
             value = math.nan
-        if math.isnan(value):
-            raise FormatError(path, number, "a number as the score in column 5", score)
+        if not math.isfinite(value):  # inf ties with inf and NaN orders with nothing: their ranks would be arbitrary
+            raise FormatError(path, number, "a number as the score in column 5 (finite: not NaN, inf or 1e999)", score)
         _check_unique(seen, (query_id, doc_id), path, number, doc_id)
         run.append(ScoredDoc(query_id, doc_id, value))
+    if not run:
+        raise FormatError(path, None, "results (lines `query_id Q0 doc_id rank score tag`), found no results")
     return run
 
 

@@ -19,6 +19,7 @@ import json
 import math
 import random
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypedDict, cast
@@ -31,6 +32,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from neurank.collections import ScoredDoc
+from neurank.collections.textio import atomic_write
 from neurank.config import ExperimentConfig
 from neurank.data.collate import collate
 from neurank.data.datasets import ListwiseDataset, PairwiseDataset, PointwiseDataset
@@ -163,12 +165,17 @@ def train(
     on_epoch_end: Callable[[int, dict], None] | None = None,
     precision: str = "fp32",
     distributed: DistributedContext | None = None,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     """Train `config`'s model, writing `best.pt`, `last.pt` and `metrics.jsonl` to `output_dir` (and TensorBoard
     scalars to `output_dir/tensorboard` when tensorboard is installed; see `neurank.training.tracking`).
 
     Args:
-        resume: continue from `output_dir/last.pt` if it exists.
+        resume: continue from `output_dir/last.pt` if it exists (a warning says when it does not, and training starts
+            from scratch); refused (ValueError naming the keys) when `config` differs from the one last.pt was
+            written with, beyond the keys in `RESUMABLE_CHANGES`.
+        overwrite: train into a folder holding an earlier run (best.pt, last.pt, metrics.jsonl), replacing its files
+            as the new ones are written; without it (or `resume`) such a folder is refused with FileExistsError.
         data: prepared data to reuse (several seeds on one collection); built from `config` when None.
         on_epoch_end: called with (epoch, record) after each epoch's checkpoint is written.
         precision: "fp32", "bf16" or "fp16" forward passes (`neurank.runtime.precision`).
@@ -183,8 +190,14 @@ def train(
     output_dir = Path(output_dir)
     train_cfg = config.train
     dist = distributed or SINGLE_PROCESS
+    previous = None  # last.pt when resuming; read (and its config checked) before anything is prepared or written
     if dist.is_main:  # other ranks write nothing, possibly on machines without this folder
+        _check_output_dir(output_dir, resume=resume, overwrite=overwrite)
+        previous = _read_last(output_dir) if resume else None
+        if previous is not None:
+            _check_resumed_config(output_dir / "last.pt", previous, config)
         output_dir.mkdir(parents=True, exist_ok=True)
+        _remove_stale_temporaries(output_dir)
     progress = progress and dist.is_main
     seed_everything(train_cfg.seed)
     device = dist.place(select_device(train_cfg.device))
@@ -200,7 +213,7 @@ def train(
     metric = train_cfg.metric or data.collection.measures[0]
 
     seed_everything(train_cfg.seed)  # the model's initialisation must not depend on how data was prepared
-    model = make_model(config, len(data.vocab), data.embeddings)
+    model = make_model(config, data.encoder.vocab_size, data.embeddings)
     set_idf = getattr(model, "set_idf", None)  # the models that weight query terms by IDF (DRMM, PACRR)
     if set_idf is not None and data.idf is not None:
         set_idf(data.idf)
@@ -248,7 +261,7 @@ def train(
     }
     metrics_path = output_dir / "metrics.jsonl"
     # Rank 0 reads and sends it, so other machines need no copy of output_dir.
-    checkpoint = dist.broadcast(_read_last(output_dir) if resume and dist.is_main else None)
+    checkpoint = dist.broadcast(previous)
     if checkpoint is not None:
         if (averaged is not None) != ("ema_updates" in checkpoint):
             written = "with" if "ema_updates" in checkpoint else "without"
@@ -272,8 +285,9 @@ def train(
         state = cast(_TrainState, {key: checkpoint[key] for key in state})
         if dist.is_main:
             _truncate_metrics(metrics_path, state["epoch"])
-    elif dist.is_main and metrics_path.exists():
-        metrics_path.unlink()
+    # A fresh run (into an empty folder, or with overwrite) replaces an earlier metrics.jsonl with its first epoch's
+    # record, never before: a run that trains no epoch, or is killed before one ends, leaves the earlier one alone.
+    fresh_metrics = checkpoint is None
 
     # Steps are logged from 1; purging from the next step drops what an earlier run (or a killed one) logged there.
     tensorboard = TensorBoardLog(output_dir / "tensorboard", purge_step=state["step"] + 1, enabled=dist.is_main)
@@ -347,8 +361,13 @@ def train(
             if improved:
                 save_checkpoint(output_dir / "best.pt", payload)
             save_checkpoint(output_dir / "last.pt", payload)
-            with open(metrics_path, "a", encoding="utf-8") as handle:
-                handle.write(json.dumps(record) + "\n")
+            if fresh_metrics:
+                with atomic_write(metrics_path) as handle:
+                    handle.write(json.dumps(record) + "\n")
+                fresh_metrics = False
+            else:
+                with open(metrics_path, "a", encoding="utf-8") as handle:
+                    handle.write(json.dumps(record) + "\n")
         tensorboard.epoch(record)
         if progress:
             tqdm.write(
@@ -398,7 +417,85 @@ def dev_summary(metric: str, unfused: float, fusion: dict | None, saved: bool = 
 
 def _read_last(output_dir: Path) -> dict[str, Any] | None:
     path = output_dir / "last.pt"
-    return load_checkpoint(path) if path.is_file() else None  # on the CPU: random states must stay CPU tensors
+    if not path.is_file():
+        warnings.warn(
+            f"{path}: not found, so --resume has nothing to continue; training starts from scratch", stacklevel=3
+        )
+        return None
+    return load_checkpoint(path)  # on the CPU: random states must stay CPU tensors
+
+
+# The files that make a folder hold a run: a fresh run into it needs `overwrite` (or `resume`).
+RUN_FILES = ("best.pt", "last.pt", "metrics.jsonl")
+# Config keys a resume may change: where the data is and what runs it, when to stop (a longer or shorter run; with a
+# linear or cosine schedule a changed train.epochs also changes the remaining learning rates), and train.ema, which
+# is checked on its own with a message of its own. Any other difference is refused.
+RESUMABLE_CHANGES = frozenset(
+    {"data.data_dir", "train.device", "train.eval_batch_size", "train.epochs", "train.patience", "train.ema"}
+)
+
+
+def _check_output_dir(output_dir: Path, *, resume: bool, overwrite: bool) -> None:
+    """Refuse, before anything is prepared or written, an output folder that is a file, `resume` with `overwrite`, and
+    a fresh run into a folder that holds an earlier one."""
+    if output_dir.exists() and not output_dir.is_dir():
+        raise FileExistsError(f"{output_dir}: --output-dir is a file, not a folder; give a folder for the run's files")
+    if resume and overwrite:
+        raise ValueError("--resume continues the run in --output-dir and --overwrite replaces it: give one of them")
+    found = [name for name in RUN_FILES if (output_dir / name).exists()]
+    if found and not resume and not overwrite:
+        raise FileExistsError(
+            f"{output_dir}: holds an earlier run ({', '.join(found)}); continue it with --resume, replace it with "
+            "--overwrite, or give another --output-dir"
+        )
+    if resume and found and "last.pt" not in found:
+        raise FileExistsError(
+            f"{output_dir}: holds a run ({', '.join(found)}) without the last.pt --resume continues from; replace it "
+            "with --overwrite, or give another --output-dir"
+        )
+
+
+def _remove_stale_temporaries(output_dir: Path) -> None:
+    # What a run killed while writing left beside its files (`atomic_write`'s `.NAME.*.tmp`): never read, only removed.
+    for name in RUN_FILES:
+        for stale in output_dir.glob(f".{name}.*.tmp"):
+            stale.unlink(missing_ok=True)
+
+
+def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            out.update(_flatten(item, f"{prefix}{key}."))
+        return out
+    return {prefix.rstrip("."): value}
+
+
+def _check_resumed_config(path: Path, checkpoint: dict[str, Any], config: ExperimentConfig) -> None:
+    """Refuse to resume `checkpoint` (last.pt) with a config that differs from its own beyond `RESUMABLE_CHANGES`."""
+    saved = checkpoint.get("config")
+    if not isinstance(saved, dict):
+        return  # written before checkpoints carried their config: nothing to compare
+    before, now = _flatten(saved), _flatten(config.to_dict())
+    # model_config is compared whole: one model's options are not another's, and a key's absence is a change.
+    before["model_config"], now["model_config"] = saved.get("model_config"), config.to_dict().get("model_config")
+    before = {k: v for k, v in before.items() if not k.startswith("model_config.")}
+    now = {k: v for k, v in now.items() if not k.startswith("model_config.")}
+    changed = sorted(key for key in before.keys() | now.keys() if before.get(key) != now.get(key))
+    # A key absent from last.pt's config is a setting added since it was written: its default is what it trained with.
+    defaults = _flatten(ExperimentConfig().to_dict())
+    changed = [
+        key
+        for key in changed
+        if key not in RESUMABLE_CHANGES and not (key not in before and key in defaults and now[key] == defaults[key])
+    ]
+    if changed:
+        shown = "; ".join(f"{key}: {before.get(key)!r} in last.pt, {now.get(key)!r} now" for key in changed[:5])
+        more = f" (and {len(changed) - 5} more)" if len(changed) > 5 else ""
+        raise ValueError(
+            f"{path}: cannot resume with a changed config ({shown}{more}); resume with the config that wrote it, "
+            "or start a new run with --overwrite or another --output-dir"
+        )
 
 
 def _data_fingerprint(data: PreparedData) -> list:
