@@ -3,6 +3,11 @@ tokenizer and vocabulary, BM25 candidates turned into examples, the initial word
 
     data = prepare_data(load_config("wikiqa"))
 
+A model that reads a pretrained transformer (`WORD_PIECE_MODELS`, with `model_config.hf_model` naming a local
+Hugging Face folder) gets the folder's word pieces (`neurank.text.WordPieceEncoder`) instead of the word tokenizer
+and vocabulary, and no word vectors or IDF: the transformer brings its own. Candidates and examples are made as for
+every model (BM25 keeps its own word tokenizer).
+
 Training, the results table and `neurank embeddings train` (through `train_collection_word2vec`) all start here.
 
 Everything that can be wrong with the configuration is found before the expensive part (tokenising, word2vec,
@@ -29,17 +34,30 @@ from neurank.config import ConfigError, ExperimentConfig
 from neurank.data import embeddings as embeddings_io
 from neurank.data.examples import QueryExample, build_examples
 from neurank.retrieval import bm25_run
-from neurank.text import Tokenizer, TokenizerConfig, Vocab, WordEncoder
+from neurank.text import Tokenizer, TokenizerConfig, Vocab, WordEncoder, WordPieceEncoder
+from neurank.text.vocab import SPECIALS
+
+# The models that read a pretrained transformer from `model_config.hf_model`, and so take its word pieces.
+WORD_PIECE_MODELS = ("cross_encoder",)
 
 
 @dataclass
 class PreparedData:
-    """Everything the loop needs that comes from the collection, built once."""
+    """Everything the loop needs that comes from the collection, built once.
+
+    Attributes:
+        tokenizer: the word tokenizer the model's ids come from; None with word pieces (`encoder` tokenizes).
+        vocab: the ids' tokens, ``len(vocab)`` the model's vocabulary size. With word pieces, the word pieces in
+            id order (`word_piece_vocab`), for inspection and fingerprints; `encoder` is what encodes.
+        encoder: turns texts into the model's ids (`neurank.text.TextEncoder`); checkpoints store it.
+        embeddings, embedding_report, idf: the initial word vectors, their coverage and the IDF of the vocabulary;
+            None with word pieces.
+    """
 
     collection: Collection
-    tokenizer: Tokenizer
+    tokenizer: Tokenizer | None
     vocab: Vocab
-    encoder: WordEncoder
+    encoder: WordEncoder | WordPieceEncoder
     train_examples: list[QueryExample]
     dev_examples: list[QueryExample]
     embeddings: torch.Tensor | None
@@ -223,7 +241,8 @@ def check_data(config: ExperimentConfig, splits: Sequence[str] | None = None) ->
     Returns:
         the loaded collection, for `prepare_data(config, collection=...)`.
     """
-    check_files(config)
+    if word_piece_folder(config) is None:  # word pieces read no word vectors, so no embeddings files
+        check_files(config)
     collection = load_configured_collection(config)
     check_splits(config, collection, [config.data.train_split, config.data.dev_split] if splits is None else splits)
     return collection
@@ -232,29 +251,108 @@ def check_data(config: ExperimentConfig, splits: Sequence[str] | None = None) ->
 def prepare_data(
     config: ExperimentConfig, progress: bool = False, collection: Collection | None = None
 ) -> PreparedData:
-    """Load the collection, build tokenizer and vocabulary, BM25 candidates, examples and embeddings.
+    """Load the collection, build tokenizer and vocabulary, BM25 candidates, examples and embeddings; for a model
+    with `model_config.hf_model`, the folder's word pieces instead of tokenizer, vocabulary, embeddings and IDF.
 
     Args:
         collection: the config's collection, already loaded and checked (`check_data`); None: `check_data` here.
+    Raises:
+        ConfigError: `model_config.hf_model` with a model that reads no transformer, or not a model folder.
     """
     data = config.data
+    folder = word_piece_folder(config)
+    pieces = word_piece_encoder(config, folder) if folder is not None else None  # its errors before the collection
     collection = collection if collection is not None else check_data(config)
-    tokenizer = data_tokenizer(config)
-    texts = collection_texts(collection)
-    token_lists = tokenizer.tokenize_batch(texts)
-    vocab = Vocab.build(token_lists, min_freq=data.min_freq, max_size=data.max_vocab)
-    encoder = WordEncoder(tokenizer, vocab, data.max_query_len, data.max_doc_len)
+    encoder: WordEncoder | WordPieceEncoder
 
     def examples(split: str) -> list[QueryExample]:
         run = bm25_run(collection, split, k=data.candidates)
         depth = None if collection.task == ANSWER_SELECTION else data.candidates
         return build_examples(collection, split, encoder, run, depth=depth, min_relevance=data.min_relevance)
 
+    if pieces is not None:
+        encoder = pieces
+        train_examples = examples(data.train_split)[: data.max_train_queries]
+        dev_examples = examples(data.dev_split)
+        return PreparedData(
+            collection, None, word_piece_vocab(pieces), pieces, train_examples, dev_examples, None, None, None
+        )
+
+    tokenizer = data_tokenizer(config)
+    texts = collection_texts(collection)
+    token_lists = tokenizer.tokenize_batch(texts)
+    vocab = Vocab.build(token_lists, min_freq=data.min_freq, max_size=data.max_vocab)
+    encoder = WordEncoder(tokenizer, vocab, data.max_query_len, data.max_doc_len)
     embeddings, report = make_embeddings(config, vocab, token_lists, collection)
     idf = inverse_document_frequencies(vocab, tokenizer.tokenize_batch(document_texts(collection)))
     train_examples = examples(data.train_split)[: data.max_train_queries]
     dev_examples = examples(data.dev_split)
     return PreparedData(collection, tokenizer, vocab, encoder, train_examples, dev_examples, embeddings, report, idf)
+
+
+def word_piece_folder(config: ExperimentConfig) -> Path | None:
+    """The local Hugging Face folder `model_config.hf_model` names, checked; None when it names none.
+
+    Raises:
+        ConfigError: the model reads no transformer (not one of `WORD_PIECE_MODELS`), or the value is not a folder
+            with a config.json; the message names `model_config.hf_model`.
+    """
+    hf_model = config.model_config.get("hf_model")
+    if hf_model is None:
+        return None
+    if config.model not in WORD_PIECE_MODELS:
+        raise ConfigError(
+            f"model_config.hf_model: model {config.model!r} reads no pretrained transformer (those that do: "
+            f"{', '.join(WORD_PIECE_MODELS)}); set model=cross_encoder, or remove model_config.hf_model"
+        )
+    if not isinstance(hf_model, str) or not hf_model.strip():
+        raise ConfigError(
+            f"model_config.hf_model: expected the path of a local Hugging Face folder, found {hf_model!r}"
+        )
+    folder = Path(hf_model)
+    if not folder.is_dir():
+        raise ConfigError(
+            f"model_config.hf_model: {folder} is not a folder; expected a local Hugging Face model folder "
+            "(config.json, the weights, tokenizer.json); nothing is downloaded"
+        )
+    if not (folder / "config.json").is_file():
+        raise ConfigError(f"model_config.hf_model: {folder} has no config.json; expected a Hugging Face model folder")
+    return folder
+
+
+def word_piece_encoder(config: ExperimentConfig, folder: Path) -> WordPieceEncoder:
+    """The folder's word pieces, cut at `data.max_query_len` / `data.max_doc_len`.
+
+    Raises:
+        ConfigError: no tokenizer in the folder, or one neurank cannot pad (its message, naming the key).
+        ImportError: `tokenizers` (the `neurank[transformers]` extra) is not installed, or `transformers` for a
+            folder without tokenizer.json.
+    """
+    if importlib.util.find_spec("tokenizers") is None:
+        raise ImportError(
+            "model_config.hf_model: reading a Hugging Face tokenizer needs tokenizers: "
+            'pip install "neurank[transformers]"'
+        )
+    try:
+        return WordPieceEncoder.from_folder(folder, config.data.max_query_len, config.data.max_doc_len)
+    except (FileNotFoundError, ValueError) as error:
+        raise ConfigError(f"model_config.hf_model: {error}") from None
+    except ImportError as error:  # a folder without tokenizer.json is read through transformers
+        raise ImportError(f"model_config.hf_model: {error}") from None
+
+
+def word_piece_vocab(encoder: WordPieceEncoder) -> Vocab:
+    """The encoder's word pieces in id order, as a `Vocab` of `encoder.vocab_size` ids.
+
+    `Vocab` names ids 0 and 1 PAD and UNK: id 0 is the tokenizer's pad token (`WordPieceEncoder` requires it), id 1
+    whatever the tokenizer puts there (BERT: `[unused0]`); an id without a token, or whose token is spelt as one of
+    those two, is shown as ``<piece ID>``. For fingerprints and inspection only: the encoder encodes.
+    """
+    pieces = []
+    for piece_id in range(len(SPECIALS), encoder.vocab_size):
+        piece = encoder.tokenizer.id_to_token(piece_id)
+        pieces.append(f"<piece {piece_id}>" if piece is None or piece in SPECIALS else piece)
+    return Vocab(pieces)
 
 
 def document_texts(collection: Collection) -> list[str]:

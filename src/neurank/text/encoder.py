@@ -273,6 +273,17 @@ def special_token_ids(tokenizer: Any, source: str = "the tokenizer") -> dict[str
     return ids
 
 
+# The files a Hugging Face folder's tokenizer is read from: tokenizers' own, then the vocabularies transformers reads.
+_TOKENIZER_FILES = (
+    "tokenizer.json",
+    "vocab.txt",
+    "vocab.json",
+    "spiece.model",
+    "sentencepiece.bpe.model",
+    "tokenizer.model",
+)
+
+
 def load_hf_tokenizer(folder: str | Path) -> Any:
     """The `tokenizers.Tokenizer` of a local Hugging Face model folder: its `tokenizer.json`, or, without one,
     the fast tokenizer `transformers.AutoTokenizer` builds from the folder's other files (`local_files_only`).
@@ -292,6 +303,13 @@ def load_hf_tokenizer(folder: str | Path) -> Any:
             return HFTokenizer.from_file(str(path))
         except Exception as error:  # tokenizers raises its own Exception for malformed JSON
             raise ValueError(f"{path}: not a readable tokenizers file ({error})") from None
+    # transformers builds a tokenizer from config.json alone (an empty BERT one: every word unknown); refuse that.
+    found = [name for name in _TOKENIZER_FILES if (folder / name).is_file()]
+    if not found:
+        raise FileNotFoundError(
+            f"{folder}: no tokenizer found (no tokenizer.json, nor any of {', '.join(_TOKENIZER_FILES[1:])}); "
+            "save the model's tokenizer in the folder"
+        )
     try:
         import transformers
     except ImportError:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import torch
 
 from neurank.config import ConfigError, ExperimentConfig
+from neurank.data.prepare import word_piece_folder
 from neurank.evaluation import parse_measures
 from neurank.models import UnknownModelError
 from neurank.training.losses import LOSSES
@@ -41,6 +42,7 @@ def check_model(config: ExperimentConfig) -> None:
     Raises:
         UnknownModelError: no such model. ConfigError: its options, naming the model and `model_config`.
     """
+    word_piece_folder(config)  # a transformer's folder first: its message names model_config.hf_model
     try:
         with torch.random.fork_rng(devices=[]):
             make_model(config, vocab_size=2, embeddings=None)

@@ -27,7 +27,7 @@ from neurank.collections import ANSWER_SELECTION, Collection, ScoredDoc
 from neurank.collections.textio import atomic_write
 from neurank.collections.trec import write_run
 from neurank.config import ConfigError, ExperimentConfig
-from neurank.data.prepare import PreparedData, check_data, check_files, prepare_data
+from neurank.data.prepare import PreparedData, check_data, check_files, prepare_data, word_piece_folder
 from neurank.evaluation import compare_values, evaluate, evaluate_per_query
 from neurank.inference.reranker import Reranker
 from neurank.retrieval import bm25_run
@@ -140,7 +140,7 @@ def train_and_test(
     checkpoint (top `depth` per query; None: all), write that run and evaluate it."""
     config = with_seed(config, seed)
     started = time.perf_counter()
-    outcome = train(config, run_dir, progress=progress, data=data)
+    outcome = train(config, run_dir, progress=progress, data=data, overwrite=True)  # its own seed folder
     train_seconds = time.perf_counter() - started
     result = score_test_seed(config, data, run_dir, first_stage, measures, depth, train_seconds, outcome["best_epoch"])
     with atomic_write(run_dir / SEED_RESULT) as handle:
@@ -408,14 +408,17 @@ def select_and_test(
         check_settings(config)
         check_model(config)
     for config in {c.embeddings: c for c in configs.values() if c.embeddings != first.embeddings}.values():
-        check_files(config)
+        if word_piece_folder(config) is None:  # a transformer reads no word vectors
+            check_files(config)
     splits = [first.data.train_split, first.data.dev_split] + ([] if dev_only else [first.data.test_split])
     collection = check_data(first, splits)
 
     prepared: dict = {}
 
     def data_for(config: ExperimentConfig) -> PreparedData:
-        key = config.embeddings
+        # Candidates share prepared data when they read the same ids: a transformer's word pieces are not the word
+        # vocabulary, so its folder is part of the key.
+        key = (config.embeddings, word_piece_folder(config))
         if key not in prepared:
             prepared[key] = prepare_data(with_seed(config, seeds[0]), collection=collection)
         return prepared[key]
@@ -425,8 +428,12 @@ def select_and_test(
         trained = []
         for seed in seeds:
             started = time.perf_counter()
-            outcome = train(
-                with_seed(config, seed), output_dir / name / f"seed-{seed}", progress=progress, data=data_for(config)
+            outcome = train(  # the experiment's own seed folder: a rerun replaces it
+                with_seed(config, seed),
+                output_dir / name / f"seed-{seed}",
+                progress=progress,
+                data=data_for(config),
+                overwrite=True,
             )
             trained.append(_dev_seed(seed, outcome, time.perf_counter() - started))
             if log is not None:

@@ -1,0 +1,148 @@
+"""neurank's own training path for the cross-encoder: `model_config.hf_model` makes `prepare_data` take the folder's
+word pieces, `train` fine-tunes the transformer, and best.pt re-ranks without the folder. The folder is a tiny random
+BERT the tests write themselves (2 layers, hidden 32, a word-piece vocabulary of 74 entries); nothing downloads."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+
+import numpy as np
+import pytest
+import torch
+from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
+
+from neurank.config import ConfigError, config_from_dict
+from neurank.data.prepare import check_data, load_configured_collection, prepare_data
+from neurank.text import WordPieceEncoder
+
+transformers = pytest.importorskip("transformers")
+
+# A copy of tests/models/test_cross_encoder.py's `write_tiny_bert` (test modules are not importable as a package).
+SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+WORDS = ["who", "wrote", "ham", "##let", "paris", "capital", "of", "france", "the", "is", "play", "what", "where"]
+
+
+def write_tiny_bert(folder) -> None:
+    """config.json, model.safetensors and tokenizer.json of a random 2-layer BERT (hidden 32, 2 heads)."""
+    letters = [chr(c) for c in range(ord("a"), ord("z") + 1)]
+    vocab = [*SPECIALS, *WORDS, *letters, *(f"##{c}" for c in letters), *".,?!"]
+    tokenizer = Tokenizer(models.WordPiece({t: i for i, t in enumerate(vocab)}, unk_token="[UNK]"))
+    tokenizer.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tokenizer.add_special_tokens(SPECIALS)
+    config = transformers.BertConfig(
+        vocab_size=len(vocab),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=37,
+        max_position_embeddings=64,
+    )
+    torch.manual_seed(0)
+    transformers.BertModel(config).save_pretrained(str(folder))
+    tokenizer.save(str(folder / "tokenizer.json"))
+
+
+@pytest.fixture()
+def folder(tmp_path):
+    path = tmp_path / "tiny-bert"
+    path.mkdir()
+    write_tiny_bert(path)
+    return path
+
+
+def cross_encoder_config(tiny_config, hf_model, model="cross_encoder", **embeddings):
+    values = tiny_config.to_dict()
+    values["model"], values["model_config"] = model, {"hf_model": str(hf_model), "dropout": 0.0}
+    values["embeddings"] = {**values["embeddings"], **embeddings}
+    values["train"] = {**values["train"], "epochs": 2, "lr": 1e-3}
+    return config_from_dict(values)
+
+
+def test_prepare_data_takes_the_folders_word_pieces(folder, tiny_config):
+    # Word vectors do not apply to a transformer: a word2vec source is neither checked nor trained.
+    config = cross_encoder_config(tiny_config, folder, source="word2vec", brown=True)
+    data = prepare_data(config)
+    encoder = data.encoder
+    assert isinstance(encoder, WordPieceEncoder) and encoder.source == str(folder)
+    assert (encoder.max_query_len, encoder.max_doc_len) == (config.data.max_query_len, config.data.max_doc_len)
+    assert data.tokenizer is None and data.embeddings is None and data.embedding_report is None and data.idf is None
+    assert len(data.vocab) == encoder.vocab_size == 74
+    assert data.vocab.tokens[2:6] == ["[CLS]", "[SEP]", "[MASK]", "who"]  # the word pieces in id order
+    words = prepare_data(tiny_config)  # the same candidates as a word model's, encoded as word pieces
+    assert [(e.query_id, e.doc_ids, e.labels) for e in data.dev_examples] == [
+        (e.query_id, e.doc_ids, e.labels) for e in words.dev_examples
+    ]
+    assert len(data.train_examples) == len(words.train_examples)
+    split = data.collection.split(config.data.dev_split)
+    first = data.dev_examples[0]
+    assert first.query == encoder.encode_queries([split.queries[first.query_id].text])[0]
+    assert first.query[:3] == [5, 6, 7]  # who wrote ham(##let): no [CLS] or [SEP], the model joins the pair
+    assert config.data.max_doc_len == 20 and max(len(doc) for e in data.dev_examples for doc in e.docs) <= 20
+
+
+@pytest.mark.parametrize(
+    ("model", "where", "message"),
+    [
+        ("match_pyramid", "folder", "model 'match_pyramid' reads no pretrained transformer"),
+        ("cross_encoder", "nowhere", "is not a folder"),
+        ("cross_encoder", "empty", "has no config.json"),
+        ("cross_encoder", "no-tokenizer", "no tokenizer found"),
+        ("cross_encoder", "no-transformers", "reading its other tokenizer files needs transformers"),
+    ],
+)
+def test_bad_hf_model_settings_fail_before_the_collection_is_read(
+    folder, tiny_config, tmp_path, monkeypatch, model, where, message
+):
+    places = {"nowhere": tmp_path / "nowhere", "empty": tmp_path / "empty"}
+    (tmp_path / "empty").mkdir()
+    if where in ("no-tokenizer", "no-transformers"):
+        (folder / "tokenizer.json").unlink()
+    if where == "no-transformers":  # a vocab.txt alone is read through transformers, as if it were not installed
+        (folder / "vocab.txt").write_text("\n".join(SPECIALS + WORDS) + "\n", encoding="utf-8")
+        monkeypatch.setitem(sys.modules, "transformers", None)
+    config = cross_encoder_config(tiny_config, places.get(where, folder), model=model)
+
+    def read(*args, **kwargs):
+        raise AssertionError("the collection was read before the configuration was checked")
+
+    monkeypatch.setattr("neurank.data.prepare.load_configured_collection", read)
+    expected = ImportError if where == "no-transformers" else ConfigError
+    with pytest.raises(expected, match=r"^model_config\.hf_model: .*" + message):
+        prepare_data(config)
+    if where in ("folder", "nowhere", "empty"):  # check_data (what `neurank validate` runs) says the same
+        with pytest.raises(ConfigError, match=r"^model_config\.hf_model: .*" + message):
+            check_data(config)
+
+
+def test_train_fine_tunes_it_and_best_pt_reranks_dev_as_training_scored_it(folder, tiny_config, tmp_path, monkeypatch):
+    from neurank import load_reranker
+    from neurank.evaluation import evaluate
+    from neurank.models.cross_encoder import CrossEncoder
+    from neurank.training import loop, train
+
+    config = cross_encoder_config(tiny_config, folder)
+    dev_runs = []  # every epoch's dev scores, as the loop computed them
+
+    def recording(*args, **kwargs):
+        run = score_examples(*args, **kwargs)
+        dev_runs.append({(r.query_id, r.doc_id): r.score for r in run})
+        return run
+
+    score_examples = loop.score_examples
+    monkeypatch.setattr(loop, "score_examples", recording)
+    result = train(config, tmp_path / "run", progress=False)
+    assert result["epochs"] == 2 and len(dev_runs) == 2 and np.isfinite(result["best_metric"])
+
+    shutil.rmtree(folder)  # best.pt alone must do
+    reranker = load_reranker(tmp_path / "run" / "best.pt", device="cpu")
+    assert isinstance(reranker.model, CrossEncoder) and isinstance(reranker.encoder, WordPieceEncoder)
+    collection = load_configured_collection(config)
+    run = reranker.rerank_collection(collection, config.data.dev_split, depth=None)
+    expected = dev_runs[result["best_epoch"] - 1]
+    scores = {(r.query_id, r.doc_id): r.score for r in run}
+    assert scores.keys() == expected.keys()
+    np.testing.assert_allclose([scores[key] for key in expected], list(expected.values()), rtol=0, atol=1e-5)
+    qrels = collection.split(config.data.dev_split).qrels
+    assert evaluate(run, qrels, [result["metric"]])[result["metric"]] == pytest.approx(result["best_metric"])
