@@ -118,6 +118,17 @@ def test_an_existing_folder_as_output_is_one_line(tmp_path, tiny_data_dir, capsy
     assert snapshot(tmp_path) == before
 
 
+def test_an_existing_folder_as_export_output_is_one_line(tmp_path, capsys):
+    folder = tmp_path / "out"
+    folder.mkdir()
+    (folder / "mine.txt").write_text("mine\n")
+    before = snapshot(tmp_path)
+    code, err = run_cli(capsys, "export", tmp_path / "missing.pt", "--output", folder)
+    assert code == 2
+    assert err == f"error: {folder}: --output is an existing folder; expected a file path"
+    assert snapshot(tmp_path) == before
+
+
 def test_qrels_over_an_existing_file_keeps_its_mode(tmp_path, tiny_data_dir, capsys):
     path = tmp_path / "dev.qrels"
     path.write_text("old\n")

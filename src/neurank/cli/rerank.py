@@ -92,9 +92,11 @@ def export_cmd(
     """Export a trained ranker (with its tokenizer and vocabulary) for re-ranking without PyTorch.
 
     The export is checked against PyTorch at lengths other than the example's before it is written;
-    `neurank rerank OUTPUT ...` and `neurank.inference.onnx_reranker.OnnxReranker` run it."""
+    `neurank rerank OUTPUT ...` and `neurank.load_reranker(OUTPUT)` run it."""
+    from neurank.collections.textio import check_output_file
     from neurank.inference.export import export_checkpoint
 
+    check_output_file(output, "--output")  # before the export: a folder there would fail only at the end
     info = export_checkpoint(checkpoint, output, format=format)
     worst = max(info["check"].values())
     result = {
