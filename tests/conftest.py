@@ -133,3 +133,62 @@ def fused_checkpoint(tiny_config, tmp_path):
     )
     train(config, tmp_path / "run", progress=False)
     return tmp_path / "run" / "best.pt"
+
+
+# A random 2-layer BERT (hidden 32, 2 heads) with a word-piece vocabulary of 74 entries, written by the tests that need
+# a Hugging Face folder (the cross-encoder and its training path); nothing is downloaded.
+TINY_BERT_SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+TINY_BERT_WORDS = [
+    "who",
+    "wrote",
+    "ham",
+    "##let",
+    "paris",
+    "capital",
+    "of",
+    "france",
+    "the",
+    "is",
+    "play",
+    "what",
+    "where",
+]
+
+
+def _write_tiny_bert(folder, max_position_embeddings: int = 64) -> None:
+    """config.json, model.safetensors and tokenizer.json of a random 2-layer BERT (hidden 32, 2 heads)."""
+    transformers = pytest.importorskip("transformers")
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
+
+    letters = [chr(c) for c in range(ord("a"), ord("z") + 1)]
+    vocab = [*TINY_BERT_SPECIALS, *TINY_BERT_WORDS, *letters, *(f"##{c}" for c in letters), *".,?!"]
+    tokenizer = Tokenizer(models.WordPiece({t: i for i, t in enumerate(vocab)}, unk_token="[UNK]"))
+    tokenizer.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tokenizer.add_special_tokens(TINY_BERT_SPECIALS)
+    config = transformers.BertConfig(
+        vocab_size=len(vocab),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=37,
+        max_position_embeddings=max_position_embeddings,
+    )
+    torch.manual_seed(0)
+    transformers.BertModel(config).save_pretrained(str(folder))
+    tokenizer.save(str(folder / "tokenizer.json"))
+
+
+@pytest.fixture()
+def write_tiny_bert():
+    """The writer of the tiny BERT folder, for a test that needs other settings (`max_position_embeddings`)."""
+    return _write_tiny_bert
+
+
+@pytest.fixture()
+def tiny_bert_folder(tmp_path):
+    """A tiny BERT folder (see `_write_tiny_bert`)."""
+    path = tmp_path / "tiny-bert"
+    path.mkdir()
+    _write_tiny_bert(path)
+    return path

@@ -12,7 +12,6 @@ import sys
 import numpy as np
 import pytest
 import torch
-from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
 
 from neurank.config import ConfigError
 from neurank.inference.checkpoint import save_checkpoint
@@ -22,43 +21,12 @@ from neurank.text import WordPieceEncoder
 
 transformers = pytest.importorskip("transformers")
 
-SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-WORDS = ["who", "wrote", "ham", "##let", "paris", "capital", "of", "france", "the", "is", "play", "what", "where"]
 PAIRS = [
     ("who wrote hamlet", "hamlet is a tragedy written by william shakespeare"),
     ("who wrote hamlet", "paris is the capital of france"),
     ("what is the capital of france", "paris is the capital of france"),
     ("where does the thames flow", "the thames flows through london and on to the sea at last"),
 ]
-
-
-def write_tiny_bert(folder, max_position_embeddings: int = 64) -> None:
-    """config.json, model.safetensors and tokenizer.json of a random 2-layer BERT (hidden 32, 2 heads)."""
-    letters = [chr(c) for c in range(ord("a"), ord("z") + 1)]
-    vocab = [*SPECIALS, *WORDS, *letters, *(f"##{c}" for c in letters), *".,?!"]
-    tokenizer = Tokenizer(models.WordPiece({t: i for i, t in enumerate(vocab)}, unk_token="[UNK]"))
-    tokenizer.normalizer = normalizers.BertNormalizer(lowercase=True)
-    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    tokenizer.add_special_tokens(SPECIALS)
-    config = transformers.BertConfig(
-        vocab_size=len(vocab),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=37,
-        max_position_embeddings=max_position_embeddings,
-    )
-    torch.manual_seed(0)
-    transformers.BertModel(config).save_pretrained(str(folder))
-    tokenizer.save(str(folder / "tokenizer.json"))
-
-
-@pytest.fixture()
-def folder(tmp_path):
-    path = tmp_path / "tiny-bert"
-    path.mkdir()
-    write_tiny_bert(path)
-    return path
 
 
 def encode(encoder, pairs):
@@ -69,20 +37,20 @@ def encode(encoder, pairs):
     return query_ids, doc_ids, query_mask, doc_mask
 
 
-def test_loads_the_pretrained_weights_and_records_the_folders_config(folder):
-    encoder = WordPieceEncoder.from_folder(folder)
-    model = build_model("cross_encoder", encoder.vocab_size, {"hf_model": str(folder)})
-    pretrained = transformers.AutoModel.from_pretrained(str(folder), local_files_only=True)
+def test_loads_the_pretrained_weights_and_records_the_folders_config(tiny_bert_folder):
+    encoder = WordPieceEncoder.from_folder(tiny_bert_folder)
+    model = build_model("cross_encoder", encoder.vocab_size, {"hf_model": str(tiny_bert_folder)})
+    pretrained = transformers.AutoModel.from_pretrained(str(tiny_bert_folder), local_files_only=True)
     for name, tensor in pretrained.state_dict().items():
         assert torch.equal(model.encoder.state_dict()[name], tensor), name
     config = model.config
-    assert (config.hf_model, config.cls_id, config.sep_id) == (str(folder), 2, 3)
+    assert (config.hf_model, config.cls_id, config.sep_id) == (str(tiny_bert_folder), 2, 3)
     assert config.hf_config["model_type"] == "bert" and config.hf_config["hidden_size"] == 32
     assert "_name_or_path" not in config.hf_config  # nothing that points back at the folder
 
 
-def test_join_builds_cls_query_sep_doc_sep_from_the_masks(folder):
-    model = build_model("cross_encoder", 60, {"hf_model": str(folder)})
+def test_join_builds_cls_query_sep_doc_sep_from_the_masks(tiny_bert_folder):
+    model = build_model("cross_encoder", 60, {"hf_model": str(tiny_bert_folder)})
     query_ids = torch.tensor([[7, 8, 0], [9, 0, 0]])
     doc_ids = torch.tensor([[10, 11, 0, 0], [12, 13, 14, 15]])
     input_ids, token_type_ids, attention_mask = model.join(query_ids, doc_ids)
@@ -94,7 +62,7 @@ def test_join_builds_cls_query_sep_doc_sep_from_the_masks(folder):
     assert masked[0].tolist() == [2, 7, 8, 3, 10, 3, 0, 0, 0, 0]
 
 
-def test_a_pair_longer_than_the_window_loses_the_end_of_its_document(tmp_path):
+def test_a_pair_longer_than_the_window_loses_the_end_of_its_document(tmp_path, write_tiny_bert):
     write_tiny_bert(tmp_path, max_position_embeddings=12)
     model = build_model("cross_encoder", 60, {"hf_model": str(tmp_path)}).eval()
     query_ids = torch.tensor([[7, 8, 9]])
@@ -105,9 +73,9 @@ def test_a_pair_longer_than_the_window_loses_the_end_of_its_document(tmp_path):
         assert torch.equal(model(query_ids, long_doc), model(query_ids, long_doc[:, :6]))
 
 
-def test_padding_never_changes_a_pretrained_models_score(folder):
-    encoder = WordPieceEncoder.from_folder(folder)
-    model = build_model("cross_encoder", encoder.vocab_size, {"hf_model": str(folder)}).eval()
+def test_padding_never_changes_a_pretrained_models_score(tiny_bert_folder):
+    encoder = WordPieceEncoder.from_folder(tiny_bert_folder)
+    model = build_model("cross_encoder", encoder.vocab_size, {"hf_model": str(tiny_bert_folder)}).eval()
     query_ids, doc_ids, query_mask, doc_mask = encode(encoder, PAIRS)
     with torch.no_grad():
         scores = model(query_ids, doc_ids, query_mask, doc_mask)
@@ -117,14 +85,14 @@ def test_padding_never_changes_a_pretrained_models_score(folder):
     torch.testing.assert_close(alone, scores, atol=1e-5, rtol=0)
 
 
-def test_a_checkpoint_rebuilds_the_reranker_without_the_folder(folder, tmp_path):
+def test_a_checkpoint_rebuilds_the_reranker_without_the_folder(tiny_bert_folder, tmp_path):
     from neurank import load_reranker
     from neurank.inference.checkpoint import load_ranker
     from neurank.inference.reranker import Reranker
 
-    encoder = WordPieceEncoder.from_folder(folder, max_query_len=8, max_doc_len=30)
+    encoder = WordPieceEncoder.from_folder(tiny_bert_folder, max_query_len=8, max_doc_len=30)
     torch.manual_seed(0)
-    model = build_model("cross_encoder", encoder.vocab_size, {"hf_model": str(folder), "dropout": 0.0})
+    model = build_model("cross_encoder", encoder.vocab_size, {"hf_model": str(tiny_bert_folder), "dropout": 0.0})
     with torch.no_grad():
         model.score.weight.normal_()  # a trained head, not the initial one
     expected = Reranker(model, encoder, device="cpu", first_stage=None).predict(PAIRS)
@@ -141,7 +109,7 @@ def test_a_checkpoint_rebuilds_the_reranker_without_the_folder(folder, tmp_path)
             "first_stage": None,
         },
     )
-    shutil.rmtree(folder)  # the checkpoint alone must do
+    shutil.rmtree(tiny_bert_folder)  # the checkpoint alone must do
     restored, restored_encoder, _ = load_ranker(path)
     assert isinstance(restored, CrossEncoder) and isinstance(restored_encoder, WordPieceEncoder)
     assert restored.config == model.config
@@ -149,11 +117,11 @@ def test_a_checkpoint_rebuilds_the_reranker_without_the_folder(folder, tmp_path)
     np.testing.assert_array_equal(reranker.predict(PAIRS), expected)
 
 
-def test_bad_settings_get_clear_errors(folder, tmp_path, monkeypatch):
+def test_bad_settings_get_clear_errors(tiny_bert_folder, tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="reads the pretrained transformer's own word-piece embeddings"):
         build_model("cross_encoder", 40, {}, embeddings=torch.zeros(40, 8))
     with pytest.raises(ValueError, match="the transformer's vocabulary has 74 entries"):
-        build_model("cross_encoder", 500, {"hf_model": str(folder)})
+        build_model("cross_encoder", 500, {"hf_model": str(tiny_bert_folder)})
     with pytest.raises(FileNotFoundError, match="no config.json"):
         build_model("cross_encoder", 40, {"hf_model": str(tmp_path / "nowhere")})
     with pytest.raises(ConfigError, match="hf_config needs cls_id and sep_id"):
@@ -164,7 +132,7 @@ def test_bad_settings_get_clear_errors(folder, tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-def test_neuranks_loop_fine_tunes_it_on_the_tiny_collection(folder, tiny_config, tmp_path):
+def test_neuranks_loop_fine_tunes_it_on_the_tiny_collection(tiny_bert_folder, tiny_config, tmp_path):
     """`neurank.training.train` with word-piece examples; the best checkpoint re-ranks without the folder."""
     from neurank import load_reranker
     from neurank.collections import ANSWER_SELECTION
@@ -176,13 +144,13 @@ def test_neuranks_loop_fine_tunes_it_on_the_tiny_collection(folder, tiny_config,
     from neurank.training import train
 
     values = tiny_config.to_dict()
-    values["model"], values["model_config"] = "cross_encoder", {"hf_model": str(folder)}
+    values["model"], values["model_config"] = "cross_encoder", {"hf_model": str(tiny_bert_folder)}
     values["embeddings"] = {"source": "random"}
     values["train"] = {**values["train"], "epochs": 2, "lr": 1e-3}
     config = config_from_dict(values)
     words = prepare_data(config)
     # What data preparation does not do yet: word-piece examples, and a vocabulary of the word pieces' size.
-    encoder = WordPieceEncoder.from_folder(folder, config.data.max_query_len, config.data.max_doc_len)
+    encoder = WordPieceEncoder.from_folder(tiny_bert_folder, config.data.max_query_len, config.data.max_doc_len)
     assert words.collection.task == ANSWER_SELECTION
 
     def examples(split):
@@ -199,6 +167,6 @@ def test_neuranks_loop_fine_tunes_it_on_the_tiny_collection(folder, tiny_config,
     )
     result = train(config, tmp_path / "run", progress=False, data=data)
     assert result["epochs"] == 2 and np.isfinite(result["best_metric"])
-    shutil.rmtree(folder)
+    shutil.rmtree(tiny_bert_folder)
     reranker = load_reranker(tmp_path / "run" / "best.pt", device="cpu")
     assert reranker.predict(PAIRS).shape == (len(PAIRS),)

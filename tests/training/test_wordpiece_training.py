@@ -4,52 +4,18 @@ BERT the tests write themselves (2 layers, hidden 32, a word-piece vocabulary of
 
 from __future__ import annotations
 
+import json
 import shutil
 import sys
 
 import numpy as np
 import pytest
-import torch
-from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
 
 from neurank.config import ConfigError, config_from_dict
 from neurank.data.prepare import check_data, load_configured_collection, prepare_data
 from neurank.text import WordPieceEncoder
 
 transformers = pytest.importorskip("transformers")
-
-# A copy of tests/models/test_cross_encoder.py's `write_tiny_bert` (test modules are not importable as a package).
-SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-WORDS = ["who", "wrote", "ham", "##let", "paris", "capital", "of", "france", "the", "is", "play", "what", "where"]
-
-
-def write_tiny_bert(folder) -> None:
-    """config.json, model.safetensors and tokenizer.json of a random 2-layer BERT (hidden 32, 2 heads)."""
-    letters = [chr(c) for c in range(ord("a"), ord("z") + 1)]
-    vocab = [*SPECIALS, *WORDS, *letters, *(f"##{c}" for c in letters), *".,?!"]
-    tokenizer = Tokenizer(models.WordPiece({t: i for i, t in enumerate(vocab)}, unk_token="[UNK]"))
-    tokenizer.normalizer = normalizers.BertNormalizer(lowercase=True)
-    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    tokenizer.add_special_tokens(SPECIALS)
-    config = transformers.BertConfig(
-        vocab_size=len(vocab),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=37,
-        max_position_embeddings=64,
-    )
-    torch.manual_seed(0)
-    transformers.BertModel(config).save_pretrained(str(folder))
-    tokenizer.save(str(folder / "tokenizer.json"))
-
-
-@pytest.fixture()
-def folder(tmp_path):
-    path = tmp_path / "tiny-bert"
-    path.mkdir()
-    write_tiny_bert(path)
-    return path
 
 
 def cross_encoder_config(tiny_config, hf_model, model="cross_encoder", **embeddings):
@@ -60,12 +26,12 @@ def cross_encoder_config(tiny_config, hf_model, model="cross_encoder", **embeddi
     return config_from_dict(values)
 
 
-def test_prepare_data_takes_the_folders_word_pieces(folder, tiny_config):
+def test_prepare_data_takes_the_folders_word_pieces(tiny_bert_folder, tiny_config):
     # Word vectors do not apply to a transformer: a word2vec source is neither checked nor trained.
-    config = cross_encoder_config(tiny_config, folder, source="word2vec", brown=True)
+    config = cross_encoder_config(tiny_config, tiny_bert_folder, source="word2vec", brown=True)
     data = prepare_data(config)
     encoder = data.encoder
-    assert isinstance(encoder, WordPieceEncoder) and encoder.source == str(folder)
+    assert isinstance(encoder, WordPieceEncoder) and encoder.source == str(tiny_bert_folder)
     assert (encoder.max_query_len, encoder.max_doc_len) == (config.data.max_query_len, config.data.max_doc_len)
     assert data.tokenizer is None and data.embeddings is None and data.embedding_report is None and data.idf is None
     assert len(data.vocab) == encoder.vocab_size == 74
@@ -93,16 +59,18 @@ def test_prepare_data_takes_the_folders_word_pieces(folder, tiny_config):
     ],
 )
 def test_bad_hf_model_settings_fail_before_the_collection_is_read(
-    folder, tiny_config, tmp_path, monkeypatch, model, where, message
+    tiny_bert_folder, tiny_config, tmp_path, monkeypatch, model, where, message
 ):
     places = {"nowhere": tmp_path / "nowhere", "empty": tmp_path / "empty"}
     (tmp_path / "empty").mkdir()
-    if where in ("no-tokenizer", "no-transformers"):
-        (folder / "tokenizer.json").unlink()
+    tokenizer_json = tiny_bert_folder / "tokenizer.json"
     if where == "no-transformers":  # a vocab.txt alone is read through transformers, as if it were not installed
-        (folder / "vocab.txt").write_text("\n".join(SPECIALS + WORDS) + "\n", encoding="utf-8")
+        vocab = json.loads(tokenizer_json.read_text(encoding="utf-8"))["model"]["vocab"]
+        (tiny_bert_folder / "vocab.txt").write_text("\n".join(sorted(vocab, key=vocab.get)) + "\n", encoding="utf-8")
         monkeypatch.setitem(sys.modules, "transformers", None)
-    config = cross_encoder_config(tiny_config, places.get(where, folder), model=model)
+    if where in ("no-tokenizer", "no-transformers"):
+        tokenizer_json.unlink()
+    config = cross_encoder_config(tiny_config, places.get(where, tiny_bert_folder), model=model)
 
     def read(*args, **kwargs):
         raise AssertionError("the collection was read before the configuration was checked")
@@ -116,13 +84,15 @@ def test_bad_hf_model_settings_fail_before_the_collection_is_read(
             check_data(config)
 
 
-def test_train_fine_tunes_it_and_best_pt_reranks_dev_as_training_scored_it(folder, tiny_config, tmp_path, monkeypatch):
+def test_train_fine_tunes_it_and_best_pt_reranks_dev_as_training_scored_it(
+    tiny_bert_folder, tiny_config, tmp_path, monkeypatch
+):
     from neurank import load_reranker
     from neurank.evaluation import evaluate
     from neurank.models.cross_encoder import CrossEncoder
     from neurank.training import loop, train
 
-    config = cross_encoder_config(tiny_config, folder)
+    config = cross_encoder_config(tiny_config, tiny_bert_folder)
     dev_runs = []  # every epoch's dev scores, as the loop computed them
 
     def recording(*args, **kwargs):
@@ -135,7 +105,7 @@ def test_train_fine_tunes_it_and_best_pt_reranks_dev_as_training_scored_it(folde
     result = train(config, tmp_path / "run", progress=False)
     assert result["epochs"] == 2 and len(dev_runs) == 2 and np.isfinite(result["best_metric"])
 
-    shutil.rmtree(folder)  # best.pt alone must do
+    shutil.rmtree(tiny_bert_folder)  # best.pt alone must do
     reranker = load_reranker(tmp_path / "run" / "best.pt", device="cpu")
     assert isinstance(reranker.model, CrossEncoder) and isinstance(reranker.encoder, WordPieceEncoder)
     collection = load_configured_collection(config)

@@ -92,21 +92,17 @@ class WordEncoder:
         return self._encode(texts, self._docs, self.max_doc_len, "document")
 
     def _encode(self, texts: Sequence[str], cache: dict[str, list[int]], max_len: int, kind: str) -> list[list[int]]:
-        new = list(dict.fromkeys(text for text in texts if text not in cache))
-        if new:
-            empty = 0
-            for text, tokens in zip(new, self.tokenizer.tokenize_batch(new), strict=True):
-                ids = self.vocab.encode(tokens[:max_len])
-                if not ids:
-                    empty += 1
-                    ids = [UNK_ID]
-                cache[text] = ids
-            if empty:
-                warn_data(
-                    f"{empty} of {len(new)} distinct {kind} texts have no tokens after tokenisation; "
-                    "each is kept as the single token UNK"
-                )
-        return [cache[text] for text in texts]
+        def encode(new: list[str]) -> list[list[int]]:
+            return [self.vocab.encode(tokens[:max_len]) for tokens in self.tokenizer.tokenize_batch(new)]
+
+        return _encode_cached(
+            texts,
+            cache,
+            encode,
+            UNK_ID,
+            kind,
+            "have no tokens after tokenisation; each is kept as the single token UNK",
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """The `vocab`, `tokenizer` and `text` entries of a checkpoint or of ONNX metadata (their format since 0.1)."""
@@ -206,21 +202,18 @@ class WordPieceEncoder:
         return self._encode(texts, self._docs, self.max_doc_len, "document")
 
     def _encode(self, texts: Sequence[str], cache: dict[str, list[int]], max_len: int, kind: str) -> list[list[int]]:
-        new = list(dict.fromkeys(text for text in texts if text not in cache))
-        if new:
-            empty = 0
-            for text, encoding in zip(new, self.tokenizer.encode_batch(new, add_special_tokens=False), strict=True):
-                ids = [i for i in encoding.ids if i != PAD_ID][:max_len]
-                if not ids:
-                    empty += 1
-                    ids = [self.unk_id]
-                cache[text] = ids
-            if empty:
-                warn_data(
-                    f"{empty} of {len(new)} distinct {kind} texts have no word pieces; "
-                    "each is kept as the single unknown word piece"
-                )
-        return [cache[text] for text in texts]
+        def encode(new: list[str]) -> list[list[int]]:
+            encodings = self.tokenizer.encode_batch(new, add_special_tokens=False)
+            return [[i for i in encoding.ids if i != PAD_ID][:max_len] for encoding in encodings]
+
+        return _encode_cached(
+            texts,
+            cache,
+            encode,
+            self.unk_id,
+            kind,
+            "have no word pieces; each is kept as the single unknown word piece",
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """`text` (with `kind` "wordpiece") and `encoder`: the whole `tokenizer.json` as a string, and its source,
@@ -347,3 +340,26 @@ def encoder_from_dict(entries: Mapping[str, Any], source: str | Path = "<text en
     if kind not in ENCODERS:
         raise ValueError(f"{source}: unknown text encoder kind {kind!r}; this neurank reads {', '.join(ENCODERS)}")
     return ENCODERS[kind](entries, source=source)
+
+
+def _encode_cached(
+    texts: Sequence[str],
+    cache: dict[str, list[int]],
+    encode: Callable[[list[str]], list[list[int]]],
+    unk_id: int,
+    kind: str,
+    empty_note: str,
+) -> list[list[int]]:
+    """Ids of `texts`, each distinct text encoded once (by `encode`, over the texts not yet in `cache`); a text with
+    no ids becomes `[unk_id]`, counted in one warning (`empty_note` says what that means for this encoder)."""
+    new = list(dict.fromkeys(text for text in texts if text not in cache))
+    if new:
+        empty = 0
+        for text, ids in zip(new, encode(new), strict=True):
+            if not ids:
+                empty += 1
+                ids = [unk_id]
+            cache[text] = ids
+        if empty:
+            warn_data(f"{empty} of {len(new)} distinct {kind} texts {empty_note}")
+    return [cache[text] for text in texts]
