@@ -76,3 +76,42 @@ def test_dev_fraction_is_passed_to_the_collection_loader(tiny_config, monkeypatc
         dataclasses.replace(tiny_config, data=dataclasses.replace(tiny_config.data, dev_fraction=0.2))
     )
     assert [call["dev_fraction"] for call in calls] == [None, 0.2]  # None: the collection's own setting
+
+
+# -- queries of words the vocabulary does not know (issue 22) ----------------------------------------------------
+
+
+def test_one_warning_names_the_queries_that_are_mostly_unknown_words(answer_selection, tokenizer):
+    from neurank.collections import DataWarning
+    from neurank.data import build_examples
+    from neurank.text import Vocab, WordEncoder
+
+    # The documents' words and question 2's: questions 1 (3 of 5 words unknown) and 3 (3 of 4) are mostly unknown.
+    texts = [d.text for docs in answer_selection.split("train").candidates.values() for d in docs]
+    vocab = Vocab.build(tokenizer.tokenize_batch([*texts, "who wrote hamlet"]))
+    with pytest.warns(DataWarning) as caught:
+        build_examples(answer_selection, "train", WordEncoder(tokenizer, vocab), depth=None)
+    unknown = [w for w in caught if "does not know" in str(w.message)]
+    assert len(unknown) == 1
+    message = str(unknown[0].message)
+    assert message.startswith("tiny-as/train: 2 of 3 queries are mostly words") and "'1', '3'." in message
+
+
+def test_the_warning_lists_a_few_ids_and_counts_the_rest_and_skips_texts_without_tokens(tokenizer):
+    import warnings
+
+    from neurank.collections import DataWarning
+    from neurank.data.examples import NAMED_QUERIES, mostly_unknown_queries, warn_unknown_queries
+    from neurank.text import Vocab, WordEncoder
+
+    encoder = WordEncoder(tokenizer, Vocab.build([["known", "words"]]), max_query_len=4)
+    queries = {f"q{i}": "blorf quazzle known" for i in range(NAMED_QUERIES + 2)}
+    queries |= {"half": "known blorf", "empty": "?!", "cut": "known words known known blorf zap zop"}
+    # "half" is not more than half unknown; "empty" has no tokens (the encoder warns about it); "cut" is read to
+    # its first 4 tokens, all known.
+    assert mostly_unknown_queries(encoder, queries) == [f"q{i}" for i in range(NAMED_QUERIES + 2)]
+    with pytest.warns(DataWarning, match=r"^here: 7 of 10 queries .*'q0', 'q1', 'q2', 'q3', 'q4' and 2 more\."):
+        warn_unknown_queries(encoder, queries, "here")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert warn_unknown_queries(encoder, {"fine": "known words"}, "here") == []

@@ -27,11 +27,15 @@ def by_hand(model: CompareAggregate, query: list[int], doc: list[int]) -> torch.
 
     q, a = gated(query), gated(doc)
     compared = []
-    for a_j in a:
-        scores = torch.stack([q_i @ a_j for q_i in q] + ([torch.tensor(0.0)] if model.config.null_attention else []))
-        weights = torch.softmax(scores, dim=0)
+    for a_j, w_j in zip(a, doc, strict=True):
+        # The query words this document word may attend to: all, or (unknown_match=False) none of an unknown word.
+        unknown = not model.config.unknown_match and w_j == UNK_ID
+        attended = [q_i for q_i, w_i in zip(q, query, strict=True) if model.config.unknown_match or w_i != UNK_ID]
+        attended = [] if unknown else attended
+        scores = [q_i @ a_j for q_i in attended] + ([torch.tensor(0.0)] if model.config.null_attention else [])
+        weights = torch.softmax(torch.stack(scores), dim=0) if scores else []
         # strict=False: with null attention `weights` has one more entry, the null position's, whose vector is 0
-        h_j = sum(w * q_i for w, q_i in zip(weights, q, strict=False))
+        h_j = sum((w * q_i for w, q_i in zip(weights, attended, strict=False)), torch.zeros_like(a_j))
         features = torch.cat([(a_j - h_j) ** 2, a_j * h_j])
         compared.append(torch.relu(p["compare.weight"] @ features + p["compare.bias"]))
     if model.config.exact_match:  # one more channel: does the document word occur in the query (UNK never does)
@@ -56,8 +60,9 @@ def by_hand(model: CompareAggregate, query: list[int], doc: list[int]) -> torch.
     return p["score.weight"][0] @ features + p["score.bias"][0]
 
 
+@pytest.mark.parametrize("unknown_match", [False, True])
 @pytest.mark.parametrize("null_attention, exact_match", [(True, False), (False, False), (True, True)])
-def test_the_score_is_the_four_layers_computed_by_hand(null_attention, exact_match):
+def test_the_score_is_the_four_layers_computed_by_hand(null_attention, exact_match, unknown_match):
     torch.manual_seed(0)
     options = {
         "hidden_size": 6,
@@ -65,6 +70,7 @@ def test_the_score_is_the_four_layers_computed_by_hand(null_attention, exact_mat
         "windows": [1, 3],
         "null_attention": null_attention,
         "exact_match": exact_match,
+        "unknown_match": unknown_match,
     }
     model = build_model("compare_aggregate", VOCAB_SIZE, options).eval()
     query, doc = [3, 7, 9, UNK_ID], [7, 4, UNK_ID, 12, 3, 20]

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from neurank.models import Ranker, build_model, model_config_to_dict, model_names
-from neurank.text import PAD_ID
+from neurank.text import PAD_ID, UNK_ID
 
 VOCAB_SIZE = 40
 VARIANTS = {
@@ -78,6 +78,8 @@ def make_batch(seed: int = 0, batch_size: int = 8, query_len: int = 5, doc_len: 
     query_ids = torch.randint(2, VOCAB_SIZE, (batch_size, query_len), generator=generator)
     doc_ids = torch.randint(2, VOCAB_SIZE, (batch_size, doc_len), generator=generator)
     doc_ids[:, 1:4] = query_ids[:, :3]  # matches for the exact-match and cosine paths
+    # Unknown words (UNK) in queries and documents, which match nothing by default (issue 22), alone and together.
+    query_ids[1, 0] = doc_ids[1, 0] = doc_ids[2, 4] = doc_ids[2, 5] = query_ids[3, 1] = UNK_ID
     query_lengths = torch.randint(1, query_len + 1, (batch_size,), generator=generator)
     doc_lengths = torch.randint(4, doc_len + 1, (batch_size,), generator=generator)
     query_lengths[0], doc_lengths[0] = query_len, doc_len  # one example fills the padded batch

@@ -17,8 +17,8 @@ QUERY_IDS = torch.tensor([[2, 0]])
 DOC_IDS = torch.tensor([[2, 3, 4, 5, 3, 0, 0]])
 
 
-def histogram(mode: str, query_ids=QUERY_IDS, doc_ids=DOC_IDS) -> torch.Tensor:
-    model = DRMM(6, DRMMConfig(n_bins=5, histogram=mode), embeddings=EMBEDDINGS)
+def histogram(mode: str, query_ids=QUERY_IDS, doc_ids=DOC_IDS, unknown_match: bool = False) -> torch.Tensor:
+    model = DRMM(6, DRMMConfig(n_bins=5, histogram=mode, unknown_match=unknown_match), embeddings=EMBEDDINGS)
     return model.matching_histogram(query_ids, doc_ids)
 
 
@@ -33,9 +33,14 @@ def test_histogram_counts_each_real_doc_term_in_its_bin_and_exact_matches_last()
     assert histogram("nh")[0, 0].tolist() == pytest.approx([0.2, 0.0, 0.4, 0.2, 0.2])  # / 5 real doc terms
 
 
-def test_unk_is_not_an_exact_match_though_its_cosine_with_itself_is_one():
-    counts = histogram("ch", torch.tensor([[UNK_ID]]), torch.tensor([[UNK_ID, 4]]))  # cosines 1 and -0.6
-    assert counts[0, 0].tolist() == [1.0, 0.0, 0.0, 1.0, 0.0]  # UNK-UNK lands in the highest soft bin
+def test_unk_matches_nothing_and_counts_as_an_unrelated_term():
+    counts = histogram("ch", torch.tensor([[UNK_ID]]), torch.tensor([[UNK_ID, 4]]))  # both cells 0
+    assert counts[0, 0].tolist() == [0.0, 0.0, 2.0, 0.0, 0.0]  # the bin of cosine 0, as unrelated words
+
+
+def test_before_issue_22_unk_was_not_an_exact_match_though_its_cosine_with_itself_is_one():
+    old = histogram("ch", torch.tensor([[UNK_ID]]), torch.tensor([[UNK_ID, 4]]), unknown_match=True)
+    assert old[0, 0].tolist() == [1.0, 0.0, 0.0, 1.0, 0.0]  # cosines 1 and -0.6: UNK-UNK in the highest soft bin
 
 
 def test_idf_gating_is_a_softmax_over_real_query_terms_and_its_weight_trains_once_idf_varies():

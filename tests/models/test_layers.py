@@ -29,6 +29,7 @@ from neurank.models import (
     resolve_masks,
     shared_query,
 )
+from neurank.models.layers import match_masks
 from neurank.text import PAD_ID, UNK_ID
 
 
@@ -103,16 +104,20 @@ def _one_query_batch():
     return query_ids, doc_ids, derive_mask(query_ids), derive_mask(doc_ids)
 
 
+@pytest.mark.parametrize("unknown_match", [False, True])
 @pytest.mark.parametrize("kind", ["cosine", "dot"])
-def test_embedding_similarity_of_one_query_reads_each_distinct_token_once(kind):
+def test_embedding_similarity_of_one_query_reads_each_distinct_token_once(kind, unknown_match):
     embedding = _RecordingEmbedding(13, 8, padding_idx=PAD_ID)
     query_ids, doc_ids, query_mask, doc_mask = _one_query_batch()
     plain = (cosine_matrix if kind == "cosine" else dot_matrix)(
-        embedding(query_ids), embedding(doc_ids), query_mask, doc_mask
+        embedding(query_ids),
+        embedding(doc_ids),
+        *match_masks(query_ids, doc_ids, query_mask, doc_mask, unknown_match),
     )
+    assert bool((plain[:, 1] == 0).all()) is not unknown_match  # the query's UNK row
     embedding.lookups.clear()
     with torch.inference_mode():
-        shared = embedding_similarity(embedding, kind, query_ids, doc_ids, query_mask, doc_mask)
+        shared = embedding_similarity(embedding, kind, query_ids, doc_ids, query_mask, doc_mask, unknown_match)
     # The query's 4 positions and the distinct document ids (PAD, UNK, 3..12: 10 of them), not 3 x 4 and 3 x 6.
     assert embedding.lookups == [(4,), (10,)]
     assert shared.shape == plain.shape == (3, 4, 6)
@@ -120,9 +125,10 @@ def test_embedding_similarity_of_one_query_reads_each_distinct_token_once(kind):
     assert torch.equal(shared == 0, plain == 0)  # padded cells are exactly 0 in both
 
 
+@pytest.mark.parametrize("unknown_match", [False, True])
 @pytest.mark.parametrize("kinds", [("exact", "cosine", "dot"), ("cosine", "exact"), ("exact",), ("dot",)])
 @pytest.mark.parametrize("mask_a_token", [False, True])
-def test_one_query_interactions_equal_the_stacked_matrices_channels_last(kinds, mask_a_token):
+def test_one_query_interactions_equal_the_stacked_matrices_channels_last(kinds, mask_a_token, unknown_match):
     # Three channels gather rows, two float32 channels gather 8-byte values, one channel single values.
     embedding = torch.nn.Embedding(13, 8, padding_idx=PAD_ID)
     query_ids, doc_ids, query_mask, doc_mask = _one_query_batch()
@@ -132,9 +138,9 @@ def test_one_query_interactions_equal_the_stacked_matrices_channels_last(kinds, 
         doc_mask[0, 2] = False
     with torch.no_grad():
         plain = interaction_matrices(
-            kinds, query_ids, doc_ids, embedding(query_ids), embedding(doc_ids), query_mask, doc_mask
+            kinds, query_ids, doc_ids, embedding(query_ids), embedding(doc_ids), query_mask, doc_mask, unknown_match
         )
-        cells = one_query_interactions(embedding, kinds, query_ids, doc_ids, query_mask, doc_mask)
+        cells = one_query_interactions(embedding, kinds, query_ids, doc_ids, query_mask, doc_mask, unknown_match)
     assert cells.shape == (3, 4, 6, len(kinds)) and cells.is_contiguous()
     torch.testing.assert_close(cells.permute(0, 3, 1, 2), plain, atol=1e-6, rtol=0)
     assert torch.equal(cells.permute(0, 3, 1, 2) == 0, plain == 0)  # the same zeros: padding and masked cells

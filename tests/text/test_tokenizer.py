@@ -20,6 +20,8 @@ SENTENCES = [
     "Straße İstanbul ＦＵＬＬ width ﬁne x² ½",
     "Москва, Ελλάδα, 北京市, and ヨーロッパ.",
     "tabs\tand\nnewlines\r\n  spaces\u00a0nbsp\u200bzero-width",
+    "東京タワーに行きました。ｶﾀｶﾅ 한국어 문장입니다 々〆〇 𠀀𪜀 ภาษาไทย",
+    "ma\u200bchine le\u00adarn\u200ding \ufeffbom \u200eltr\u202brtl\u202c\u2060joined\u2066iso\u2069 \u180e",
     "",
     "   ",
     "...!?",
@@ -106,10 +108,46 @@ def test_unknown_stemmer_lists_the_algorithms():
         Tokenizer(TokenizerConfig(stemmer="klingon"))
 
 
+@pytest.mark.parametrize("split_cjk", [True, False])
+@pytest.mark.parametrize("drop_zero_width", [True, False])
 @pytest.mark.parametrize("drop_punctuation", [True, False])
-def test_backends_agree(drop_punctuation):
-    regex, hf = (tok(backend, drop_punctuation=drop_punctuation) for backend in BACKENDS)
+def test_backends_agree(drop_punctuation, drop_zero_width, split_cjk):
+    settings = {"drop_punctuation": drop_punctuation, "drop_zero_width": drop_zero_width, "split_cjk": split_cjk}
+    regex, hf = (tok(backend, **settings) for backend in BACKENDS)
     assert regex.tokenize_batch(SENTENCES) == hf.tokenize_batch(SENTENCES)
+
+
+def test_zero_width_characters_are_dropped_so_they_never_split_a_word(backend):
+    text = "ma\u200bchine le\u00adarn\u200cing \ufeffdeep\u200d\u2060net \u200fsoft\u202eware\u202c"
+    assert tok(backend).tokenize(text) == ["machine", "learning", "deepnet", "software"]
+    assert tok(backend, drop_punctuation=False).tokenize(text) == ["machine", "learning", "deepnet", "software"]
+    # Off (and so in a tokenizer saved before the setting), each of them split the word it was in.
+    assert tok(backend, drop_zero_width=False).tokenize(text) == [
+        *("ma", "chine", "le", "arn", "ing", "deep", "net", "soft", "ware")
+    ]
+
+
+def test_chinese_and_japanese_characters_are_one_token_each(backend):
+    tokenizer = tok(backend)
+    assert tokenizer.tokenize("北京市是中国的首都") == list("北京市是中国的首都")
+    # Kana too (the voicing mark goes with the other combining marks, as accents do): Japanese has no spaces.
+    assert tokenizer.tokenize("東京タワーに行きました") == list("東京タワーに行きました")
+    assert tokenizer.tokenize("ｶﾀｶﾅ 𠀀x") == ["ｶ", "ﾀ", "ｶ", "ﾅ", "𠀀", "x"]  # halfwidth kana, Extension B
+    assert tokenizer.tokenize("BM25在2009年") == ["bm25", "在", "2009", "年"]  # runs of other letters stay whole
+    # Korean separates words with spaces, and Thai's letters are not words: both stay runs.
+    assert len(tokenizer.tokenize("한국어 문장입니다")) == 2 and tokenizer.tokenize("ภาษาไทย") == ["ภาษาไทย"]
+    assert tok(backend, split_cjk=False).tokenize("北京市是中国的首都, hello") == ["北京市是中国的首都", "hello"]
+
+
+def test_a_saved_tokenizer_without_the_new_settings_tokenizes_as_before(backend):
+    # Checkpoints and BM25 indexes written before issue 22 hold `to_dict()` without the two keys.
+    before = {"lowercase": True, "strip_accents": True, "drop_punctuation": True, "stopwords": None}
+    old = Tokenizer.from_dict({**before, "stemmer": None, "backend": backend})
+    assert old.config.drop_zero_width is False and old.config.split_cjk is False
+    assert old.tokenize("ma\u200bchine 東京タワー") == ["ma", "chine", "東京タワー"]
+    new = Tokenizer(TokenizerConfig(backend=backend))
+    assert new.to_dict()["drop_zero_width"] is True and new.to_dict()["split_cjk"] is True
+    assert Tokenizer.from_dict(new.to_dict()).config == new.config  # a tokenizer saved since keeps its settings
 
 
 def test_backends_differ_only_where_documented():
@@ -135,7 +173,8 @@ def test_to_dict_round_trip_through_json():
     rebuilt = Tokenizer.from_dict(data)
     assert rebuilt.config == config
     assert rebuilt.tokenize_batch(SENTENCES) == Tokenizer(config).tokenize_batch(SENTENCES)
-    assert Tokenizer.from_dict({}).config == TokenizerConfig()
+    # A missing key means what it meant when the dict was written: the settings added since are off.
+    assert Tokenizer.from_dict({}).config == TokenizerConfig(drop_zero_width=False, split_cjk=False)
     with pytest.raises(ValueError, match="unknown tokenizer setting"):
         Tokenizer.from_dict({**data, "casefold": True})
 

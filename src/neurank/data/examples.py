@@ -18,17 +18,26 @@ Choices:
   UNK_ID, with one `DataWarning` giving the count (the encoder's rule, `neurank.text.WordEncoder`). Dropping it
   would change the evaluated run (an answer-selection candidate list is the ranking being judged), and an empty id
   list would reach the model as an all-PAD, all-masked row.
+- A query most of whose words the vocabulary does not know (more than half of the tokens the model reads are UNK)
+  gives one `DataWarning` per call, with the count and the first few query ids (`warn_unknown_queries`): unknown
+  words match nothing (issue 22, `neurank.models.layers`), so such a query is ranked on the little that is left, a
+  sign of a collection in another language or script than the one the model was trained on.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from neurank.collections.collection import ANSWER_SELECTION, Collection
 from neurank.collections.errors import warn_data
 from neurank.collections.records import ScoredDoc
-from neurank.text import TextEncoder
+from neurank.text import UNK_ID, TextEncoder, WordEncoder
+
+#: A query is "mostly unknown" when more than this share of the tokens the model reads are out of the vocabulary.
+UNKNOWN_SHARE = 0.5
+#: How many query ids the warning names.
+NAMED_QUERIES = 5
 
 
 @dataclass
@@ -121,6 +130,12 @@ def build_examples(
     doc_text = _doc_text_lookup(collection, split)
     flat_docs = encoder.encode_docs([doc_text(entry) for query_id in query_ids for entry in ranked[query_id]])
     queries = encoder.encode_queries([part.queries[query_id].text for query_id in query_ids])
+    warn_unknown_queries(
+        encoder,
+        {query_id: part.queries[query_id].text for query_id in query_ids},
+        f"{collection.name}/{split}",
+        id_lists=queries,
+    )
     judged = part.qrels_by_query()
 
     examples = []
@@ -141,6 +156,71 @@ def build_examples(
         )
         start += len(entries)
     return examples
+
+
+def mostly_unknown_queries(
+    encoder: TextEncoder, queries: Mapping[str, str], id_lists: Sequence[Sequence[int]] | None = None
+) -> list[str]:
+    """The ids of the queries most of whose tokens (more than `UNKNOWN_SHARE` of those the model reads, the first
+    `max_query_len`) are out of the encoder's vocabulary, in the order given.
+
+    A word encoder's tokens are looked up in its vocabulary; a query with no token at all is left out (the encoder
+    already warns about those). For another encoder (word pieces) the share of its unknown id among the query's ids
+    counts, when it has one. `id_lists`, the queries' ids as the encoder gave them, saves tokenising them again.
+    """
+    texts = list(queries.values())
+    if isinstance(encoder, WordEncoder) and id_lists is not None:
+        # An empty query encodes to one UNK: only such queries are tokenised again, to leave them out.
+        lone = {i for i, ids in enumerate(id_lists) if list(ids) == [UNK_ID]}
+        empty = {
+            i
+            for i, tokens in zip(
+                sorted(lone), encoder.tokenizer.tokenize_batch([texts[i] for i in sorted(lone)]), strict=True
+            )
+            if not tokens
+        }
+        unknown = [sum(token_id == UNK_ID for token_id in ids) for ids in id_lists]
+        lengths = [0 if i in empty else len(ids) for i, ids in enumerate(id_lists)]
+    elif isinstance(encoder, WordEncoder):
+        token_lists = [tokens[: encoder.max_query_len] for tokens in encoder.tokenizer.tokenize_batch(texts)]
+        unknown = [sum(token not in encoder.vocab for token in tokens) for tokens in token_lists]
+        lengths = [len(tokens) for tokens in token_lists]
+    else:
+        unk_id = getattr(encoder, "unk_id", None)
+        if unk_id is None:
+            return []
+        id_lists = encoder.encode_queries(texts)
+        unknown = [sum(token_id == unk_id for token_id in ids) for ids in id_lists]
+        lengths = [len(ids) for ids in id_lists]
+    return [
+        query_id
+        for query_id, n_unknown, length in zip(queries, unknown, lengths, strict=True)
+        if length and n_unknown > UNKNOWN_SHARE * length
+    ]
+
+
+def warn_unknown_queries(
+    encoder: TextEncoder, queries: Mapping[str, str], where: str, id_lists: Sequence[Sequence[int]] | None = None
+) -> list[str]:
+    """One `DataWarning` when some queries are mostly out-of-vocabulary words (`mostly_unknown_queries`), giving
+    their count and the first `NAMED_QUERIES` ids; nothing otherwise.
+
+    Args:
+        encoder: the model's text encoder; queries: query id -> text; where: what the queries are, for the message
+            (``"wikiqa/test"``); id_lists: the queries' ids, when already encoded (`mostly_unknown_queries`).
+    Returns:
+        the ids of those queries.
+    """
+    flagged = mostly_unknown_queries(encoder, queries, id_lists)
+    if flagged:
+        named = ", ".join(repr(query_id) for query_id in flagged[:NAMED_QUERIES])
+        more = f" and {len(flagged) - NAMED_QUERIES} more" if len(flagged) > NAMED_QUERIES else ""
+        warn_data(
+            f"{where}: {len(flagged)} of {len(queries)} queries are mostly words the model's vocabulary does not know "
+            f"(more than {UNKNOWN_SHARE:.0%} of their tokens): {named}{more}. Unknown words match nothing, so these "
+            "are ranked on their few known words; is the text in the language and script the model was trained on?"
+        )
+    return flagged
 
 
 def _doc_text_lookup(collection: Collection, split: str) -> Callable[[ScoredDoc], str]:

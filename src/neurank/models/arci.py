@@ -18,6 +18,11 @@ pool 2, ReLU):
   true positions ends the encoder instead (the paper's final max pooling), so padding never reaches the score.
   The defaults are 64 filters and an MLP hidden layer of 64 units, small enough for two CPU cores.
 
+Unknown words (`unknown_match=False`, the default; see `neurank.models.layers`): ArcI has no cells to zero, but two
+texts of unknown words had equal vectors, built from the one vector all unknown words share, which the MLP can read
+as a match. So an unknown word is left out of its text's vector as padding is (zero into the convolutions, never
+winning a max); a text of unknown words only has the vector of an empty text, whatever the words.
+
 Appending PAD never changes a score: embeddings are zeroed at padded positions (so a window past the end reads the
 same zeros whether the text was padded or not), padded positions never win a max (they are -inf going into every
 pooling and 0 going into every convolution), and pooled positions count as real when their window holds a real one.
@@ -36,6 +41,7 @@ from neurank.models.layers import (
     Ranker,
     build_embedding,
     linear_flops,
+    match_masks,
     resolve_masks,
     with_first_stage_score,
 )
@@ -59,6 +65,10 @@ class ArcIConfig:
         share_encoder: one convolution stack for both texts (Siamese) instead of one per text.
         dropout: on the concatenated text vectors, before the MLP.
         use_first_stage_score: feed the (already normalised) first-stage score to the scoring layer as one feature.
+        unknown_match: let the unknown-word id UNK match in the interactions, as before issue 22 (every unknown
+            word has the one UNK vector, so two unknown words matched as strongly as a word with itself); False
+            (the default) makes a cell with UNK on either side 0 (`neurank.models.layers`). Checkpoints saved
+            before the option load with True.
         freeze_embeddings: keep the embeddings fixed during training.
         sparse_embeddings: sparse embedding gradients (for large vocabularies; needs a sparse-aware optimizer).
         padding_idx: the PAD id, whose embedding stays zero and receives no gradient.
@@ -73,6 +83,7 @@ class ArcIConfig:
     share_encoder: bool = False
     dropout: float = 0.1
     use_first_stage_score: bool = False
+    unknown_match: bool = False
     freeze_embeddings: bool = False
     sparse_embeddings: bool = False
     padding_idx: int = PAD_ID
@@ -169,6 +180,8 @@ class ArcI(Ranker):
     ) -> tuple[Tensor, Tensor]:
         """The two text vectors, each computed without seeing the other text: (B, C), (B, C)."""
         query_mask, doc_mask = resolve_masks(query_ids, doc_ids, query_mask, doc_mask)
+        # Unless `unknown_match`, unknown words (UNK) are left out of the text vectors as padding is.
+        query_mask, doc_mask = match_masks(query_ids, doc_ids, query_mask, doc_mask, self.config.unknown_match)
         query_vec = self.query_encoder(self.embedding(query_ids), query_mask)  # (B, C)
         doc_vec = self.doc_encoder(self.embedding(doc_ids), doc_mask)  # (B, C)
         return query_vec, doc_vec

@@ -26,6 +26,12 @@ occurs in the query (PAD and UNK never match), like the word-overlap indicators 
 2015) append to word vectors for answer selection. Attention finds a repeated word only through its vector, which
 for a rare word trained on little text says little.
 
+Unknown words (`unknown_match=False`, the default; see `neurank.models.layers`): a cell whose query word or document
+word is UNK has attention score 0 and takes no attention, so an unknown document word attends only to the null
+position (it matches nothing in the query: h_j = 0) and an unknown query word is attended by no document word. Without
+them, every unknown word had the one UNK vector, and an unknown document word found its exact twin in any unknown
+query word.
+
 Appending PAD never changes a score: padded query positions get no attention, padded document positions are 0 in
 the comparison (so a convolution window past a text's end reads the same zeros whether the text was padded or not),
 and a window starting at a padded position never wins the max.
@@ -47,6 +53,7 @@ from neurank.models.layers import (
     build_embedding,
     exact_match_matrix,
     linear_flops,
+    match_masks,
     pair_mask,
     resolve_masks,
     with_first_stage_score,
@@ -72,6 +79,10 @@ class CompareAggregateConfig:
         exact_match: give the aggregation CNN one more channel, 1 where the document word occurs in the query.
         dropout: on the word vectors and on the pooled features.
         use_first_stage_score: feed the (already normalised) first-stage score to the scoring layer as one feature.
+        unknown_match: let the unknown-word id UNK match in the interactions, as before issue 22 (every unknown
+            word has the one UNK vector, so two unknown words matched as strongly as a word with itself); False
+            (the default) makes a cell with UNK on either side 0 (`neurank.models.layers`). Checkpoints saved
+            before the option load with True.
         freeze_embeddings: keep the embeddings fixed during training (the reference does).
         sparse_embeddings: sparse embedding gradients (for large vocabularies; needs a sparse-aware optimizer).
         padding_idx: the PAD id, whose embedding stays zero and receives no gradient.
@@ -85,6 +96,7 @@ class CompareAggregateConfig:
     exact_match: bool = False
     dropout: float = 0.1
     use_first_stage_score: bool = False
+    unknown_match: bool = False
     freeze_embeddings: bool = True
     sparse_embeddings: bool = False
     padding_idx: int = PAD_ID
@@ -142,23 +154,33 @@ class CompareAggregate(Ranker):
         return gated * mask[:, :, None].to(gated.dtype)
 
     def _attend(
-        self, query: Tensor, doc: Tensor, query_mask: Tensor, doc_mask: Tensor
+        self, query: Tensor, doc: Tensor, query_mask: Tensor, doc_mask: Tensor, query_match: Tensor, doc_match: Tensor
     ) -> tuple[Tensor, Tensor, Tensor]:
         """Dot-product attention of each document word over the query words (and the null position).
+
+        `query_match` and `doc_match` are `match_masks`: the words whose cells may match (without UNK unless
+        `unknown_match`).
 
         Returns:
             sim (B, Lq, Ld), the dot products, 0 at padded cells; attention (B, Lq, Ld), each real document word's
             weights over the query words (with the null position's weight, they sum to 1); null (B, Ld), the null
             position's weight (0 without `null_attention`); both 0 at padded positions.
         """
-        sim = (query @ doc.transpose(1, 2)) * pair_mask(query_mask, doc_mask).to(query.dtype)  # (B, Lq, Ld)
+        cells = pair_mask(query_match, doc_match)  # (B, Lq, Ld): True where the two words may match
+        sim = (query @ doc.transpose(1, 2)) * cells.to(query.dtype)  # (B, Lq, Ld)
         logits = sim.masked_fill(~query_mask[:, :, None], float("-inf"))  # (B, Lq, Ld)
+        if not self.config.unknown_match:
+            # Cells of an unknown word take no attention. The finite fill (not -inf) keeps a document word with no
+            # cell to attend to (no null position) finite; the weights are zeroed there below.
+            logits = logits.masked_fill(~cells, torch.finfo(logits.dtype).min)
         if self.config.null_attention:
             # The null position's vector is 0, so its score is 0 and it adds nothing to the attended vector.
             logits = torch.cat([logits, logits.new_zeros(logits.shape[0], 1, logits.shape[2])], dim=1)  # (B, Lq+1, Ld)
         # A query with no real token (and no null position) attends to nothing instead of giving NaN.
         weights = torch.softmax(logits, dim=1).nan_to_num(0.0) * doc_mask[:, None, :].to(sim.dtype)
         attention = weights[:, : query.shape[1]]  # (B, Lq, Ld)
+        if not self.config.unknown_match:
+            attention = attention * cells.to(attention.dtype)
         null = weights[:, -1] if self.config.null_attention else torch.zeros_like(weights[:, 0])  # (B, Ld)
         return sim, attention, null
 
@@ -212,7 +234,8 @@ class CompareAggregate(Ranker):
         """The preprocessed query (B, Lq, H) and document (B, Ld, H), and what `_attend` makes of them."""
         query = self._preprocess(query_ids, query_mask)
         doc = self._preprocess(doc_ids, doc_mask)
-        return query, doc, self._attend(query, doc, query_mask, doc_mask)
+        query_match, doc_match = match_masks(query_ids, doc_ids, query_mask, doc_mask, self.config.unknown_match)
+        return query, doc, self._attend(query, doc, query_mask, doc_mask, query_match, doc_match)
 
     def _layers(
         self, query_ids: Tensor, doc_ids: Tensor, query_mask: Tensor, doc_mask: Tensor

@@ -22,6 +22,12 @@ Models, `CKNRM.py`) and K-NRM's original code:
   as a document every query n-gram's count is the clamp, log(1e-10).
 - no dropout (`dropout=0.0`), as in the reference.
 
+Unknown words (`unknown_match=False`, the default; see `neurank.models.layers`): the word vector of UNK is read as 0
+inside every window, so an n-gram made of known words and unknown ones is the n-gram of its known words (otherwise
+the one vector all unknown words share would make "X foo" and "Y foo" alike through X and Y), and a window of unknown
+words only has no vector of its own: its cells in every translation matrix are 0. It is still a real window, which
+the kernels count as unmatched.
+
 Appending PAD never changes a score: embeddings are zeroed at padded positions, so a window that runs past the end
 of a text reads the same zeros whether the batch is padded further or not, n-gram positions outside a text are
 masked, and the kernel pooling ignores masked positions.
@@ -43,6 +49,7 @@ from neurank.models.layers import (
     Stage,
     build_embedding,
     kernel_labels,
+    known_mask,
     linear_flops,
     pair_mask,
     resolve_masks,
@@ -73,6 +80,10 @@ class ConvKNRMConfig:
         tanh_output: score with tanh(linear(features)) as the paper does; False scores with the linear layer alone.
         dropout: on the kernel features, before the scoring layer (0 in the reference).
         use_first_stage_score: feed the (already normalised) first-stage score to the scoring layer as one feature.
+        unknown_match: let the unknown-word id UNK match in the interactions, as before issue 22 (every unknown
+            word has the one UNK vector, so two unknown words matched as strongly as a word with itself); False
+            (the default) makes a cell with UNK on either side 0 (`neurank.models.layers`). Checkpoints saved
+            before the option load with True.
         freeze_embeddings: keep the embeddings fixed during training.
         sparse_embeddings: sparse embedding gradients (for large vocabularies; needs a sparse-aware optimizer).
         padding_idx: the PAD id, whose embedding stays zero and receives no gradient.
@@ -90,6 +101,7 @@ class ConvKNRMConfig:
     tanh_output: bool = True
     dropout: float = 0.0
     use_first_stage_score: bool = False
+    unknown_match: bool = False
     freeze_embeddings: bool = False
     sparse_embeddings: bool = False
     padding_idx: int = PAD_ID
@@ -147,13 +159,16 @@ class ConvKNRM(Ranker):
         """The n-gram vectors of a batch of texts, window size 1 .. max_ngram, and where they are real.
 
         Window i of size h covers tokens i .. i + h - 1; the windows of every size start at the same L positions.
+        Unless `unknown_match`, UNK reads as a zero word vector and a window of UNK only has the zero vector (its
+        cells are then 0; the module docstring says why).
 
         Args:
             ids: (B, L); mask: (B, L) bool.
         Returns:
             vectors: (B, N, L, F), N = max_ngram, 0 at masked positions; ngram_mask: (B, N, L) bool.
         """
-        emb = self.embedding(ids) * mask[:, :, None]  # (B, L, D), zero past the end whatever the PAD embedding
+        known = mask if self.config.unknown_match else known_mask(ids, mask)  # (B, L) the words with a vector
+        emb = self.embedding(ids) * known[:, :, None]  # (B, L, D), zero past the end whatever the PAD embedding
         emb = emb.transpose(1, 2)  # (B, D, L)
         vectors, masks = [], []
         for h, conv in enumerate(self.convs, start=1):
@@ -166,6 +181,11 @@ class ConvKNRM(Ranker):
             else:
                 window_mask = mask
             masks.append(window_mask)
+            if not self.config.unknown_match:
+                # A window holding no known word (a max over the window of the zero-extended known mask) has no
+                # vector; it stays a real window for the kernels.
+                has_known = F.pad(known.float(), (0, h - 1)).unfold(1, h, 1).amax(dim=2)  # (B, L)
+                vectors[-1] = vectors[-1] * has_known[:, :, None]
         stacked = torch.stack(vectors, dim=1)  # (B, N, L, F)
         ngram_mask = torch.stack(masks, dim=1)  # (B, N, L)
         return stacked * ngram_mask[..., None], ngram_mask

@@ -72,6 +72,10 @@ class DRMMConfig:
         gating: "idf" (softmax of w * idf(term), the paper's best) or "tv" (softmax of w . embedding(term)).
         dropout: after each hidden layer of the matching network (the paper uses none).
         use_first_stage_score: feed the (already normalised) first-stage score to the scoring layer as one feature.
+        unknown_match: let the unknown-word id UNK match in the interactions, as before issue 22 (every unknown
+            word has the one UNK vector, so two unknown words matched as strongly as a word with itself); False
+            (the default) makes a cell with UNK on either side 0 (`neurank.models.layers`). Checkpoints saved
+            before the option load with True.
         freeze_embeddings: keep the embeddings fixed (True by default, as in the paper; must be True with "idf").
         sparse_embeddings: sparse embedding gradients (for large vocabularies; needs a sparse-aware optimizer).
         padding_idx: the PAD id, whose embedding stays zero and receives no gradient.
@@ -84,6 +88,7 @@ class DRMMConfig:
     gating: str = "idf"
     dropout: float = 0.0
     use_first_stage_score: bool = False
+    unknown_match: bool = False
     freeze_embeddings: bool = True
     sparse_embeddings: bool = False
     padding_idx: int = PAD_ID
@@ -181,7 +186,9 @@ class DRMM(Ranker):
             (B, 1, Lq, Ld).
         """
         query_mask, doc_mask = resolve_masks(query_ids, doc_ids, query_mask, doc_mask)
-        sim_matrix = embedding_similarity(self.embedding, "cosine", query_ids, doc_ids, query_mask, doc_mask)
+        sim_matrix = embedding_similarity(
+            self.embedding, "cosine", query_ids, doc_ids, query_mask, doc_mask, self.config.unknown_match
+        )  # (B, Lq, Ld), 0 at UNK cells unless unknown_match
         return sim_matrix[:, None]  # (B, 1, Lq, Ld)
 
     def matching_histogram(

@@ -51,6 +51,7 @@ from neurank.models.layers import (
     exact_match_matrix,
     first_stage_column,
     linear_flops,
+    match_masks,
     resolve_masks,
 )
 from neurank.models.registry import register
@@ -72,6 +73,10 @@ class DUETConfig:
         doc_pool_size: width of the distributed model's max pooling over the document, stride 1 (100).
         dropout: before the final dense layer of each sub-model (0.5 in the reference code).
         use_first_stage_score: add a learnt weight times the (already normalised) first-stage score to the score.
+        unknown_match: let the unknown-word id UNK match in the interactions, as before issue 22 (every unknown
+            word has the one UNK vector, so two unknown words matched as strongly as a word with itself); False
+            (the default) makes a cell with UNK on either side 0 (`neurank.models.layers`). Checkpoints saved
+            before the option load with True.
         freeze_embeddings: keep the embeddings fixed during training.
         sparse_embeddings: sparse embedding gradients (for large vocabularies; needs a sparse-aware optimizer).
         padding_idx: the PAD id, whose embedding stays zero and receives no gradient.
@@ -85,6 +90,7 @@ class DUETConfig:
     doc_pool_size: int = 100
     dropout: float = 0.5
     use_first_stage_score: bool = False
+    unknown_match: bool = False
     freeze_embeddings: bool = False
     sparse_embeddings: bool = False
     padding_idx: int = PAD_ID
@@ -187,7 +193,10 @@ class DUET(Ranker):
         return torch.tanh(conv(emb))  # (B, H, L)
 
     def distributed_score(self, query_ids: Tensor, doc_ids: Tensor, query_mask: Tensor, doc_mask: Tensor) -> Tensor:
-        """The distributed model's score, (B,); inputs already cut to the fixed frame, shapes (B, <=lq), (B, <=ld)."""
+        """The distributed model's score, (B,); inputs already cut to the fixed frame, shapes (B, <=lq), (B, <=ld).
+
+        The masks may leave out positions inside a text (unknown words, see `score_components`), not only its end.
+        """
         query_conv = self._convolve(self.query_conv, query_ids, query_mask)  # (B, H, Lq)
         query_conv = query_conv.masked_fill(~query_mask[:, None, :], float("-inf"))
         query_pooled = query_conv.amax(dim=2)  # (B, H)
@@ -198,8 +207,8 @@ class DUET(Ranker):
         doc_conv = self._convolve(self.doc_conv, doc_ids, doc_mask)  # (B, H, ld)
         doc_conv = doc_conv.masked_fill(~doc_mask[:, None, :], float("-inf"))
         pooled = F.max_pool1d(doc_conv, self.config.doc_pool_size, stride=1)  # (B, H, W)
-        # A window holds a real position iff it starts at one (the document is right-padded).
-        window_mask = doc_mask[:, : self.config.n_doc_windows]  # (B, W)
+        # A window is real when it holds a real position (for a right-padded mask: when it starts at one).
+        window_mask = F.max_pool1d(doc_mask[:, None].float(), self.config.doc_pool_size, stride=1)[:, 0] > 0  # (B, W)
         pooled = pooled.masked_fill(~window_mask[:, None, :], 0.0)
         doc_rep = torch.tanh(self.doc_dense(pooled)) * window_mask[:, None, :]  # (B, H, W)
 
@@ -252,9 +261,13 @@ class DUET(Ranker):
         lq, ld = self.config.max_query_len, self.config.max_doc_len
         query_ids, query_mask = query_ids[:, :lq], query_mask[:, :lq]  # (B, min(Lq, lq))
         doc_ids, doc_mask = doc_ids[:, :ld], doc_mask[:, :ld]  # (B, min(Ld, ld))
+        # The local model's exact match never matches UNK. The distributed model has no cells to zero, but texts of
+        # unknown words had equal representations (from the one UNK vector); unless `unknown_match` it leaves
+        # unknown words out as padding, so they add nothing to either representation.
+        query_known, doc_known = match_masks(query_ids, doc_ids, query_mask, doc_mask, self.config.unknown_match)
         components = {
             "local": self.local_score(query_ids, doc_ids, query_mask, doc_mask),  # (B,)
-            "distributed": self.distributed_score(query_ids, doc_ids, query_mask, doc_mask),  # (B,)
+            "distributed": self.distributed_score(query_ids, doc_ids, query_known, doc_known),  # (B,)
         }
         if self.config.use_first_stage_score:
             column = first_stage_column(first_stage_score, self.config, components["local"])  # (B, 1)

@@ -57,6 +57,10 @@ class KNRMConfig:
         tanh_output: score with tanh(linear(features)) as the paper does; False scores with the linear layer alone.
         dropout: on the kernel features, before the scoring layer (0 in the original).
         use_first_stage_score: feed the (already normalised) first-stage score to the scoring layer as one feature.
+        unknown_match: let the unknown-word id UNK match in the interactions, as before issue 22 (every unknown
+            word has the one UNK vector, so two unknown words matched as strongly as a word with itself); False
+            (the default) makes a cell with UNK on either side 0 (`neurank.models.layers`). Checkpoints saved
+            before the option load with True.
         freeze_embeddings: keep the embeddings fixed during training.
         sparse_embeddings: sparse embedding gradients (for large vocabularies; needs a sparse-aware optimizer).
         padding_idx: the PAD id, whose embedding stays zero and receives no gradient.
@@ -70,6 +74,7 @@ class KNRMConfig:
     tanh_output: bool = True
     dropout: float = 0.0
     use_first_stage_score: bool = False
+    unknown_match: bool = False
     freeze_embeddings: bool = False
     sparse_embeddings: bool = False
     padding_idx: int = PAD_ID
@@ -119,7 +124,9 @@ class KNRM(Ranker):
             (B, 1, Lq, Ld).
         """
         query_mask, doc_mask = resolve_masks(query_ids, doc_ids, query_mask, doc_mask)
-        sim_matrix = embedding_similarity(self.embedding, "cosine", query_ids, doc_ids, query_mask, doc_mask)
+        sim_matrix = embedding_similarity(
+            self.embedding, "cosine", query_ids, doc_ids, query_mask, doc_mask, self.config.unknown_match
+        )  # (B, Lq, Ld), 0 at UNK cells unless unknown_match
         return sim_matrix[:, None]  # (B, 1, Lq, Ld)
 
     def kernel_features(

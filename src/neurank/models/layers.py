@@ -5,14 +5,27 @@ Every function here takes right-padded batches (PAD id 0 at the end of each row,
 them) and is written so that appending PAD tokens never changes a result: padded positions of an interaction matrix
 are 0, and pooling looks only at each pair's true lengths. No Python loop runs over the batch, and no output size
 depends on data, so the models export (ONNX, torch.export) with dynamic batch and sequence lengths.
+
+Unknown words match nothing (issue 22). Every out-of-vocabulary word encodes to the one id UNK, so two different
+unknown words have the same vector: cosine 1, the strongest match there is, and two unrelated texts in a script the
+vocabulary lacks (Arabic, Chinese, nonsense) outscored a genuine English match. With a model config's
+`unknown_match=False` (the default of every model config) a cell of a query-by-document interaction whose query
+token or document token is UNK is 0, in every interaction: cosine and dot product of word vectors, n-gram vectors,
+contextual states and attention scores. UNK against a known word is 0 as well, not only UNK against UNK: the UNK
+vector is shared by every unknown word, so its similarity to a known word describes that one vector (random in an
+untrained row), not the word it stands for; 0 is the similarity of unrelated words. The token is still a real
+position (lengths, masks, pooling and document length count it), so an unknown word reads as a word related to
+nothing, not as padding. Exact match never counted UNK as a match, so it is the same under both settings. The zeroing
+multiplies by a mask built from the ids (`match_masks`), with no Python branch on data, so it exports.
+`unknown_match=True` is the behaviour before issue 22, which checkpoints saved before it keep (`saved_model_config`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 import torch
@@ -22,6 +35,11 @@ from torch import Tensor, nn
 from neurank.text import PAD_ID, UNK_ID
 
 INTERACTIONS = ("cosine", "dot", "exact")
+
+#: Options added to the model configs after checkpoints were first written, with the value that gives the behaviour
+#: of a checkpoint saved before the option existed (its saved config lacks the key). New configs get the field's
+#: default instead. `saved_model_config` applies them.
+SAVED_CONFIG_DEFAULTS: dict[str, Any] = {"unknown_match": True}
 
 _M = TypeVar("_M", bound=nn.Module)
 
@@ -183,6 +201,47 @@ def linear_flops(module: nn.Module, rows: int = 1) -> int:
     return sum(2 * rows * m.in_features * m.out_features for m in module.modules() if isinstance(m, nn.Linear))
 
 
+def saved_model_config(name: str, values: Mapping[str, Any]) -> dict[str, Any]:
+    """A model config saved with a checkpoint (or ONNX metadata), with the options it predates set to the behaviour
+    it was saved with (`SAVED_CONFIG_DEFAULTS`), so that a file written before an option existed scores as before.
+
+    Only options of the model's config class are added; keys the saved config has are kept as they are. Use it
+    wherever a saved config rebuilds a model (not for a user's config, whose missing options take the defaults).
+
+    Args:
+        name: the model's registered name (or an alias); values: the saved config, as `model_config_to_dict` wrote it.
+    Returns:
+        a new dict for `build_model`.
+    """
+    from neurank.models.registry import model_classes  # the registry imports every model module, which import this
+
+    options = {field.name for field in fields(model_classes(name)[1])}
+    added = {key: value for key, value in SAVED_CONFIG_DEFAULTS.items() if key in options and key not in values}
+    return {**values, **added}
+
+
+def known_mask(ids: Tensor, mask: Tensor) -> Tensor:
+    """True at real tokens that are in the vocabulary: `mask` without PAD and UNK. (B, L) -> (B, L) bool."""
+    return mask.bool() & (ids != UNK_ID)
+
+
+def match_masks(
+    query_ids: Tensor, doc_ids: Tensor, query_mask: Tensor, doc_mask: Tensor, unknown_match: bool
+) -> tuple[Tensor, Tensor]:
+    """The masks that decide which interaction cells may be non-zero: the real tokens, without UNK unless
+    `unknown_match` (see the module docstring). Lengths, pooling and counts keep reading the real masks.
+
+    Args:
+        query_ids: (B, Lq); doc_ids: (B, Ld); query_mask: (B, Lq); doc_mask: (B, Ld); unknown_match: the model
+            config's option (a setting, not data, so the branch is fixed when a model is exported).
+    Returns:
+        query_match: (B, Lq) bool; doc_match: (B, Ld) bool.
+    """
+    if unknown_match:
+        return query_mask.bool(), doc_mask.bool()
+    return known_mask(query_ids, query_mask), known_mask(doc_ids, doc_mask)
+
+
 def derive_mask(ids: Tensor) -> Tensor:
     """The boolean mask of real tokens: True where `ids` is not PAD. (B, L) -> (B, L)."""
     return ids != PAD_ID
@@ -276,7 +335,13 @@ def shared_query(query_ids: Tensor, query_mask: Tensor) -> bool:
 
 
 def embedding_similarity(
-    embedding: nn.Embedding, kind: str, query_ids: Tensor, doc_ids: Tensor, query_mask: Tensor, doc_mask: Tensor
+    embedding: nn.Embedding,
+    kind: str,
+    query_ids: Tensor,
+    doc_ids: Tensor,
+    query_mask: Tensor,
+    doc_mask: Tensor,
+    unknown_match: bool = False,
 ) -> Tensor:
     """`cosine_matrix` or `dot_matrix` of the embedded texts, computed once per distinct token when it pays.
 
@@ -289,16 +354,18 @@ def embedding_similarity(
     Args:
         embedding: the model's embedding layer; kind: "cosine" or "dot".
         query_ids: (B, Lq); doc_ids: (B, Ld); query_mask: (B, Lq) bool; doc_mask: (B, Ld) bool.
+        unknown_match: let UNK match (the behaviour before issue 22); False: cells with UNK are 0.
     Returns:
-        (B, Lq, Ld), 0 at padded positions.
+        (B, Lq, Ld), 0 at padded positions (and at UNK unless `unknown_match`).
     """
     if kind not in ("cosine", "dot"):
         raise ValueError(f"kind must be 'cosine' or 'dot', got {kind!r}")
     if torch.is_grad_enabled() or not shared_query(query_ids, query_mask):
         query_emb, doc_emb = embedding(query_ids), embedding(doc_ids)  # (B, Lq, D), (B, Ld, D)
         similarity = cosine_matrix if kind == "cosine" else dot_matrix
-        return similarity(query_emb, doc_emb, query_mask, doc_mask)
-    return one_query_interactions(embedding, (kind,), query_ids, doc_ids, query_mask, doc_mask)[..., 0]
+        return similarity(query_emb, doc_emb, *match_masks(query_ids, doc_ids, query_mask, doc_mask, unknown_match))
+    cells = one_query_interactions(embedding, (kind,), query_ids, doc_ids, query_mask, doc_mask, unknown_match)
+    return cells[..., 0]
 
 
 def one_query_interactions(
@@ -308,6 +375,7 @@ def one_query_interactions(
     doc_ids: Tensor,
     query_mask: Tensor,
     doc_mask: Tensor,
+    unknown_match: bool = False,
 ) -> Tensor:
     """Interaction matrices of a batch whose pairs all have the same query (see `shared_query`), channels last.
 
@@ -320,6 +388,7 @@ def one_query_interactions(
     Args:
         embedding: the model's embedding layer; kinds: names from `INTERACTIONS`.
         query_ids: (B, Lq), every row the same; doc_ids: (B, Ld); query_mask: (B, Lq) bool; doc_mask: (B, Ld) bool.
+        unknown_match: as `interaction_matrices`.
     Returns:
         (B, Lq, Ld, C): the values of `interaction_matrices` (float rounding aside), 0 at padded positions.
     """
@@ -331,6 +400,8 @@ def one_query_interactions(
     position = torch.empty(vocab_size, dtype=torch.long, device=device)
     position[distinct] = torch.arange(distinct.numel(), device=device)
     query, query_known = query_ids[0], query_mask[0].bool()  # (Lq,)
+    # Cells of UNK against anything are 0 unless `unknown_match` (the module docstring says why): a (Lq, U) mask.
+    similar = None if unknown_match else (query != UNK_ID)[:, None] & (distinct != UNK_ID)[None, :]
     columns, products = [], None
     for kind in kinds:
         if kind == "exact":
@@ -340,6 +411,8 @@ def one_query_interactions(
             if products is None:
                 query_vectors, doc_vectors = embedding(query), embedding(distinct)  # (Lq, D), (U, D)
                 products = query_vectors @ doc_vectors.T  # (Lq, U)
+                if similar is not None:
+                    products = products * similar
             if kind == "dot":
                 columns.append(products)
             else:
@@ -392,6 +465,7 @@ def interaction_matrices(
     doc_emb: Tensor | None,
     query_mask: Tensor,
     doc_mask: Tensor,
+    unknown_match: bool = False,
 ) -> Tensor:
     """Several interaction matrices stacked as channels, in the order of `kinds`.
 
@@ -400,18 +474,21 @@ def interaction_matrices(
         query_ids: (B, Lq); doc_ids: (B, Ld).
         query_emb: (B, Lq, D); doc_emb: (B, Ld, D); may be None when `kinds` is only "exact".
         query_mask: (B, Lq); doc_mask: (B, Ld).
+        unknown_match: let UNK match in "cosine" and "dot" (the behaviour before issue 22); False: their cells with
+            UNK on either side are 0. "exact" never matches UNK.
     Returns:
         (B, C, Lq, Ld) with C = len(kinds), 0 at padded positions.
     Raises:
         ValueError: an unknown kind, or "cosine" or "dot" without both embeddings.
     """
+    query_match, doc_match = match_masks(query_ids, doc_ids, query_mask, doc_mask, unknown_match)
     channels = []
     for kind in kinds:
         if kind in ("cosine", "dot"):
             if query_emb is None or doc_emb is None:
                 raise ValueError(f"the {kind!r} interaction needs query_emb and doc_emb, got None")
             similarity = cosine_matrix if kind == "cosine" else dot_matrix
-            channels.append(similarity(query_emb, doc_emb, query_mask, doc_mask))
+            channels.append(similarity(query_emb, doc_emb, query_match, doc_match))
         elif kind == "exact":
             channels.append(exact_match_matrix(query_ids, doc_ids, query_mask, doc_mask))
         else:

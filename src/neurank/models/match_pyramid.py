@@ -72,6 +72,10 @@ class MatchPyramidConfig:
             passage of ~3-20 tokens. (3, 10) is also MatchZoo's default for MatchPyramid.
         dropout: on the pooled features, before the scoring layer.
         use_first_stage_score: feed the (already normalised) first-stage score to the scoring layer as one feature.
+        unknown_match: let the unknown-word id UNK match in the interactions, as before issue 22 (every unknown
+            word has the one UNK vector, so two unknown words matched as strongly as a word with itself); False
+            (the default) makes a cell with UNK on either side 0 (`neurank.models.layers`). Checkpoints saved
+            before the option load with True.
         freeze_embeddings: keep the embeddings fixed during training.
         sparse_embeddings: sparse embedding gradients (for large vocabularies; needs a sparse-aware optimizer).
         padding_idx: the PAD id, whose embedding stays zero and receives no gradient.
@@ -85,6 +89,7 @@ class MatchPyramidConfig:
     pool_size: tuple[int, int] = (3, 10)
     dropout: float = 0.1
     use_first_stage_score: bool = False
+    unknown_match: bool = False
     freeze_embeddings: bool = False
     sparse_embeddings: bool = False
     padding_idx: int = PAD_ID
@@ -177,7 +182,14 @@ class MatchPyramid(Ranker):
         # 2. The interaction matrix, the "image": every query token against every document token, one channel per
         #    configured interaction (cosine, dot, exact match), 0 wherever either token is padding.
         interactions = interaction_matrices(
-            self.config.interactions, query_ids, doc_ids, query_emb, doc_emb, query_mask, doc_mask
+            self.config.interactions,
+            query_ids,
+            doc_ids,
+            query_emb,
+            doc_emb,
+            query_mask,
+            doc_mask,
+            self.config.unknown_match,  # False: cells with an unknown word (UNK) on either side are 0
         )  # (B, C, Lq, Ld)
 
         # 3. Convolution blocks: conv, activation, then re-mask, because the bias moved the padded cells off 0 and
@@ -237,7 +249,13 @@ class MatchPyramid(Ranker):
             # One query's candidates: every interaction once per distinct document token, laid out channels-last
             # as the scoring convolutions read it (see `one_query_interactions`).
             cells = one_query_interactions(
-                self.embedding, self.config.interactions, query_ids, doc_ids, query_mask, doc_mask
+                self.embedding,
+                self.config.interactions,
+                query_ids,
+                doc_ids,
+                query_mask,
+                doc_mask,
+                self.config.unknown_match,
             )  # (B, Lq, Ld, C)
             return cells.permute(0, 3, 1, 2)  # (B, C, Lq, Ld), channels-last memory
         query_emb = doc_emb = None
@@ -245,7 +263,14 @@ class MatchPyramid(Ranker):
             query_emb = self.embedding(query_ids)  # (B, Lq, D)
             doc_emb = self.embedding(doc_ids)  # (B, Ld, D)
         return interaction_matrices(
-            self.config.interactions, query_ids, doc_ids, query_emb, doc_emb, query_mask, doc_mask
+            self.config.interactions,
+            query_ids,
+            doc_ids,
+            query_emb,
+            doc_emb,
+            query_mask,
+            doc_mask,
+            self.config.unknown_match,
         )
 
     def pooled_features(

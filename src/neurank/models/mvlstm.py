@@ -41,6 +41,7 @@ from neurank.models.layers import (
     build_embedding,
     cosine_matrix,
     linear_flops,
+    match_masks,
     pair_mask,
     resolve_masks,
     with_first_stage_score,
@@ -66,6 +67,10 @@ class MVLSTMConfig:
         mlp_hidden: sizes of the ReLU hidden layers between the pooled signals and the score.
         dropout: on the word embeddings fed to the LSTM.
         use_first_stage_score: feed the (already normalised) first-stage score to the scoring layer as one feature.
+        unknown_match: let the unknown-word id UNK match in the interactions, as before issue 22 (every unknown
+            word has the one UNK vector, so two unknown words matched as strongly as a word with itself); False
+            (the default) makes a cell with UNK on either side 0 (`neurank.models.layers`). Checkpoints saved
+            before the option load with True.
         freeze_embeddings: keep the embeddings fixed during training.
         sparse_embeddings: sparse embedding gradients (for large vocabularies; needs a sparse-aware optimizer).
         padding_idx: the PAD id, whose embedding stays zero and receives no gradient.
@@ -80,6 +85,7 @@ class MVLSTMConfig:
     mlp_hidden: tuple[int, ...] = (20,)
     dropout: float = 0.1
     use_first_stage_score: bool = False
+    unknown_match: bool = False
     freeze_embeddings: bool = False
     sparse_embeddings: bool = False
     padding_idx: int = PAD_ID
@@ -222,6 +228,8 @@ class MVLSTM(Ranker):
         return self.encoder(query_emb, query_mask), doc_encoder(doc_emb, doc_mask)  # (B, Lq, 2H), (B, Ld, 2H)
 
     def _interaction(self, query_states: Tensor, doc_states: Tensor, query_mask: Tensor, doc_mask: Tensor) -> Tensor:
+        # The masks are `match_masks`: the cells of an unknown word (UNK) are 0 unless `unknown_match`; k-max pooling
+        # still reads them, as real cells holding 0.
         if self.config.interaction == "cosine":
             return cosine_matrix(query_states, doc_states, query_mask, doc_mask)[:, None]  # (B, 1, Lq, Ld)
         # "bilinear" and "tensor": __init__ built the bilinear weight and bias, and for "tensor" the two linear maps.
@@ -249,7 +257,8 @@ class MVLSTM(Ranker):
         """
         query_mask, doc_mask = resolve_masks(query_ids, doc_ids, query_mask, doc_mask)
         query_states, doc_states = self._states(query_ids, doc_ids, query_mask, doc_mask)
-        return self._interaction(query_states, doc_states, query_mask, doc_mask)
+        query_match, doc_match = match_masks(query_ids, doc_ids, query_mask, doc_mask, self.config.unknown_match)
+        return self._interaction(query_states, doc_states, query_match, doc_match)
 
     def flops_per_pair(self, query_len: int, doc_len: int) -> int:
         """See `Ranker.flops_per_pair`: both LSTM directions over both texts (4 gates, input and hidden products at

@@ -55,6 +55,7 @@ from neurank.models.layers import (
     kernel_mus_sigmas,
     kernel_soft_counts,
     linear_flops,
+    match_masks,
     resolve_masks,
 )
 from neurank.models.registry import register
@@ -76,6 +77,10 @@ class TKConfig:
         dropout: on attention weights, residual branches and the feed-forward hidden layer (the reference: 0).
         use_first_stage_score: feed the (already normalised) first-stage score to the final combining layer as one
             feature.
+        unknown_match: let the unknown-word id UNK match in the interactions, as before issue 22 (every unknown
+            word has the one UNK vector, so two unknown words matched as strongly as a word with itself); False
+            (the default) makes a cell with UNK on either side 0 (`neurank.models.layers`). Checkpoints saved
+            before the option load with True.
         freeze_embeddings: keep the embeddings fixed during training.
         sparse_embeddings: sparse embedding gradients (for large vocabularies; needs a sparse-aware optimizer).
         padding_idx: the PAD id, whose embedding stays zero and receives no gradient.
@@ -90,6 +95,7 @@ class TKConfig:
     exact_sigma: float = 0.1
     dropout: float = 0.0
     use_first_stage_score: bool = False
+    unknown_match: bool = False
     freeze_embeddings: bool = False
     sparse_embeddings: bool = False
     padding_idx: int = PAD_ID
@@ -260,7 +266,11 @@ class TK(Ranker):
         query_mask, doc_mask = resolve_masks(query_ids, doc_ids, query_mask, doc_mask)
         query_repr = self.contextualize(query_ids, query_mask)  # (B, Lq, D)
         doc_repr = self.contextualize(doc_ids, doc_mask)  # (B, Ld, D)
-        return cosine_matrix(query_repr, doc_repr, query_mask, doc_mask)[:, None]  # (B, 1, Lq, Ld)
+        # The position of an unknown word has a vector from its context too, but two such positions are alike
+        # through the one UNK embedding (and the positions) more than through anything the words share: its cells
+        # are 0 unless `unknown_match`. The kernels still count it as a real (unmatched) document position.
+        query_match, doc_match = match_masks(query_ids, doc_ids, query_mask, doc_mask, self.config.unknown_match)
+        return cosine_matrix(query_repr, doc_repr, query_match, doc_match)[:, None]  # (B, 1, Lq, Ld)
 
     def kernel_features(self, sim_matrix: Tensor, query_mask: Tensor, doc_mask: Tensor) -> tuple[Tensor, Tensor]:
         """TK's two kernel features, before `kernel_scale`.

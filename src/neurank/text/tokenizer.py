@@ -34,6 +34,27 @@ with `drop_punctuation=False` the characters U+001C..U+001F are spaces for Pytho
 -> `105°f`, "£560" -> `£560`; 70 of the 29,317 WikiQA texts differ with punctuation dropped), so a query for "105"
 would miss them; `Whitespace` groups punctuation runs ("(e.g.)" -> `( e . g .)`). Accent stripping drops every
 combining mark, so the vowel signs of Indic scripts go too, as in BERT's uncased tokenizer.
+
+Two settings added by issue 22, on by default and off for a tokenizer saved before them (`Tokenizer.from_dict` of a
+dict without the key, as every checkpoint and BM25 index of those versions holds), so old files tokenize as they did:
+
+- `drop_zero_width`: invisible format characters are removed first, so they no longer split a word silently
+  ("ma<U+200B>chine" was `ma chine`, now `machine`): zero-width space, non-joiner and joiner (U+200B-U+200D), the
+  direction marks (U+200E, U+200F, U+202A-U+202E, U+2066-U+2069), word joiner and invisible operators
+  (U+2060-U+2064), zero-width no-break space / byte-order mark (U+FEFF), soft hyphen (U+00AD) and the Mongolian
+  vowel separator (U+180E). BERT's tokenizer removes these with every other "format" character (category Cf); the
+  list is spelt out (`ZERO_WIDTH`) so that both backends remove exactly the same characters whatever their Unicode
+  tables.
+- `split_cjk`: every Han ideograph, Hiragana and Katakana character is a token of its own (`CJK`). Chinese and
+  Japanese are written without spaces, so a whole sentence was one token: it matched nothing, BM25 never found it,
+  and a model saw one unknown word for the whole text. The Han ranges are those of BERT's `_is_chinese_char` (CJK
+  Unified Ideographs, Extensions A-E, the compatibility ideographs), with the iteration marks U+3005-U+3007. Kana
+  are split too, as Lucene's StandardTokenizer splits Hiragana: Japanese runs kanji and kana together with no space
+  between words, and a word-level vocabulary matches a split katakana word character by character (a dictionary
+  segmenter would do better, and is not a dependency we want). Hangul is not split: Korean puts spaces between
+  words, so its words already are tokens (as in BERT and in Unicode word segmentation, UAX #29). Thai, Lao, Khmer
+  and Myanmar are written without spaces too, but their characters are letters, not words or syllables; they stay
+  runs, as in BERT.
 """
 
 from __future__ import annotations
@@ -51,6 +72,54 @@ STOPWORD_LISTS = ("en",)
 _WORD = r"[^\W_]+"
 _HF_WORD = r"[\p{L}\p{N}]+"
 
+# What `drop_zero_width` removes and what `split_cjk` makes one token per character (see the module docstring), as
+# inclusive code point ranges; both backends build their patterns from them.
+ZERO_WIDTH = (
+    (0x00AD, 0x00AD),  # soft hyphen
+    (0x180E, 0x180E),  # Mongolian vowel separator
+    (0x200B, 0x200F),  # zero-width space, non-joiner, joiner; left-to-right and right-to-left marks
+    (0x202A, 0x202E),  # direction embeddings and overrides
+    (0x2060, 0x2064),  # word joiner, invisible operators
+    (0x2066, 0x2069),  # direction isolates
+    (0xFEFF, 0xFEFF),  # zero-width no-break space (byte-order mark)
+)
+CJK = (
+    (0x3005, 0x3007),  # iteration marks, ideographic zero
+    (0x3040, 0x309F),  # Hiragana
+    (0x30A0, 0x30FF),  # Katakana
+    (0x31F0, 0x31FF),  # Katakana phonetic extensions
+    (0x3400, 0x4DBF),  # CJK Unified Ideographs Extension A
+    (0x4E00, 0x9FFF),  # CJK Unified Ideographs
+    (0xF900, 0xFAFF),  # CJK Compatibility Ideographs
+    (0xFF66, 0xFF9F),  # halfwidth Katakana
+    (0x20000, 0x2A6DF),  # Extension B
+    (0x2A700, 0x2B73F),  # Extension C
+    (0x2B740, 0x2B81F),  # Extension D
+    (0x2B820, 0x2CEAF),  # Extension E
+    (0x2F800, 0x2FA1F),  # CJK Compatibility Ideographs Supplement
+)
+
+
+def _python_class(ranges: Sequence[tuple[int, int]]) -> str:
+    """The inside of a `re` character class holding `ranges`."""
+    return "".join(f"\\U{lo:08x}" + (f"-\\U{hi:08x}" if hi != lo else "") for lo, hi in ranges)
+
+
+def _onig_class(ranges: Sequence[tuple[int, int]]) -> str:
+    """The inside of an Oniguruma (HuggingFace `tokenizers.Regex`) character class holding `ranges`."""
+    return "".join(f"\\x{{{lo:x}}}" + (f"-\\x{{{hi:x}}}" if hi != lo else "") for lo, hi in ranges)
+
+
+def _python_pattern(drop_punctuation: bool, split_cjk: bool) -> str:
+    # One CJK character, or a run of the other letters and digits ([^\W_] is str.isalnum()).
+    word = f"[{_python_class(CJK)}]|[^\\W_{_python_class(CJK)}]+" if split_cjk else _WORD
+    return word if drop_punctuation else word + r"|\S"
+
+
+def _onig_pattern(drop_punctuation: bool, split_cjk: bool) -> str:
+    word = f"[{_onig_class(CJK)}]|[[\\p{{L}}\\p{{N}}]&&[^{_onig_class(CJK)}]]+" if split_cjk else _HF_WORD
+    return word if drop_punctuation else word + r"|\S"
+
 
 @dataclasses.dataclass(frozen=True)
 class TokenizerConfig:
@@ -63,6 +132,9 @@ class TokenizerConfig:
         stopwords: None, or "en" for the English stop words shipped with bm25s.
         stemmer: None, or a Snowball algorithm name for PyStemmer ("english", "porter", ...).
         backend: "regex" (default, fastest) or "hf" (HuggingFace tokenizers); both give the same tokens.
+        drop_zero_width: remove invisible format characters (zero-width space and joiners, soft hyphen, byte-order
+            mark, direction marks) before splitting, so they never split a word. False in a saved tokenizer without it.
+        split_cjk: make every Han, Hiragana and Katakana character a token. False in a saved tokenizer without it.
     """
 
     lowercase: bool = True
@@ -71,6 +143,8 @@ class TokenizerConfig:
     stopwords: Literal["en"] | None = None
     stemmer: str | None = None
     backend: Literal["regex", "hf"] = "regex"
+    drop_zero_width: bool = True
+    split_cjk: bool = True
 
     def __post_init__(self):
         if self.backend not in BACKENDS:
@@ -115,12 +189,16 @@ class Tokenizer:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Tokenizer:
-        """Rebuild a tokenizer from `to_dict()` output; unknown keys are an error, missing keys take defaults."""
+        """Rebuild a tokenizer from `to_dict()` output; unknown keys are an error.
+
+        A missing key means what it meant to the version that wrote the dict: `SAVED_DEFAULTS` for the settings
+        added since (so a checkpoint or index saved before them tokenizes as it did), the default for the others.
+        """
         known = {field.name for field in dataclasses.fields(TokenizerConfig)}
         unknown = sorted(set(data) - known)
         if unknown:
             raise ValueError(f"unknown tokenizer setting(s) {unknown}; expected keys among {sorted(known)}")
-        return cls(TokenizerConfig(**data))
+        return cls(TokenizerConfig(**{**SAVED_DEFAULTS, **data}))
 
     def __reduce__(self):
         # Rebuild from the config, so DataLoader workers can pickle a tokenizer holding a PyStemmer object.
@@ -128,6 +206,10 @@ class Tokenizer:
 
     def __repr__(self) -> str:
         return f"Tokenizer({self.config})"
+
+
+#: Settings added after tokenizers were first saved, with the value that a saved dict lacking them stands for.
+SAVED_DEFAULTS: dict[str, Any] = {"drop_zero_width": False, "split_cjk": False}
 
 
 def _strip_accents(text: str) -> str:
@@ -140,10 +222,14 @@ class _RegexBackend:
     def __init__(self, config: TokenizerConfig):
         self.lowercase = config.lowercase
         self.strip_accents = config.strip_accents
-        self.pattern = re.compile(_WORD if config.drop_punctuation else _WORD + r"|\S")
+        self.pattern = re.compile(_python_pattern(config.drop_punctuation, config.split_cjk))
+        self.zero_width = re.compile(f"[{_python_class(ZERO_WIDTH)}]") if config.drop_zero_width else None
 
     def __call__(self, texts: Sequence[str]) -> list[list[str]]:
         findall = self.pattern.findall
+        if self.zero_width is not None:
+            remove = self.zero_width.sub
+            texts = [text if text.isascii() else remove("", text) for text in texts]
         if self.lowercase:
             texts = [text.lower() for text in texts]
         if self.strip_accents:
@@ -157,14 +243,17 @@ class _HFBackend:
         from tokenizers import Tokenizer as HFTokenizer
         from tokenizers.models import WordLevel
 
-        steps: list[normalizers.Normalizer] = [normalizers.NFD()] if config.strip_accents else []
+        steps: list[normalizers.Normalizer] = []
+        if config.drop_zero_width:
+            steps.append(normalizers.Replace(Regex(f"[{_onig_class(ZERO_WIDTH)}]"), ""))
+        steps += [normalizers.NFD()] if config.strip_accents else []
         steps += [normalizers.Lowercase()] if config.lowercase else []
         steps += [normalizers.StripAccents()] if config.strip_accents else []
         self.normalizer = normalizers.Sequence(steps) if steps else None
         # The normalizer runs outside the HF tokenizer so that offsets index the normalised text; the model has no
         # vocabulary (every token is "<unk>"), so the token strings are read back through those offsets.
         self.tokenizer = HFTokenizer(WordLevel({"<unk>": 0}, unk_token="<unk>"))
-        pattern = _HF_WORD if config.drop_punctuation else _HF_WORD + r"|\S"
+        pattern = _onig_pattern(config.drop_punctuation, config.split_cjk)
         self.tokenizer.pre_tokenizer = pre_tokenizers.Split(Regex(pattern), behavior="removed", invert=True)
 
     def __call__(self, texts: Sequence[str]) -> list[list[str]]:
