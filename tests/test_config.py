@@ -295,3 +295,33 @@ def test_the_cli_prints_one_line_and_exits_2(tmp_path, capsys, content, override
     assert info.value.code == 2
     err = " ".join(capsys.readouterr().err.split())  # rich wraps long lines
     assert err.startswith("error: ") and re.search(message, err)
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"train": {"patience": 0}}, "mine: train.patience: expected an integer 1 or more, found 0"),
+        ({"train": {"weight_decay": -0.1}}, "mine: train.weight_decay: expected a finite number 0 or more, found -0.1"),
+        ({"data": {"max_vocab": 2}}, "mine: data.max_vocab: expected an integer 3 or more or null, found 2"),
+        ({"data": {"min_freq": 0}}, "mine: data.min_freq: expected an integer 1 or more, found 0"),
+        ({"data": {"fold": -1}}, r"mine: data.fold: expected a fold from 0 to 4 \(folds is 5\), found -1"),
+        ({"embeddings": {"window": 0}}, "mine: embeddings.window: expected an integer 1 or more, found 0"),
+    ],
+)
+def test_counts_and_rates_out_of_range_name_the_key_and_the_range(values, message):
+    from neurank.config import config_from_dict
+
+    with pytest.raises(ConfigError, match=f"^{message}$"):
+        config_from_dict(values, "mine")
+
+
+def test_the_smallest_settings_that_can_train_are_accepted():
+    from neurank.config import config_from_dict
+
+    config = config_from_dict(
+        {
+            "train": {"epochs": 1, "patience": 1, "negatives": 1, "batch_size": 1, "lr": 1e-9, "grad_clip": 0},
+            "data": {"candidates": 1, "max_doc_len": 1, "folds": 2, "fold": 1, "max_vocab": None},
+        }
+    )
+    assert (config.train.epochs, config.train.patience, config.data.fold) == (1, 1, 1)

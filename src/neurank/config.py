@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field, fields
@@ -77,6 +78,17 @@ def resolve_config(path: str | Path, what: str = "config file") -> Path:
     raise FileNotFoundError(f"{given}: {what} not found (shipped configs, by name: {', '.join(shipped_configs())})")
 
 
+def _at_least(section: Any, lows: dict[str, int], optional: bool = False) -> None:
+    """Refuse an integer field of `section` below its least value in `lows` (None passes when `optional`)."""
+    for key, low in lows.items():
+        value = getattr(section, key)
+        if optional and value is None:
+            continue
+        if not isinstance(value, int) or isinstance(value, bool) or value < low:
+            also = " or null" if optional else ""
+            raise ConfigError(f"{key}: expected an integer {low} or more{also}, found {value!r}")
+
+
 @dataclass(frozen=True)
 class DataConfig:
     """Which collection, which splits, how candidates are made and how long texts may be.
@@ -113,6 +125,12 @@ class DataConfig:
     stemmer: str | None = None
 
     def __post_init__(self):
+        _at_least(self, {"candidates": 1, "max_query_len": 1, "max_doc_len": 1, "min_freq": 1, "folds": 2})
+        _at_least(self, {"max_train_queries": 1, "max_vocab": 3}, optional=True)  # max_vocab counts PAD and UNK
+        if not 0 <= self.fold < self.folds:
+            raise ConfigError(
+                f"fold: expected a fold from 0 to {self.folds - 1} (folds is {self.folds}), found {self.fold!r}"
+            )
         if self.dev_fraction is not None and not 0.0 <= self.dev_fraction < 1.0:
             raise ConfigError(
                 "dev_fraction: expected a fraction from 0 (carve no dev split) to below 1, or null, "
@@ -156,6 +174,9 @@ class EmbeddingConfig:
     freeze: bool | None = None
     sparse: bool = False
 
+    def __post_init__(self):
+        _at_least(self, {"dim": 1, "window": 1, "epochs": 1, "min_count": 1})
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -167,7 +188,11 @@ class TrainConfig:
         batch_size: groups per optimisation step over all processes: under torchrun each of N processes takes
             batch_size / N of every batch (`neurank.runtime.distributed`), so N does not change what is optimised.
         metric: the dev measure for model selection (None: the collection's primary measure).
-        patience: epochs without dev improvement before stopping early.
+        epochs: the most epochs to train (1 or more).
+        patience: stop after this many epochs in a row without dev improvement (1 or more; 0 would stop before
+            the first epoch, so it is refused: to never stop early, set it to `epochs`).
+        Every count must be 1 or more (`warmup_steps` 0 or more), `lr` above 0, and `weight_decay` and
+        `grad_clip` 0 or more (`grad_clip` 0: no clipping); a `ConfigError` names the key and the range.
         fusion: after training, choose on dev a weight to interpolate the model's scores with the first stage's
             (see `neurank.inference.fusion`); re-ranking then uses it.
         ema: decay of an exponential moving average of the weights, updated after every optimisation step
@@ -194,6 +219,13 @@ class TrainConfig:
     ema: float = 0.0
 
     def __post_init__(self):
+        _at_least(self, {"negatives": 1, "batch_size": 1, "epochs": 1, "patience": 1, "eval_batch_size": 1})
+        _at_least(self, {"warmup_steps": 0})
+        for key in ("lr", "weight_decay", "grad_clip"):
+            value = getattr(self, key)
+            low = "above 0" if key == "lr" else "0 or more"
+            if not math.isfinite(value) or (value <= 0 if key == "lr" else value < 0):
+                raise ConfigError(f"{key}: expected a finite number {low}, found {value!r}")
         if not 0.0 <= self.ema < 1.0:
             raise ConfigError(f"ema: expected a decay in [0, 1) (0: off), found {self.ema!r}")
 

@@ -27,6 +27,7 @@ from neurank.inference.checkpoint import (
 )
 from neurank.inference.first_stage import FORMAT_1_FIRST_STAGE, FirstStage, bm25_first_stage
 from neurank.retrieval import BM25Config
+from neurank.retrieval.bm25 import BM25_TOKENIZER
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 FORMAT_1 = FIXTURES / "checkpoint-format-1.pt"
@@ -51,9 +52,15 @@ def test_a_format_1_checkpoint_loads_with_a_warning_naming_it_and_the_first_stag
     assert checkpoint["fusion_alpha"] == EXPECTED["fusion_alpha"]
 
 
-def test_format_1s_first_stage_is_todays_training_bm25():
-    # Pinned: if BM25's defaults ever change, format-1 checkpoints keep the settings they were trained with.
-    assert bm25_first_stage() == FORMAT_1_FIRST_STAGE
+def test_format_1s_first_stage_is_todays_training_bm25_but_for_the_tokenizer_fixes():
+    # Pinned: when BM25's defaults change, format-1 checkpoints keep the settings they were trained with. Since
+    # issue 22 the tokenizer drops zero-width characters and splits CJK characters; format 1 predates both.
+    today = bm25_first_stage().to_dict()
+    assert today["tokenizer"].pop("drop_zero_width") is True and today["tokenizer"].pop("split_cjk") is True
+    assert today == FORMAT_1_FIRST_STAGE.to_dict()
+    assert FORMAT_1_FIRST_STAGE.tokenizer().config == dataclasses.replace(
+        BM25_TOKENIZER, drop_zero_width=False, split_cjk=False
+    )
     assert FORMAT_1_FIRST_STAGE.to_dict() == {
         "kind": "bm25",
         "tokenizer": {

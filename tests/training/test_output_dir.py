@@ -58,12 +58,23 @@ def test_a_fresh_run_into_a_finished_run_is_refused_and_changes_nothing(trained,
     assert snapshot(trained) == before
 
 
-def test_a_fresh_run_with_no_epochs_keeps_the_earlier_metrics(trained, tiny_config):
+def test_a_fresh_run_killed_before_its_first_epoch_keeps_the_earlier_metrics(trained, tiny_config, monkeypatch):
+    from neurank.training import loop
+
     metrics = (trained / "metrics.jsonl").read_bytes()
     with pytest.raises(FileExistsError, match="holds an earlier run"):
-        train(with_train(tiny_config, epochs=0), trained, progress=False)
-    # Even with overwrite, a run that trains no epoch has nothing to put in the earlier files' place.
-    train(with_train(tiny_config, epochs=0), trained, progress=False, overwrite=True)
+        train(with_train(tiny_config, epochs=1), trained, progress=False)
+
+    class Killed(Exception):
+        pass
+
+    def killed_while_saving(path, payload):
+        raise Killed
+
+    # Even with overwrite, a run that completes no epoch has nothing to put in the earlier files' place.
+    monkeypatch.setattr(loop, "save_checkpoint", killed_while_saving)
+    with pytest.raises(Killed):
+        train(with_train(tiny_config, epochs=1), trained, progress=False, overwrite=True)
     assert (trained / "metrics.jsonl").read_bytes() == metrics
 
 
@@ -142,10 +153,11 @@ def test_resume_may_change_where_and_how_long(trained, tiny_config):
     assert [r["epoch"] for r in records] == [1, 2, 3]
 
 
-def test_resume_without_last_pt_warns_and_starts_from_scratch(tiny_config, tmp_path):
-    with pytest.warns(UserWarning, match=r"last.pt: not found, so --resume has nothing to continue"):
-        result = train(with_train(tiny_config, epochs=1), tmp_path / "new", progress=False, resume=True)
-    assert result["epochs"] == 1 and (tmp_path / "new" / "last.pt").is_file()
+def test_resume_without_last_pt_is_refused_and_trains_nothing(tiny_config, tmp_path):
+    # Not a fresh start under a --resume the user believes continues an earlier run (issue 22).
+    with pytest.raises(FileNotFoundError, match=r"last.pt: not found, so --resume has nothing to continue; start"):
+        train(with_train(tiny_config, epochs=1), tmp_path / "new", progress=False, resume=True)
+    assert not (tmp_path / "new").exists()
 
 
 def test_resume_of_a_run_without_last_pt_is_refused(trained, tiny_config):

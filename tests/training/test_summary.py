@@ -59,7 +59,17 @@ def test_the_dev_values_are_what_the_checkpoint_ranks_dev_with(tiny_config, tmp_
         assert ranked == pytest.approx(dev["unfused"])
 
 
-def test_no_epoch_no_checkpoint_and_the_summary_says_so(tiny_config, tmp_path):
-    config = dataclasses.replace(tiny_config, train=dataclasses.replace(tiny_config.train, epochs=0))
-    result = train(config, tmp_path / "run", progress=False)
-    assert result["dev"]["ranks_with"] is None and not (tmp_path / "run" / "best.pt").exists()
+def test_no_epoch_is_refused_and_a_run_without_a_checkpoint_says_so(tiny_config, tmp_path):
+    from neurank.cli.train import training_summary
+    from neurank.config import ConfigError
+    from neurank.training.loop import dev_summary
+
+    # train.epochs=0 "finished" and named a best.pt that did not exist (issue 22): the config refuses it now.
+    with pytest.raises(ConfigError, match=r"^epochs: expected an integer 1 or more, found 0$"):
+        dataclasses.replace(tiny_config.train, epochs=0)
+    # A run can still end without best.pt (a resumed run whose patience had already run out): the summary says so.
+    result = {"dev": dev_summary("AP", float("-inf"), None, saved=False), "metric": "AP", "epochs": 3}
+    assert (
+        training_summary(result, tmp_path / "best.pt")
+        == "no epoch was trained (3 epochs), so no checkpoint was written"
+    )

@@ -159,11 +159,7 @@ def search_cmd(
     index = index or (Path("indexes") / place.slug)
     if coll.task != ANSWER_SELECTION and BM25Retriever.saved_in(index):
         retriever = BM25Retriever.load(index)
-        if len(retriever.doc_ids) != len(coll.docs) or not coll.docs.keys() >= set(retriever.doc_ids):
-            raise ValueError(
-                f"{index}: this index holds {len(retriever.doc_ids)} documents, not the {len(coll.docs)} of "
-                f"{collection}; rebuild it with `neurank index {collection}`, or pass --index"
-            )
+        retriever.check_collection(coll.docs, index, collection)
     run = bm25_run(coll, split, k=k, retriever=retriever)
     write_run(run, output, tag=f"neurank-bm25-{place.slug}")
     result = {

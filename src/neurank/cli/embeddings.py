@@ -26,9 +26,11 @@ def embeddings_train_cmd(
     as_json: bool = JsonFlag,
 ) -> None:
     """Train word2vec (gensim) on a collection's text and save it in word2vec text format."""
+    from neurank.collections.textio import check_output_file
     from neurank.config import config_from_dict
     from neurank.data.prepare import train_collection_word2vec
 
+    check_output_file(output, "--output")  # before the training: a folder there would fail only at the end
     # The options are the config's embeddings settings; data and tokenizer settings stay at their defaults.
     config = config_from_dict(
         {

@@ -34,7 +34,9 @@ def evaluate_cmd(
 
     judgements = read_qrels_any(qrels)
     ours = read_run(run)
-    if baseline is None:
+    theirs = None if baseline is None else read_run(baseline)  # every file read before any check of their queries
+    _check_common_queries(ours, run, judgements, qrels)
+    if theirs is None or baseline is None:
         result = evaluate(ours, judgements, measures)
         if as_json:
             print_json(result)
@@ -44,7 +46,8 @@ def evaluate_cmd(
             table.add_row(name, f"{value:.4f}")
         console.print(table)
         return
-    comparisons = compare(read_run(baseline), ours, judgements, measures)
+    _check_common_queries(theirs, baseline, judgements, qrels)
+    comparisons = compare(theirs, ours, judgements, measures)
     if as_json:
         payload: dict[str, Any] = {name: c.mean_b for name, c in comparisons.items()}
         payload["baseline"] = {name: c.mean_a for name, c in comparisons.items()}
@@ -52,6 +55,24 @@ def evaluate_cmd(
         print_json(payload)
         return
     typer.echo(format_comparison(comparisons, name_a=f"{baseline.name} (baseline)", name_b=run.name))
+
+
+def _check_common_queries(run: list, run_path: Path, qrels: list, qrels_path: Path) -> None:
+    """Refuse a run that ranks none of the queries the qrels evaluate: every value would be 0 (a run for another
+    collection or split, or query ids written differently), and a comparison with it meaningless."""
+    from neurank.evaluation import common_queries
+
+    run_ids, evaluated, common = common_queries(run, qrels)
+    if evaluated and not common:
+        raise ValueError(
+            f"{run_path} and {qrels_path}: no query in common (the run ranks {_queries(run_ids)}; the qrels give "
+            f"{_queries(evaluated)} a relevant document), "
+            "so every value would be 0; are they for the same collection and split?"
+        )
+
+
+def _queries(ids: set[str]) -> str:
+    return f"{len(ids)} {'query' if len(ids) == 1 else 'queries'}, e.g. {min(ids)!r}"
 
 
 @app.command("baseline")
@@ -62,9 +83,11 @@ def baseline_cmd(
     as_json: bool = JsonFlag,
 ) -> None:
     """BM25 on every collection's test split, next to published figures (the README's baseline table)."""
-    from neurank.collections.textio import atomic_write
+    from neurank.collections.textio import atomic_write, check_output_file
     from neurank.workflows.baseline import baseline_markdown, bm25_baseline
 
+    if output is not None:
+        check_output_file(output, "--output")  # before BM25 on every collection: a folder there would fail at the end
     rows = bm25_baseline(data_dir, folds=folds)
     markdown = baseline_markdown(rows)
     if output is not None:

@@ -106,7 +106,7 @@ def experiment_cmd(
 
     require_single_process("experiment")
     options = _with_options(overrides, data_dir, device)
-    chosen = [int(s) for s in seed_list.split(",")] if seed_list else list(range(1, seeds + 1))
+    chosen = _parse_seed_list(seed_list) if seed_list is not None else list(range(1, seeds + 1))
     if models is None and not dev_only:
         result = run_experiment(load_config(config, options), output_dir, chosen, progress=not as_json)
         if as_json:
@@ -133,6 +133,26 @@ def experiment_cmd(
     typer.echo(f"chosen on dev: {selection.chosen}; results in {output_dir / 'results.md'}")
     if selection.best_run is not None:
         typer.echo(f"test run of its best-dev seed ({selection.test_split}): {selection.best_run}")
+
+
+def _parse_seed_list(text: str) -> list[int]:
+    """The seeds of --seed-list: comma-separated integers, each once (one folder per seed)."""
+    seeds: list[int] = []
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        try:
+            seed = int(item)
+        except ValueError:
+            raise ValueError(
+                f"--seed-list {text!r}: expected comma-separated integer seeds, e.g. 1,2,3; {item!r} is not an integer"
+            ) from None
+        if seed in seeds:
+            raise ValueError(f"--seed-list {text!r}: seed {seed} is given twice; each seed trains once")
+        seeds.append(seed)
+    if not seeds:
+        raise ValueError(f"--seed-list {text!r}: expected comma-separated integer seeds, e.g. 1,2,3; found none")
+    return seeds
 
 
 def _with_options(overrides: list[str] | None, data_dir: Path | None, device: str | None) -> list[str]:

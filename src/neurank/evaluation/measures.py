@@ -74,6 +74,16 @@ def _per_query(run, qrels: dict[str, dict[str, int]], measures: list) -> dict:
     return values
 
 
+def common_queries(run, qrels) -> tuple[set[str], set[str], set[str]]:
+    """Which queries a run and qrels share: ``(run_ids, evaluated_ids, common)``, where `evaluated_ids` are the
+    queries the qrels give a relevant document (the ones `evaluate` averages over) and `common` those of them the
+    run ranks. An empty `common` means every value is the empty ranking's (0): the two files are about different
+    queries (another collection or split), which `neurank evaluate` refuses."""
+    run_ids = {str(query_id) for query_id in RunConverter(run).as_dict_of_dict()}
+    evaluated = set(_judged_with_relevant(qrels))
+    return run_ids, evaluated, run_ids & evaluated
+
+
 def evaluate_per_query(run, qrels, measures: str | Iterable) -> dict[str, dict[str, float]]:
     """Per-query values of each measure, with the query selection described in the module docstring.
 

@@ -26,8 +26,12 @@ Optional entries that later versions add within format 2, each read as "absent: 
 - a pretrained text encoder (issue 20): ``text["kind"]`` names it and its own entries sit beside ``vocab`` /
   ``tokenizer`` / ``text`` (for example ``encoder``: its configuration and tokenizer files), read by the kind's
   `neurank.text.ENCODERS` entry;
-- ``fingerprints`` (issue 22): ``{"vocab": hex digest, "state_dict": hex digest, ...}``, verified on loading when
-  present;
+- ``fingerprints`` (issue 22; `fingerprints`): SHA-256 digests that `save_checkpoint` writes and `load_checkpoint`
+  verifies when present: ``"vocab"`` over the text encoder's entries (``vocab``, ``tokenizer``, ``text``,
+  ``encoder``: a shuffled or edited vocabulary changes it), ``"state_dict"`` over the weights (names, dtypes,
+  shapes and bytes, in order), and ``"parameters"``, one digest per tensor, so that an edit names the parameter.
+  A checkpoint without them (format 1, format 2 before issue 22) loads without a check and without a warning;
+  `upgrade_checkpoint` adds them;
 - settings that change scores (issue 22's treatment of unknown words, for example) go into ``model_config`` or
   ``tokenizer``, whose readers must give an absent key its old behaviour, not the new default.
 A change an older neurank would misread (an entry whose absence cannot mean the old behaviour, a changed meaning)
@@ -40,8 +44,10 @@ as before. `upgrade_checkpoint` writes such a file again as format 2.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +59,7 @@ from neurank.collections.errors import DataWarning
 from neurank.collections.textio import atomic_write
 from neurank.inference.first_stage import FORMAT_1_FIRST_STAGE, FirstStageError, first_stage_from_entry
 from neurank.models import build_model
+from neurank.models.layers import saved_model_config
 from neurank.text import TextEncoder, encoder_from_dict
 
 FORMAT = 2
@@ -94,22 +101,136 @@ def unwrap(model: nn.Module) -> nn.Module:
             return model
 
 
+# The entries a text encoder writes into a checkpoint (`neurank.text.TextEncoder.to_dict`), present or not.
+ENCODER_ENTRIES = ("vocab", "tokenizer", "text", "encoder")
+
+
+def _tensor_digest(name: str, tensor: torch.Tensor) -> str:
+    flat = tensor.detach().cpu().contiguous().reshape(-1)
+    digest = hashlib.sha256(f"{name}\0{flat.dtype}\0{tuple(tensor.shape)}\0".encode())
+    if flat.numel():  # a uint8 view reads any dtype's bytes (numpy has no bfloat16)
+        digest.update(flat.view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def fingerprints(payload: Mapping[str, Any]) -> dict[str, Any]:
+    """The digests `save_checkpoint` records as ``payload["fingerprints"]`` (see the module docstring): of the text
+    encoder's entries, of the whole state_dict, and of each of its tensors."""
+    encoder = {key: payload[key] for key in ENCODER_ENTRIES if key in payload}
+    text = json.dumps(encoder, sort_keys=True, ensure_ascii=False, default=repr)
+    parameters = {name: _tensor_digest(name, tensor) for name, tensor in payload.get("state_dict", {}).items()}
+    whole = hashlib.sha256("".join(f"{name}\0{digest}\n" for name, digest in parameters.items()).encode())
+    return {
+        "vocab": hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest(),
+        "state_dict": whole.hexdigest(),
+        "parameters": parameters,
+    }
+
+
+def check_weights(payload: Mapping[str, Any], path: str | Path) -> None:
+    """Refuse a checkpoint whose weights hold NaN or infinite values, naming the first such parameter.
+
+    Raises:
+        CheckpointError: naming the file, the parameter and how many of its values are not finite.
+    """
+    for key in ("state_dict", "training_state_dict"):
+        for name, tensor in (payload.get(key) or {}).items():
+            if not isinstance(tensor, torch.Tensor) or not tensor.is_floating_point():
+                continue
+            if bool(torch.isfinite(tensor.sum())):  # NaN and inf reach the sum; a finite sum needs no closer look
+                continue
+            finite = torch.isfinite(tensor)  # a NaN, an inf, or (rarely) a sum that overflowed
+            if not bool(finite.all()):
+                bad = int((~finite).sum())
+                kinds = " and ".join(
+                    kind
+                    for kind, found in (("NaN", tensor.isnan().any()), ("infinite", tensor.isinf().any()))
+                    if bool(found)
+                )
+                raise CheckpointError(
+                    f"{path}: parameter {name!r} ({key}) holds {kinds} values ({bad} of {tensor.numel()}); a "
+                    "ranker cannot score with it (did training diverge?): retrain, or use an earlier checkpoint"
+                )
+
+
+def verify_fingerprints(payload: Mapping[str, Any], path: str | Path) -> None:
+    """Check the entries of a checkpoint against the fingerprints it was saved with; nothing to check (and nothing
+    said) when it has none.
+
+    Raises:
+        CheckpointError: naming the file and what does not match (the text encoder, or the changed parameters).
+    """
+    saved = payload.get("fingerprints")
+    if saved is None:
+        return
+    if not isinstance(saved, Mapping):
+        raise CheckpointError(f"{path}: expected the fingerprints to be a mapping, found {type(saved).__name__}")
+    now = fingerprints(payload)
+    if "vocab" in saved and saved["vocab"] != now["vocab"]:
+        raise CheckpointError(
+            f"{path}: the vocabulary or text encoder (entries {', '.join(k for k in ENCODER_ENTRIES if k in payload)})"
+            " does not match the fingerprint written with the checkpoint: it was changed after saving (a shuffled "
+            "or edited vocabulary gives every word another vector); use the file as training wrote it"
+        )
+    if "state_dict" in saved and saved["state_dict"] != now["state_dict"]:
+        recorded = saved.get("parameters")
+        before: Mapping[str, Any] = recorded if isinstance(recorded, Mapping) else {}
+        after: dict[str, str] = now["parameters"]
+        differ = {
+            "changed": [name for name in after if name in before and before[name] != after[name]],
+            "missing": [name for name in before if name not in after],
+            "added": [name for name in after if before and name not in before],
+        }
+        shown = "; ".join(
+            f"{what}: {', '.join(names[:3])}" + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+            for what, names in differ.items()
+            if names
+        )
+        raise CheckpointError(
+            f"{path}: the weights do not match the fingerprint written with the checkpoint"
+            + (f" ({shown})" if shown else "")
+            + "; they were edited after saving: use the file as training wrote it"
+        )
+
+
+def _short_cause(error: BaseException, limit: int = 100) -> str:
+    """The error's type and, when it is one short line, its message."""
+    message = str(error).strip()
+    if message and "\n" not in message and len(message) <= limit:
+        return f"{type(error).__name__}: {message}"
+    return type(error).__name__
+
+
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
-    """Write `payload` with this neurank's format and version stamps (replacing any it holds) to `path` atomically."""
+    """Write `payload` with this neurank's format and version stamps and its `fingerprints` (replacing any it holds)
+    to `path` atomically."""
     payload = {**payload, "format": FORMAT, "neurank_version": neurank.__version__}
+    payload["fingerprints"] = fingerprints(payload)
     with atomic_write(path, "wb") as handle:
         torch.save(payload, handle)
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Read a checkpoint written by `save_checkpoint`, checking its format."""
+    """Read a checkpoint written by `save_checkpoint`, checking its format, that its weights are finite, and its
+    `fingerprints` when it has them.
+
+    Raises:
+        FileNotFoundError: no such file. CheckpointError: not a readable neurank checkpoint, a format this neurank
+        does not read, NaN or infinite weights (naming the parameter), or entries that do not match the
+        fingerprints they were saved with (naming what differs).
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: checkpoint not found")
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as error:  # torch raises many types for a file that is not a checkpoint
-        raise CheckpointError(f"{path}: not a readable neurank checkpoint ({type(error).__name__}: {error})") from None
+        # One short line: torch's own explanation (about weights_only, for any file that is not a pickle of
+        # tensors) runs to ten lines and suggests a load that could run code; --debug shows it as the cause.
+        raise CheckpointError(
+            f"{path}: not a readable neurank checkpoint (torch could not load it: {_short_cause(error)}); expected "
+            "a best.pt or last.pt written by `neurank train`"
+        ) from error
     if not isinstance(payload, dict) or "format" not in payload:
         raise CheckpointError(f"{path}: not a neurank checkpoint (no format stamp)")
     readable = sorted(_UPGRADES) + [FORMAT]
@@ -119,6 +240,8 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
             f"this neurank {neurank.__version__} reads formats {readable[0]} to {FORMAT}; retrain or use a "
             "matching version"
         )
+    check_weights(payload, path)
+    verify_fingerprints(payload, path)
     while payload["format"] != FORMAT:
         payload = _UPGRADES[payload["format"]](payload, path)
     try:
@@ -156,7 +279,9 @@ def load_ranker(path: str | Path) -> tuple[nn.Module, TextEncoder, dict[str, Any
     checkpoint = load_checkpoint(path)
     try:
         encoder = encoder_from_dict(checkpoint, source=path)
-        model = build_model(checkpoint["model_name"], encoder.vocab_size, checkpoint["model_config"])
+        # A checkpoint saved before a scoring option existed keeps the behaviour it was trained with.
+        saved = saved_model_config(checkpoint["model_name"], checkpoint["model_config"])
+        model = build_model(checkpoint["model_name"], encoder.vocab_size, saved)
         model.load_state_dict(checkpoint["state_dict"])
     except (KeyError, RuntimeError, TypeError) as error:
         raise CheckpointError(

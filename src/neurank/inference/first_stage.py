@@ -191,7 +191,8 @@ def bm25_first_stage(tokenizer: Tokenizer | None = None, config: BM25Config | No
 
 
 # What every checkpoint of format 1 (neurank 0.1) was trained with: `bm25_run`'s defaults of that version, which
-# are today's (Anserini's k1 0.9, b 0.4, Lucene IDF; English stop words and Snowball stems).
+# are today's (Anserini's k1 0.9, b 0.4, Lucene IDF; English stop words and Snowball stems) but for the tokenizer
+# fixes of issue 22 (zero-width characters dropped, CJK characters split), which format 1 predates.
 FORMAT_1_FIRST_STAGE = FirstStage(
     BM25,
     {
@@ -441,7 +442,11 @@ def resolve_first_stage(
     Raises:
         FirstStageError: as `resolve_run`; also without a run, for a ranker that reads the score of a first stage
             this neurank cannot compute. KeyError: the run names a query or document the split does not have.
+            ValueError: the run ranks no query of the split (another collection's or split's run): nothing of it
+            could be re-ranked.
     """
+    if run is not None:
+        _check_common_queries(collection, split, run, run_name)
     if run is None:
         if mode == RUN:
             raise ValueError(
@@ -470,3 +475,23 @@ def resolve_first_stage(
         mode=mode,
         run_name=run_name,
     )
+
+
+def _check_common_queries(collection: Collection, split: str, run: Sequence[ScoredDoc], run_name: str) -> None:
+    """Refuse a run that ranks no query of the split: re-ranking it would write an empty run (a run of another
+    collection or split, or query ids written differently). A run sharing some queries is re-ranked for those, and
+    the others are reported when the examples are built."""
+    split_ids = list(collection.split(split).queries)
+    run_ids = {entry.query_id for entry in run}
+    if run_ids.intersection(split_ids):
+        return
+    raise ValueError(
+        f"{run_name} and {collection.name}/{split}: no query in common (the run ranks {_some(sorted(run_ids))}; "
+        f"the split has {_some(split_ids)}), so nothing would be re-ranked; is the run for this collection and split?"
+    )
+
+
+def _some(ids: Sequence[str]) -> str:
+    if not ids:
+        return "no query"
+    return f"{len(ids)} {'query' if len(ids) == 1 else 'queries'}, e.g. {ids[0]!r}"

@@ -20,6 +20,7 @@ compares them). A saved index loads memory-mapped with `BM25Retriever.load(direc
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import shutil
@@ -42,7 +43,7 @@ from neurank.retrieval.folders import atomic_dir
 from neurank.retrieval.store import DocumentStore, DocumentStoreWriter
 from neurank.text import Tokenizer, TokenizerConfig
 
-INDEX_FORMAT = 1
+INDEX_FORMAT = 1  # the fingerprint (issue 22) is an optional entry of format 1: older indexes lack it
 STORE_DIR = "docs"  # the document store inside an index folder written by `build_index`
 INDEX_BATCH = 8192  # documents tokenised at a time while indexing
 
@@ -64,6 +65,57 @@ class BM25Config:
     method: str = "lucene"
 
 
+class IndexMismatchError(ValueError):
+    """A saved index does not match its own files, or the collection it is used with."""
+
+
+class EmptyIndexError(ValueError):
+    """There were no documents to index."""
+
+
+class CollectionFingerprint:
+    """What an index records of the documents it was built from, accumulated as they stream past.
+
+    ``documents``: how many; ``doc_ids``: SHA-256 of the ids in index order (each followed by a NUL byte), which
+    ties the index's list of ids to its postings; ``contents``: the sum, modulo 2^256, of the SHA-256 of every
+    ``id NUL text``, which is the same for the same documents in any order (so a collection read in another order
+    still matches, and one changed text, id or document does not). Costs one hash of every text (NFCorpus: see
+    benchmarks; a small part of tokenising it).
+    """
+
+    def __init__(self) -> None:
+        self.documents = 0
+        self._ids = hashlib.sha256()
+        self._contents = 0
+
+    def add(self, docs: Iterable[Doc]) -> None:
+        sha256, total, ids = hashlib.sha256, self._contents, self._ids
+        for doc in docs:
+            key = doc.doc_id.encode("utf-8", "surrogatepass") + b"\0"
+            ids.update(key)
+            total += int.from_bytes(sha256(key + doc.text.encode("utf-8", "surrogatepass")).digest(), "big")
+            self.documents += 1
+        self._contents = total % (1 << 256)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"documents": self.documents, "doc_ids": self._ids.hexdigest(), "contents": f"{self._contents:064x}"}
+
+    @classmethod
+    def of(cls, docs: Iterable[Doc]) -> dict[str, Any]:
+        """The fingerprint of `docs` as a dict (the form an index saves)."""
+        fingerprint = cls()
+        fingerprint.add(docs)
+        return fingerprint.to_dict()
+
+
+def doc_ids_digest(doc_ids: Iterable[str]) -> str:
+    """The ``doc_ids`` entry of a `CollectionFingerprint` for these ids, in this order."""
+    digest = hashlib.sha256()
+    for doc_id in doc_ids:
+        digest.update(doc_id.encode("utf-8", "surrogatepass") + b"\0")
+    return digest.hexdigest()
+
+
 class BM25Retriever:
     """A BM25 index over a fixed document pool."""
 
@@ -76,6 +128,8 @@ class BM25Retriever:
         """The indexed documents' texts, when the index was built by `build_index` (or loaded from its folder)."""
         self.source: dict[str, Any] | None = None
         """What the documents were read from, as given to `build_index` (e.g. `corpus.file_fingerprint`)."""
+        self.fingerprint: dict[str, Any] | None = None
+        """The `CollectionFingerprint` of the indexed documents; None for an index saved before it was recorded."""
 
     def index(self, docs: Iterable[Doc], show_progress: bool = False, batch_size: int = INDEX_BATCH) -> BM25Retriever:
         """Index `docs`, replacing any previous index. Returns self.
@@ -87,13 +141,15 @@ class BM25Retriever:
 
         postings = _Postings()
         doc_ids: list[str] = []
+        fingerprint = CollectionFingerprint()
         with tqdm(desc="BM25 index", unit=" docs", unit_scale=True, disable=not show_progress) as progress:
             for batch in _batched(docs, batch_size):
                 doc_ids.extend(doc.doc_id for doc in batch)
+                fingerprint.add(batch)
                 postings.add(self.tokenizer.tokenize_batch([doc.text for doc in batch]))
                 progress.update(len(batch))
         if not doc_ids:
-            raise ValueError("cannot build a BM25 index over zero documents")
+            raise EmptyIndexError("cannot build a BM25 index over zero documents")
         if postings.empty_docs:
             warn_data(
                 f"{postings.empty_docs} of {len(doc_ids)} documents have no tokens after tokenisation; "
@@ -102,6 +158,7 @@ class BM25Retriever:
         self.doc_ids = doc_ids
         self._bm25 = postings.build(bm25s.BM25(k1=self.config.k1, b=self.config.b, method=self.config.method))
         self.store = self.source = None  # they described the previous documents
+        self.fingerprint = fingerprint.to_dict()
         return self
 
     @property
@@ -164,7 +221,44 @@ class BM25Retriever:
         }
         if self.source is not None:
             meta["source"] = self.source
+        if self.fingerprint is not None:
+            meta["fingerprint"] = self.fingerprint
         (directory / "neurank.json").write_text(json.dumps(meta), encoding="utf-8")
+
+    def check_collection(self, docs: Mapping[str, Doc], index: str | Path, collection: str) -> None:
+        """Refuse to search `docs` (the collection called `collection`) with this index (saved at `index`) unless it
+        was built from the same documents: the same ids and texts, in any order.
+
+        An index saved before fingerprints were recorded gets the checks it had then (the same number of documents,
+        every id in the collection) and a warning that its texts cannot be checked.
+
+        Raises:
+            IndexMismatchError: one line naming the index, the collection and what differs.
+        """
+        rebuild = f"rebuild it with `neurank index {collection}`, or pass the --index built from {collection}"
+        where = f"{index}: this index was built from other documents than {collection}'s"
+        if len(self.doc_ids) != len(docs):
+            raise IndexMismatchError(
+                f"{where}: it holds {len(self.doc_ids)} documents, {collection} has {len(docs)}; {rebuild}"
+            )
+        missing = [doc_id for doc_id in self.doc_ids if doc_id not in docs]
+        if missing:
+            raise IndexMismatchError(
+                f"{where}: {len(missing)} of its {len(self.doc_ids)} document ids are not in {collection} "
+                f"(e.g. {missing[0]!r}); {rebuild}"
+            )
+        if self.fingerprint is None:
+            warn_data(
+                f"{index}: an index without a fingerprint of its documents (written before neurank recorded one): "
+                f"only its number of documents and their ids were checked against {collection}, not their texts; "
+                f"rebuild it with `neurank index {collection}` to have them checked"
+            )
+            return
+        if CollectionFingerprint.of(docs.values())["contents"] != self.fingerprint.get("contents"):
+            raise IndexMismatchError(
+                f"{where}: the same {len(docs)} document ids, but the texts of some differ from the ones indexed "
+                f"(the collection's files changed since); {rebuild}"
+            )
 
     @staticmethod
     def saved_in(directory: str | Path) -> bool:
@@ -185,16 +279,80 @@ class BM25Retriever:
             raise FileNotFoundError(
                 f"{directory}: not a neurank BM25 index (no neurank.json); build one with `neurank index`"
             )
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        if meta.get("format") != INDEX_FORMAT:
-            raise ValueError(f"{meta_path}: index format {meta.get('format')!r}, expected {INDEX_FORMAT}; rebuild it")
-        retriever = cls(Tokenizer.from_dict(meta["tokenizer"]), BM25Config(**meta["config"]))
-        retriever.doc_ids = list(meta["doc_ids"])
+        meta = _read_meta(meta_path)
+        try:
+            retriever = cls(Tokenizer.from_dict(meta["tokenizer"]), BM25Config(**meta["config"]))
+        except (KeyError, TypeError, ValueError) as error:
+            raise IndexMismatchError(
+                f"{meta_path}: expected the tokenizer and BM25 settings `neurank index` writes, found "
+                f"{type(error).__name__}: {error}; rebuild the index"
+            ) from None
+        retriever.doc_ids = meta["doc_ids"]
         retriever.source = meta.get("source")
-        retriever._bm25 = bm25s.BM25.load(str(directory / "bm25s"), mmap=mmap, show_progress=False, verbosity=0)
+        retriever.fingerprint = meta.get("fingerprint")
+        _check_doc_ids(meta_path, retriever.doc_ids, retriever.fingerprint)
+        try:
+            retriever._bm25 = bm25s.BM25.load(str(directory / "bm25s"), mmap=mmap, show_progress=False, verbosity=0)
+        except (OSError, ValueError, KeyError) as error:
+            raise IndexMismatchError(
+                f"{directory / 'bm25s'}: the index arrays cannot be read ({type(error).__name__}: {error}); rebuild "
+                "the index with `neurank index`"
+            ) from None
+        indexed = int(retriever._bm25.scores.get("num_docs", len(retriever.doc_ids)))
+        if indexed != len(retriever.doc_ids):
+            raise IndexMismatchError(
+                f"{meta_path}: expected {indexed} document ids (the documents in the index arrays), found "
+                f"{len(retriever.doc_ids)}; the index's files do not belong together: rebuild it with `neurank index`"
+            )
         if DocumentStore.saved_in(directory / STORE_DIR):
             retriever.store = DocumentStore(directory / STORE_DIR)
         return retriever
+
+
+def _read_meta(path: Path) -> dict[str, Any]:
+    """An index's neurank.json, checked for the entries every index has; errors name the file and what was expected."""
+    expected = "a JSON object with format, config, tokenizer and doc_ids, as `neurank index` writes it"
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as error:
+        raise IndexMismatchError(
+            f"{path}: expected UTF-8 JSON ({expected}), found byte 0x{error.object[error.start]:02x} at offset "
+            f"{error.start}; rebuild the index"
+        ) from None
+    except json.JSONDecodeError as error:
+        raise IndexMismatchError(
+            f"{path}:{error.lineno}: expected {expected}, found invalid JSON ({error.msg} at column {error.colno}); "
+            "rebuild the index"
+        ) from None
+    if not isinstance(meta, dict):
+        raise IndexMismatchError(f"{path}: expected {expected}, found a JSON {type(meta).__name__}; rebuild the index")
+    if meta.get("format") != INDEX_FORMAT:
+        raise IndexMismatchError(
+            f"{path}: index format {meta.get('format')!r}, expected {INDEX_FORMAT}; rebuild it with `neurank index`"
+        )
+    missing = [key for key in ("config", "tokenizer", "doc_ids") if key not in meta]
+    if missing:
+        raise IndexMismatchError(f"{path}: expected {expected}; {', '.join(missing)} missing; rebuild the index")
+    doc_ids = meta["doc_ids"]
+    if not isinstance(doc_ids, list) or not all(isinstance(doc_id, str) for doc_id in doc_ids):
+        raise IndexMismatchError(f"{path}: expected doc_ids to be a list of strings; rebuild the index")
+    fingerprint = meta.get("fingerprint")
+    if fingerprint is not None and not isinstance(fingerprint, dict):
+        raise IndexMismatchError(f"{path}: expected the fingerprint to be a JSON object; rebuild the index")
+    return meta
+
+
+def _check_doc_ids(path: Path, doc_ids: list[str], fingerprint: Mapping[str, Any] | None) -> None:
+    # The ids say which document each row of the index arrays is: a list edited, reordered or cut short after
+    # indexing would name the wrong documents in every result.
+    if fingerprint is None:  # an index written before fingerprints: `check_collection` warns where it is used
+        return
+    if fingerprint.get("documents") != len(doc_ids) or fingerprint.get("doc_ids") != doc_ids_digest(doc_ids):
+        raise IndexMismatchError(
+            f"{path}: the document ids ({len(doc_ids)}) do not match the fingerprint written when the "
+            f"{fingerprint.get('documents')} documents were indexed (edited or reordered since), so results would "
+            "name the wrong documents; rebuild the index with `neurank index`"
+        )
 
 
 def build_index(
@@ -220,18 +378,26 @@ def build_index(
 
     Returns:
         The retriever, its index in memory (load it again with `mmap=True` to search with little memory).
+
+    Raises:
+        EmptyIndexError: `docs` held no document (naming `source["path"]` when given); nothing is written.
     """
     directory = Path(directory)
     _check_replaceable(directory)
     retriever = BM25Retriever(tokenizer, config)
-    with atomic_dir(directory) as tmp:
-        if store:
-            with DocumentStoreWriter(tmp / STORE_DIR) as writer:
-                retriever.index(writer.passing(docs), show_progress=show_progress)
-        else:
-            retriever.index(docs, show_progress=show_progress)
-        retriever.source = None if source is None else dict(source)
-        retriever._write(tmp)
+    try:
+        with atomic_dir(directory) as tmp:
+            if store:
+                with DocumentStoreWriter(tmp / STORE_DIR) as writer:
+                    retriever.index(writer.passing(docs), show_progress=show_progress)
+            else:
+                retriever.index(docs, show_progress=show_progress)
+            retriever.source = None if source is None else dict(source)
+            retriever._write(tmp)
+    except EmptyIndexError as error:
+        if source is None or "path" not in source:
+            raise
+        raise EmptyIndexError(f"{source['path']}: holds no documents; {error}") from None
     if store:
         retriever.store = DocumentStore(directory / STORE_DIR)
     return retriever

@@ -49,7 +49,18 @@ class DocumentStore(Mapping[str, Doc]):
         meta_path = self.directory / _META
         if not meta_path.is_file():
             raise FileNotFoundError(f"{self.directory}: not a neurank document store (no {_META})")
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        try:
+            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise ValueError(
+                f'{meta_path}: expected the JSON object a document store writes ({{"format": {STORE_FORMAT}, '
+                f'"documents": N}}), found unreadable text ({type(error).__name__}); rebuild it'
+            ) from None
+        if not isinstance(meta, dict) or not isinstance(meta.get("documents"), int):
+            raise ValueError(
+                f'{meta_path}: expected the JSON object a document store writes ({{"format": {STORE_FORMAT}, '
+                f'"documents": N}}), found {str(meta)[:60]!r}; rebuild it'
+            )
         if meta.get("format") != STORE_FORMAT:
             raise ValueError(f"{meta_path}: store format {meta.get('format')!r}, expected {STORE_FORMAT}; rebuild it")
         self._n = int(meta["documents"])

@@ -15,11 +15,11 @@ step); dev evaluation, model selection and the checkpoints then use the average,
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import random
 import time
-import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypedDict, cast
@@ -45,6 +45,7 @@ from neurank.inference.first_stage import FirstStage, bm25_first_stage
 from neurank.inference.fusion import tune_alpha
 from neurank.inference.scorer import InferenceOptions, Scorer
 from neurank.models import model_config_to_dict
+from neurank.models.layers import saved_model_config
 from neurank.runtime.allocator import tune_malloc
 from neurank.runtime.device import seed_everything, select_device
 from neurank.runtime.distributed import SINGLE_PROCESS, DistributedContext
@@ -52,7 +53,7 @@ from neurank.runtime.precision import autocast, check_precision, grad_scaler
 from neurank.training.checks import check_model, check_settings
 from neurank.training.losses import GROUPED, LOSSES, ranking_loss
 from neurank.training.model import make_model
-from neurank.training.tracking import TensorBoardLog, gradient_norm
+from neurank.training.tracking import TensorBoardLog, gradient_norm, read_metrics_lines
 
 
 class _TrainState(TypedDict):
@@ -171,9 +172,9 @@ def train(
     scalars to `output_dir/tensorboard` when tensorboard is installed; see `neurank.training.tracking`).
 
     Args:
-        resume: continue from `output_dir/last.pt` if it exists (a warning says when it does not, and training starts
-            from scratch); refused (ValueError naming the keys) when `config` differs from the one last.pt was
-            written with, beyond the keys in `RESUMABLE_CHANGES`.
+        resume: continue from `output_dir/last.pt` (FileNotFoundError when there is none: nothing is trained);
+            refused (ValueError naming the keys) when `config` differs from the one last.pt was written with,
+            beyond the keys in `RESUMABLE_CHANGES`.
         overwrite: train into a folder holding an earlier run (best.pt, last.pt, metrics.jsonl), replacing its files
             as the new ones are written; without it (or `resume`) such a folder is refused with FileExistsError.
         data: prepared data to reuse (several seeds on one collection); built from `config` when None.
@@ -190,6 +191,13 @@ def train(
     output_dir = Path(output_dir)
     train_cfg = config.train
     dist = distributed or SINGLE_PROCESS
+    # The device, the precision, the settings and the model options are checked before the output folder is made
+    # (a mistyped --device or model leaves nothing behind) and before the data is prepared (the expensive part).
+    device = dist.place(select_device(train_cfg.device))
+    check_precision(precision, device)
+    if data is None:
+        check_settings(config)
+        check_model(config)
     previous = None  # last.pt when resuming; read (and its config checked) before anything is prepared or written
     if dist.is_main:  # other ranks write nothing, possibly on machines without this folder
         _check_output_dir(output_dir, resume=resume, overwrite=overwrite)
@@ -200,19 +208,20 @@ def train(
         _remove_stale_temporaries(output_dir)
     progress = progress and dist.is_main
     seed_everything(train_cfg.seed)
-    device = dist.place(select_device(train_cfg.device))
-    check_precision(precision, device)
     if device.type == "cpu":
         tune_malloc()  # every step's activations would be fresh pages to fault in; see neurank.runtime.allocator
-    if data is None:  # settings and model options first: preparing the data is the expensive part
-        check_settings(config)
-        check_model(config)
+    if data is None:
         data = prepare_data(config)
     if dist.enabled:
         dist.check_same("vocabulary and examples", _data_fingerprint(data))
     metric = train_cfg.metric or data.collection.measures[0]
 
     seed_everything(train_cfg.seed)  # the model's initialisation must not depend on how data was prepared
+    if previous is not None:
+        # A run started before a scoring option existed resumes with the behaviour it started with.
+        before = previous.get("model_config") or {}
+        added = {k: v for k, v in saved_model_config(config.model, before).items() if k not in before}
+        config = dataclasses.replace(config, model_config={**added, **config.model_config})
     model = make_model(config, data.encoder.vocab_size, data.embeddings)
     set_idf = getattr(model, "set_idf", None)  # the models that weight query terms by IDF (DRMM, PACRR)
     if set_idf is not None and data.idf is not None:
@@ -418,10 +427,11 @@ def dev_summary(metric: str, unfused: float, fusion: dict | None, saved: bool = 
 def _read_last(output_dir: Path) -> dict[str, Any] | None:
     path = output_dir / "last.pt"
     if not path.is_file():
-        warnings.warn(
-            f"{path}: not found, so --resume has nothing to continue; training starts from scratch", stacklevel=3
+        # Refused rather than a fresh start: a mistyped --output-dir would otherwise train from scratch under a
+        # resume the user believes continues an earlier run.
+        raise FileNotFoundError(
+            f"{path}: not found, so --resume has nothing to continue; start the run without --resume"
         )
-        return None
     return load_checkpoint(path)  # on the CPU: random states must stay CPU tensors
 
 
@@ -536,6 +546,8 @@ def _truncate_metrics(path: Path, epochs: int) -> None:
     # A run killed after writing metrics for an epoch whose checkpoint did not land must not log that epoch twice.
     if not path.exists():
         return
-    lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    kept = [line for line in lines if json.loads(line)["epoch"] <= epochs]
-    path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+    records = read_metrics_lines(path)
+    kept = [line for line, record in records if record["epoch"] <= epochs]
+    if len(kept) < len(records):
+        with atomic_write(path) as handle:
+            handle.write("".join(line + "\n" for line in kept))

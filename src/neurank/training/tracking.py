@@ -10,12 +10,45 @@ x axis so the curves line up.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterable
 from pathlib import Path
 
 import torch
 from torch import nn
+
+
+def read_metrics_lines(path: str | Path) -> list[tuple[str, dict]]:
+    """The records of a `metrics.jsonl`, each with its line as written, in file order; [] when there is no file.
+
+    Raises:
+        ValueError: the file is not UTF-8, a line is not a JSON object, or a record has no integer ``epoch``,
+            naming the file and the line.
+    """
+    path = Path(path)
+    if not path.is_file():
+        return []
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        number = error.object[: error.start].count(b"\n") + 1
+        raise ValueError(
+            f"{path}:{number}: expected UTF-8 text (one JSON record per line), found byte "
+            f"0x{error.object[error.start]:02x}"
+        ) from None
+    records = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{path}:{number}: expected one JSON record per line ({error.msg})") from None
+        if not isinstance(record, dict) or not isinstance(record.get("epoch"), int):
+            raise ValueError(f'{path}:{number}: expected a JSON object with an integer "epoch", found {line[:60]!r}')
+        records.append((line, record))
+    return records
 
 
 def gradient_norm(parameters: Iterable[nn.Parameter], max_norm: float = 0.0) -> float | None:

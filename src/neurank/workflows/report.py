@@ -17,7 +17,6 @@ import base64
 import copy
 import datetime
 import html
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,6 +31,7 @@ from neurank.explain import NoInteractionMatrixError, explain_candidate, per_que
 from neurank.inference.checkpoint import load_checkpoint
 from neurank.inference.reranker import Reranker
 from neurank.retrieval import bm25_run
+from neurank.training.tracking import read_metrics_lines
 
 
 @dataclass
@@ -55,23 +55,12 @@ class RunResults:
 
 
 def read_metrics(path: str | Path) -> list[dict]:
-    """The records of a `metrics.jsonl`, in epoch order; [] when the file is missing.
+    """The records of a `metrics.jsonl`, in file order; [] when the file is missing.
 
     Raises:
-        ValueError: a line is not JSON (naming the file and the line).
+        ValueError: the file is not UTF-8 or a line is not a JSON record with an epoch (naming the file and the line).
     """
-    path = Path(path)
-    if not path.is_file():
-        return []
-    records = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError as error:
-            raise ValueError(f"{path}:{number}: expected one JSON record per line ({error.msg})") from None
-    return records
+    return [record for _, record in read_metrics_lines(path)]
 
 
 def evaluate_run_dir(
