@@ -185,5 +185,8 @@ def _manifest(
         lines.append("filtered: true")
     if folds:
         lines.append(f"folds: {folds}")
+    elif "train" in splits and "dev" not in splits:
+        lines.append("# The collection has no dev split: none is carved from train on loading.")
+        lines.append("dev_fraction: 0")
     lines.append(f"measures: [{', '.join(collection.measures)}]")
     return "\n".join(lines) + "\n"

@@ -291,6 +291,14 @@ def load_folder(
         queries = query_files[plan.queries["all"].path]
         qrels = drop_unknown_qrels(read_qrels_any(spec.path, spec.format), queries, docs, str(spec.path))
         k, test_fold = plan.folds, 0 if fold is None else fold
+        judged = {qrel.query_id for qrel in qrels}
+        if len(judged) < k:  # name the files: "cannot make 5 folds from 0 queries" alone says not which
+            raise FormatError(
+                spec.path,
+                None,
+                f"at least {k} judged queries to make {k} folds (manifest 'folds'), found {len(judged)} that are "
+                f"both in {relative(plan.queries['all'].path)} ({len(queries)} queries) and judged here",
+            )
         splits = kfold_splits(queries, qrels, k, test_fold)
         notes.append(
             f"{k} folds over the {len(splits['all'].queries)} judged queries of {spec.path.name} ({spec.key}): "

@@ -180,21 +180,38 @@ def _load_yaml(path: Path) -> tuple[dict[str, Any], dict[str, int]]:
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as error:
         raise ManifestError(path, None, "(file)", f"not UTF-8 text ({error.reason} at byte {error.start})") from None
-    loader = yaml.SafeLoader(text)
     lines: dict[str, int] = {}
+    loader = None
     try:
+        loader = yaml.SafeLoader(text)  # refuses characters YAML does not allow (NUL, most controls) right here
         node = loader.get_single_node()
         values = _python(node, "", loader, lines, path) if node is not None else {}
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        problem = getattr(error, "problem", None) or str(error)
+        line = mark.line + 1 if mark is not None else _reader_line(error, text)
+        problem = getattr(error, "problem", None) or _reader_problem(error)
         raise ManifestError(path, line, "(file)", f"not valid YAML: {problem}") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     if not isinstance(values, dict):
         raise ManifestError(path, 1, "(top level)", f"expected a mapping of keys ({', '.join(KEYS)})")
     return values, lines
+
+
+def _reader_line(error: yaml.YAMLError, text: str) -> int | None:
+    # A yaml.reader.ReaderError (a character YAML forbids) has a character position but no mark.
+    position = getattr(error, "position", None)
+    return None if position is None else text.count("\n", 0, position) + 1
+
+
+def _reader_problem(error: yaml.YAMLError) -> str:
+    character = getattr(error, "character", None)
+    if isinstance(character, str):
+        character = ord(character)
+    if isinstance(character, int):
+        return f"the character #x{character:04x} is not allowed in YAML"
+    return " ".join(str(error).split())
 
 
 def _python(node: yaml.Node, key: str, loader: yaml.SafeLoader, lines: dict[str, int], path: Path) -> Any:

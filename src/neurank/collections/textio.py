@@ -86,7 +86,9 @@ def atomic_write(path: str | Path, mode: str = "w", encoding: str | None = "utf-
     """Open a temporary file beside `path` and rename it over `path` only when the block ends without error.
 
     The file keeps the mode of the one it replaces (a new one gets the mode open() would give it), and the temporary
-    file is removed on every exception, KeyboardInterrupt included. A folder at `path` is refused (FileExistsError).
+    file is removed on every exception, KeyboardInterrupt included. A folder at `path` is refused (FileExistsError),
+    and so is a read-only file (PermissionError, before anything is written): renaming over it would succeed in a
+    writable folder, silently replacing a file its owner protected, as `cp` and `open` never do.
     """
     path = check_output_file(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -95,6 +97,13 @@ def atomic_write(path: str | Path, mode: str = "w", encoding: str | None = "utf-
         file_mode = stat.S_IMODE(path.stat().st_mode)
     except FileNotFoundError:
         file_mode = _new_file_mode()
+    else:
+        # Root may write anything (os.access says yes), so a file nobody may write counts as read-only too.
+        if not os.access(path, os.W_OK) or not file_mode & 0o222:
+            raise PermissionError(
+                f"{path}: the file is read-only (mode {file_mode:o}); make it writable or choose another path "
+                "(nothing was written)"
+            )
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         try:

@@ -41,13 +41,19 @@ def read_wikiqa_tsv(path: str | Path) -> list[WikiQARow]:
     non-UTF-8 bytes are handled by `read_lines`; blank lines are skipped. Rows with an empty Question or Sentence
     are kept (positions must line up with the `.ref` files) and reported in one `DataWarning`.
 
+    A (QuestionID, SentenceID) pair given twice is refused, naming both lines: a repeated row would take a position
+    in its question, shifting every later sentence's doc_id against the official `.ref` files (and the runs scored
+    with them), so a warning would leave every later id of that question wrong.
+
     Raises:
-        FormatError: a missing header, a row without exactly 7 fields, an empty id, or a Label other than 0/1.
+        FormatError: a missing header, a row without exactly 7 fields, an empty id, a Label other than 0/1, or a
+            (QuestionID, SentenceID) pair already given on an earlier line.
     """
     expected_fields = f"{len(HEADER)} tab-separated fields ({', '.join(HEADER)})"
     rows: list[WikiQARow] = []
     header_seen = False
     empty_lines: list[int] = []
+    first_line: dict[tuple[str, str], int] = {}
     for number, line in read_lines(path, "WikiQA TSV file"):
         if not header_seen:
             if tuple(line.split("\t")) != HEADER:
@@ -65,6 +71,11 @@ def read_wikiqa_tsv(path: str | Path) -> list[WikiQARow]:
                 raise FormatError(path, number, f"a non-empty {name}", line)
         if label not in ("0", "1"):
             raise FormatError(path, number, "Label 0 or 1", label)
+        if (question_id, sentence_id) in first_line:
+            where = first_line[question_id, sentence_id]
+            expected = f"a new SentenceID for QuestionID {question_id}, but {sentence_id} was already on line {where}"
+            raise FormatError(path, number, expected + " (a repeated row shifts every later sentence id)", line)
+        first_line[question_id, sentence_id] = number
         if not question.strip() or not sentence.strip():
             empty_lines.append(number)
         rows.append(WikiQARow(question_id, question, document_id, title, sentence_id, sentence, int(label)))
