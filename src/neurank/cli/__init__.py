@@ -10,6 +10,7 @@ One module per command group, each registering its commands on the one Typer `ap
     evaluate      evaluate, baseline
     train         train, experiment
     rerank        rerank, export
+    serve         serve
     results_table benchmark
     explain       explain, report
     embeddings    embeddings train
@@ -22,7 +23,7 @@ from neurank.cli._common import app, main
 # Importing a module registers its commands, and `neurank --help` lists them in registration order: a tour from
 # the collections to seeing inside a model, not the alphabet.
 # isort: off
-from neurank.cli import collections, evaluate, train, rerank, results_table, explain, embeddings  # noqa: F401
+from neurank.cli import collections, evaluate, train, rerank, serve, results_table, explain, embeddings  # noqa: F401
 # isort: on
 
 __all__ = ["app", "main"]

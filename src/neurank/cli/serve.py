@@ -1,0 +1,110 @@
+"""`neurank serve`: trained re-rankers behind an HTTP service that Cohere, Jina and text-embeddings-inference
+clients can call (`neurank.serving`, the `serve` extra)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from neurank.cli._common import app
+
+
+def parse_models(checkpoint: Path | None, models: list[str]) -> dict[str, Path]:
+    """Name -> model file, from the positional CHECKPOINT and the repeated `--model NAME=PATH`.
+
+    A lone CHECKPOINT is served under its folder's name when it is a `best.pt` / `last.pt` (runs/wikiqa/best.pt ->
+    "wikiqa"), else under its file name without the suffix.
+
+    Raises:
+        ValueError: no model, a malformed or repeated --model. FileNotFoundError: a model file is missing.
+        CheckpointError: a file is neither a PyTorch checkpoint nor an ONNX model.
+    """
+    from neurank.inference.loader import model_file_format
+
+    served: dict[str, Path] = {}
+    if checkpoint is not None:
+        name = checkpoint.parent.name if checkpoint.stem in ("best", "last") and checkpoint.parent.name else None
+        served[name or checkpoint.stem] = checkpoint
+    for entry in models:
+        name, sep, file = entry.partition("=")
+        if not sep or not name.strip() or not file.strip():
+            raise ValueError(f"--model {entry!r}: expected NAME=PATH, e.g. --model wikiqa=runs/wikiqa/best.pt")
+        if name.strip() in served:
+            raise ValueError(f"--model {entry!r}: the name {name.strip()!r} is served twice")
+        served[name.strip()] = Path(file.strip())
+    if not served:
+        raise ValueError("nothing to serve: give a CHECKPOINT or --model NAME=PATH")
+    for name, path in served.items():
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: model file not found (model {name!r})")
+        model_file_format(path)  # before binding the port: a file that is no model is refused at once
+    return served
+
+
+@app.command("serve")
+def serve_cmd(
+    checkpoint: Path | None = typer.Argument(
+        None, help="A best.pt / last.pt written by `neurank train`, or a .onnx from `neurank export`."
+    ),
+    model: list[str] = typer.Option(
+        [], "--model", help="NAME=PATH: serve a model under NAME (repeat for several); requests pick it by `model`."
+    ),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to bind; 0.0.0.0 exposes the service."),
+    port: int = typer.Option(8080, "--port", min=0, max=65535),
+    api_key_file: Path | None = typer.Option(
+        None,
+        "--api-key-file",
+        help="File whose first line is the key clients must send as 'Authorization: Bearer KEY' (default: "
+        "$NEURANK_API_KEY; neither: no key). Never given on the command line, where other users can read it.",
+    ),
+    max_documents: int = typer.Option(1000, "--max-documents", min=1, help="Most documents per request (else 413)."),
+    max_request_bytes: int = typer.Option(
+        4 << 20, "--max-request-bytes", min=1, help="Largest request body in bytes (else 413)."
+    ),
+    queue_size: int = typer.Option(
+        64, "--queue-size", min=1, help="Requests waiting to be scored per model (one more: 503 with Retry-After)."
+    ),
+    max_cells: int = typer.Option(
+        1 << 22,
+        "--max-cells",
+        min=1,
+        help="Cell budget of one scoring call: concurrent requests are gathered while documents x max query length "
+        "x max document length stays under it.",
+    ),
+    device: str = typer.Option("auto", "--device"),
+    batch_size: int = typer.Option(256, "--batch-size", min=1, help="Most pairs per forward pass."),
+    threads: int | None = typer.Option(
+        None, "--threads", min=1, help="Torch threads for scoring (default: the cores this process may use)."
+    ),
+    drain_seconds: float = typer.Option(
+        30.0, "--drain-seconds", min=0, help="On SIGTERM, how long to wait for the requests in flight."
+    ),
+    log_level: str = typer.Option("info", "--log-level"),
+    access_log: bool = typer.Option(False, "--access-log", help="Log every request (uvicorn's access log)."),
+) -> None:
+    """Serve trained re-rankers over HTTP: POST /v1/rerank and /v2/rerank (Cohere, Jina), POST /rerank
+    (text-embeddings-inference), GET /health, GET /metrics (Prometheus), GET /docs (OpenAPI).
+
+    Concurrent requests are scored together in shared batches; SIGTERM answers the requests in flight, then exits."""
+    from neurank.serving.server import read_api_key, require_serve, serve
+
+    require_serve()
+    from neurank.serving.app import ServeLimits
+
+    api_key = read_api_key(api_key_file)
+    sources = parse_models(checkpoint, model)
+    limits = ServeLimits(max_documents, max_request_bytes, queue_size, max_cells)
+    serve(
+        dict(sources),
+        host=host,
+        port=port,
+        api_key=api_key,
+        limits=limits,
+        device=device,
+        batch_size=batch_size,
+        threads=threads,
+        drain_seconds=drain_seconds,
+        log_level=log_level,
+        access_log=access_log,
+    )
