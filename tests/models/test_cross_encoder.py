@@ -170,3 +170,86 @@ def test_neuranks_loop_fine_tunes_it_on_the_tiny_collection(tiny_bert_folder, ti
     shutil.rmtree(tiny_bert_folder)
     reranker = load_reranker(tmp_path / "run" / "best.pt", device="cpu")
     assert reranker.predict(PAIRS).shape == (len(PAIRS),)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Passages: MaxP and FirstP over documents longer than a passage.
+
+PASSAGE_CASES = [
+    ("cross_encoder", {"passages": "maxp", "passage_len": 6, "passage_stride": 3}),
+    ("cross_encoder", {"passages": "maxp", "passage_len": 5, "passage_stride": 5, "use_first_stage_score": True}),
+    ("cross_encoder", {"passages": "firstp", "passage_len": 7, "passage_stride": 4}),
+]
+
+
+def test_split_passages_reads_the_real_tokens_in_overlapping_windows():
+    from neurank.models.cross_encoder import split_passages
+
+    doc_ids = torch.tensor([[5, 6, 7, 8, 9, 10, 11, 0, 0], [5, 0, 6, 0, 0, 0, 0, 0, 0]])
+    doc_mask = torch.tensor([[1] * 7 + [0] * 2, [1, 0, 1, 0, 0, 0, 0, 0, 0]]).bool()  # a hole in the second row
+    passage_ids, passage_mask, passage_valid = split_passages(doc_ids, doc_mask, 4, 2)
+    # Padded length 9: passages start at 0, 2, 4, 6.
+    assert passage_ids.tolist()[0] == [[5, 6, 7, 8], [7, 8, 9, 10], [9, 10, 11, 0], [11, 0, 0, 0]]
+    assert passage_ids.tolist()[1][0] == [5, 6, 0, 0]
+    assert passage_mask[0].sum(1).tolist() == [4, 4, 3, 1] and passage_mask[1].sum(1).tolist() == [2, 0, 0, 0]
+    # The fourth passage of row 0 starts inside the document, but the third already reached its end: left out.
+    assert passage_valid.tolist() == [[True, True, True, False], [True, False, False, False]]
+    # More padding gives more passages, none of them kept; the kept ones are the same.
+    padded = split_passages(torch.nn.functional.pad(doc_ids, (0, 8)), torch.nn.functional.pad(doc_mask, (0, 8)), 4, 2)
+    assert padded[0].shape[1] > passage_ids.shape[1] and padded[2][:, 4:].sum() == 0
+    assert torch.equal(padded[0][:, :4], passage_ids) and torch.equal(padded[2][:, :4], passage_valid)
+
+
+@pytest.mark.parametrize("options", [case[1] for case in PASSAGE_CASES], ids=lambda o: o["passages"])
+def test_passage_scores_are_the_best_or_the_first_of_each_passage_scored_alone(options):
+    from .test_contract import make_batch
+
+    torch.manual_seed(0)
+    model = build_model("cross_encoder", 40, options).eval()
+    with torch.no_grad():
+        model.score.weight.normal_(0.0, 10.0)  # scores far enough apart that the best passage is not a near tie
+    query_ids, doc_ids, first_stage_score, _ = make_batch()
+    length, stride = options["passage_len"], options["passage_stride"]
+    several = best_not_first = 0
+    with torch.no_grad():
+        scores = model(query_ids, doc_ids, first_stage_score=first_stage_score)
+        for i in range(len(scores)):
+            query, doc = query_ids[i][query_ids[i] != 0][None], doc_ids[i][doc_ids[i] != 0]
+            starts = [0, *range(stride, len(doc) - length + stride, stride)]  # until a passage reaches the end
+            several += len(starts) > 1
+            alone = torch.cat(
+                [
+                    model.score_pairs(
+                        query, doc[start : start + length][None], None, None, first_stage_score[i : i + 1]
+                    )
+                    for start in starts
+                ]
+            )
+            best_not_first += bool(alone.max() > alone[0] + 1e-3)
+            expected = alone[0] if options["passages"] == "firstp" else alone.max()
+            torch.testing.assert_close(scores[i], expected, atol=1e-5, rtol=0)
+    assert several >= 4 and best_not_first >= 2  # MaxP and FirstP differ on this batch
+
+
+@pytest.fixture(params=PASSAGE_CASES, ids=lambda case: case[1]["passages"] + str(case[1]["passage_len"]))
+def passage_case(request):
+    return request.param
+
+
+def test_passage_variants_keep_the_model_contract(passage_case, tmp_path):
+    from . import test_contract as contract
+
+    contract.test_output_is_one_logit_per_pair(passage_case)
+    contract.test_extra_padding_never_changes_a_score(passage_case)
+    contract.test_every_parameter_receives_a_gradient(passage_case)
+    contract.test_save_load_round_trip_gives_identical_scores(passage_case, tmp_path)
+
+
+def test_bad_passage_options_name_the_option():
+    for options, key in [
+        ({"passages": "best"}, "passages"),
+        ({"passages": "maxp", "passage_len": 0}, "passage_len"),
+        ({"passages": "maxp", "passage_len": 8, "passage_stride": 9}, "passage_stride"),
+    ]:
+        with pytest.raises(ConfigError, match=f"^{key}: expected"):
+            build_model("cross_encoder", 40, options)

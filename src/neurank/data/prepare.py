@@ -38,7 +38,7 @@ from neurank.text import Tokenizer, TokenizerConfig, Vocab, WordEncoder, WordPie
 from neurank.text.vocab import SPECIALS
 
 # The models that read a pretrained transformer from `model_config.hf_model`, and so take its word pieces.
-WORD_PIECE_MODELS = ("cross_encoder",)
+WORD_PIECE_MODELS = ("cross_encoder", "cedr_cnn_joint", "cedr_cnn", "cedr_knrm", "cedr_pacrr", "pooled_cosine")
 
 
 @dataclass
@@ -303,7 +303,7 @@ def word_piece_folder(config: ExperimentConfig) -> Path | None:
     if config.model not in WORD_PIECE_MODELS:
         raise ConfigError(
             f"model_config.hf_model: model {config.model!r} reads no pretrained transformer (those that do: "
-            f"{', '.join(WORD_PIECE_MODELS)}); set model=cross_encoder, or remove model_config.hf_model"
+            f"{', '.join(WORD_PIECE_MODELS)}); choose one of them with model=NAME, or remove model_config.hf_model"
         )
     if not isinstance(hf_model, str) or not hf_model.strip():
         raise ConfigError(

@@ -1,0 +1,145 @@
+"""Zero-shot scoring with a sentence encoder: the cosine of the query's and the document's pooled token vectors.
+
+Reimers, Gurevych. "Sentence-BERT: Sentence Embeddings using Siamese BERT-Networks". EMNLP 2019.
+
+Each text goes through the transformer alone (`[CLS] text [SEP]`), its token vectors (special tokens included, as
+sentence-transformers pools them) are averaged under the attention mask (`pooling` "mean"; "cls" takes the `[CLS]`
+vector), and the score is `scale * cosine(query, document) + bias`. With `scale` 1 and `bias` 0, as built, the
+ranking is the encoder's own: a sentence encoder such as all-MiniLM-L6-v2 (`hf_model`) scores a collection with no
+training at all, a baseline row for the results table (`neurank.inference.Reranker(model, encoder)` re-ranks with
+it like with any trained model). Training adjusts `scale` and `bias` (calibrated probabilities) and, unless
+`freeze`, fine-tunes the transformer as a bi-encoder. A frozen transformer's pooled vectors are computed once per
+text and cached (`cache`), keyed by the text's word-piece ids.
+
+The signature is every ranker's: word-piece ids without special tokens (`neurank.text.WordPieceEncoder`), masks,
+and PAD never changes a score. The transformer is read and stored as for `neurank.models.cross_encoder`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from neurank.models.cedr import TransformerRanker, join_single
+from neurank.models.cross_encoder import check_transformer_options
+from neurank.models.layers import first_stage_column, resolve_masks
+from neurank.models.registry import register
+
+POOLINGS = ("mean", "cls")
+
+
+@dataclass(frozen=True)
+class PooledCosineConfig:
+    """Zero-shot (pooled cosine) settings.
+
+    Attributes:
+        hf_model, hf_config, cls_id, sep_id: the transformer, as in `neurank.models.cross_encoder.CrossEncoderConfig`.
+        pooling: "mean" (the average of the token vectors, `[CLS]` and `[SEP]` included: sentence-transformers'
+            mean pooling) or "cls" (the `[CLS]` vector).
+        freeze: keep the transformer fixed when trained (only `scale`, `bias` learn); its vectors are then cached.
+        cache: with `freeze`, keep each text's pooled vector once computed (not while exporting).
+        cache_max_mb: stop adding to the cache past this many megabytes (a text costs hidden x 4 bytes).
+        use_first_stage_score: add the (already normalised) first-stage score, times a learned weight (0 as built).
+    """
+
+    hf_model: str | None = None
+    hf_config: dict[str, Any] | None = None
+    cls_id: int | None = None
+    sep_id: int | None = None
+    pooling: str = "mean"
+    freeze: bool = False
+    cache: bool = True
+    cache_max_mb: int = 512
+    use_first_stage_score: bool = False
+
+    def __post_init__(self):
+        check_transformer_options(self)
+        if self.pooling not in POOLINGS:
+            raise ValueError(f"pooling: expected one of {', '.join(POOLINGS)}, got {self.pooling!r}")
+        if self.cache_max_mb < 0:
+            raise ValueError(f"cache_max_mb must be >= 0, got {self.cache_max_mb}")
+
+
+@register("pooled_cosine", PooledCosineConfig)
+class PooledCosine(TransformerRanker):
+    """`scale * cosine(pooled(query), pooled(document)) + bias`, each text encoded alone.
+
+    Args:
+        vocab_size: ids the text encoder gives (`WordPieceEncoder.vocab_size`).
+        config: a `PooledCosineConfig`; None for the defaults (a tiny random BERT).
+        embeddings: must be None.
+    """
+
+    has_interaction_matrix = False
+
+    def __init__(self, vocab_size: int, config: PooledCosineConfig | None = None, embeddings: Tensor | None = None):
+        config = config or PooledCosineConfig()
+        super().__init__(vocab_size, config, embeddings, "pooled_cosine", frozen=config.freeze)
+        # Built as the identity on the cosine, so an untrained model ranks as the encoder does.
+        self.scale = nn.Parameter(torch.ones(()))
+        self.bias = nn.Parameter(torch.zeros(()))
+        self.first_stage_weight = nn.Parameter(torch.zeros(1)) if config.use_first_stage_score else None
+
+    def text_vectors(self, ids: Tensor, mask: Tensor) -> Tensor:
+        """Each text's pooled vector: (B, L) ids and bool mask -> (B, H)."""
+        if self.max_positions is not None:
+            mask = mask & (mask.long().cumsum(1) <= self.max_positions - 2)
+        if not self.caching():
+            return self._pool(ids, mask)
+
+        def compute(rows_ids: Tensor, rows_mask: Tensor) -> list[tuple[Tensor, ...]]:
+            return [(vector,) for vector in self._pool(rows_ids, rows_mask).cpu()]
+
+        rows = self.cached_rows(ids, mask, compute)
+        return torch.stack([vector for (vector,) in rows]).to(ids.device)  # (B, H)
+
+    def _pool(self, ids: Tensor, mask: Tensor) -> Tensor:
+        cls_id, sep_id = self.config.cls_id, self.config.sep_id
+        input_ids, attention_mask, _, _ = join_single(ids, mask, cls_id, sep_id, self.max_positions)
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.frozen):
+            hidden = self.run_encoder(input_ids, attention_mask).last_hidden_state  # (B, L', H)
+        if self.config.pooling == "cls":
+            return hidden[:, 0]  # (B, H)
+        weights = attention_mask.to(hidden.dtype)[:, :, None]  # (B, L', 1)
+        return (hidden * weights).sum(1) / weights.sum(1)  # (B, H)
+
+    def forward(
+        self,
+        query_ids: Tensor,
+        doc_ids: Tensor,
+        query_mask: Tensor | None = None,
+        doc_mask: Tensor | None = None,
+        first_stage_score: Tensor | None = None,
+    ) -> Tensor:
+        """Score each pair.
+
+        Args:
+            query_ids: (B, Lq) word-piece ids, no special tokens; doc_ids: (B, Ld); masks (B, Lq), (B, Ld), derived
+                from PAD when None; first_stage_score: (B,), read when `use_first_stage_score`.
+        Returns:
+            (B,) logits: scale * cosine + bias (+ weight * first-stage score).
+        """
+        query_mask, doc_mask = resolve_masks(query_ids, doc_ids, query_mask, doc_mask)
+        query_vector = F.normalize(self.text_vectors(query_ids, query_mask), dim=-1)  # (B, H)
+        doc_vector = F.normalize(self.text_vectors(doc_ids, doc_mask), dim=-1)  # (B, H)
+        cosine = (query_vector * doc_vector).sum(-1)  # (B,)
+        scores = self.scale * cosine + self.bias  # (B,)
+        if self.first_stage_weight is not None:
+            first_stage = first_stage_column(first_stage_score, self.config, scores)[:, 0]  # (B,)
+            scores = scores + self.first_stage_weight * first_stage
+        return scores
+
+    def flops_per_pair(self, query_len: int, doc_len: int) -> int:
+        """The transformer's linear layers over each text alone (`[CLS] text [SEP]`, cut at the window), as
+        `CrossEncoder.flops_per_pair` counts them; pooling and the cosine are element-wise work, left out."""
+        hf_config = self.encoder.config
+        hidden, inner = hf_config.hidden_size, hf_config.intermediate_size
+        total = 0
+        for length in (query_len, doc_len):
+            tokens = length + 2 if self.max_positions is None else min(length + 2, self.max_positions)
+            total += hf_config.num_hidden_layers * 2 * tokens * hidden * (4 * hidden + 2 * inner)
+        return total
