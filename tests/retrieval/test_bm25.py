@@ -1,6 +1,7 @@
 """BM25 first stage: scores checked by hand, runs, persistence, answer-selection scoring."""
 
 import math
+import warnings
 
 import pytest
 
@@ -105,3 +106,27 @@ def test_bm25_run_dispatches_on_the_collection_task():
     collection = Collection("toy", ANSWER_SELECTION, docs={}, splits={"test": split})
     run = bm25_run(collection, "test")
     assert {r.doc_id for r in run} == {"0", "1"}
+
+
+@pytest.mark.parametrize(
+    ("query", "texts"),
+    [
+        ("the", ["a cat sat", "a dog ran"]),  # a query of stop words only: no term to look up
+        ("???", ["a cat sat", "a dog ran"]),  # punctuation only
+        ("cat", ["the", "!!!"]),  # no candidate has a term to index
+    ],
+)
+def test_a_query_or_pool_without_terms_scores_every_candidate_0(query, texts):
+    # These reached bm25s as an empty token list (IndexError) or an empty index (ValueError): a server answered 500
+    # to a request for "the", and `Reranker.rank` raised.
+    docs = [Doc(str(i), text) for i, text in enumerate(texts)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataWarning)  # "documents have no tokens": said where it applies
+        run = score_candidates({"q": Query("q", query)}, {"q": docs})
+    assert [(r.doc_id, r.score) for r in run] == [("0", 0.0), ("1", 0.0)]
+
+
+def test_scores_of_a_query_without_terms_are_0_for_every_document():
+    retriever = BM25Retriever().index([Doc("a", "cats purr"), Doc("b", "dogs bark")])
+    assert retriever.scores("the of and").tolist() == [0.0, 0.0]
+    assert retriever.scores("cats").tolist()[0] > 0

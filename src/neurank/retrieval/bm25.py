@@ -168,8 +168,12 @@ class BM25Retriever:
         return self._bm25
 
     def scores(self, query_text: str) -> np.ndarray:
-        """BM25 score of every indexed document for one query, in index order."""
-        return self.bm25.get_scores(self.tokenizer.tokenize(query_text))
+        """BM25 score of every indexed document for one query, in index order (all 0 for a query without tokens:
+        stop words or punctuation only)."""
+        tokens = self.tokenizer.tokenize(query_text)
+        if not tokens:
+            return np.zeros(len(self.doc_ids), dtype=np.float32)
+        return self.bm25.get_scores(tokens)
 
     def search(self, queries: Iterable[Query], k: int = 1000) -> list[ScoredDoc]:
         """Top-`k` documents per query.
@@ -577,17 +581,20 @@ def score_candidates(
     """BM25 scores of each query's given candidates, with statistics from the pool of all candidates.
 
     Candidate texts are pooled by text, so a sentence that is a candidate for several questions counts once in the
-    document frequencies. Every candidate gets a score (0 when it shares no term with the query), since the
-    candidate list is the ranking being evaluated.
+    document frequencies. Every candidate gets a score (0 when it shares no term with the query, when the query has
+    no token, and when no candidate has one), since the candidate list is the ranking being evaluated.
     """
     pool_index: dict[str, int] = {}
     for query_id in queries:
         for doc in candidates.get(query_id, ()):
             pool_index.setdefault(doc.text, len(pool_index))
-    retriever = BM25Retriever(tokenizer, config).index(Doc(str(i), text) for text, i in pool_index.items())
+    builder = BM25Retriever(tokenizer, config)
+    # A pool of stop words and punctuation only has no term to index: nothing matches, every score is 0.
+    has_terms = any(builder.tokenizer.tokenize_batch(list(pool_index)))
+    retriever = builder.index(Doc(str(i), text) for text, i in pool_index.items()) if has_terms else None
     run: list[ScoredDoc] = []
     for query_id, query in queries.items():
-        scores = retriever.scores(query.text)
+        scores = retriever.scores(query.text) if retriever is not None else np.zeros(len(pool_index))
         for doc in candidates.get(query_id, ()):
             run.append(ScoredDoc(query_id, doc.doc_id, float(scores[pool_index[doc.text]])))
     return run
