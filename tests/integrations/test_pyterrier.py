@@ -189,7 +189,7 @@ def test_a_ranker_that_reads_no_first_stage_score_ignores_it():
 def test_without_pyterrier_the_error_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "pyterrier", None)  # what an environment without the package shows
     monkeypatch.delitem(sys.modules, "neurank.integrations.pyterrier")
-    with pytest.raises(ImportError, match=r'pyterrier is missing\): pip install "neurank\[pyterrier\]"'):
+    with pytest.raises(ImportError, match=r'pyterrier is missing\): pip install -e "\.\[pyterrier\]" in the neurank'):
         importlib.import_module("neurank.integrations.pyterrier")
 
 
@@ -245,3 +245,21 @@ def test_loaded_reranker_and_path_give_the_same_scores(trained):
     loaded = NeurankReranker(load_reranker(trained / "best.pt", device="cpu")).transform(frame)
     assert from_path["score"].tolist() == loaded["score"].tolist()
     assert from_path["rank"].tolist() == loaded["rank"].tolist()
+
+
+@pytest.mark.slow
+def test_a_query_without_bm25_terms_is_re_ranked(fused_checkpoint):
+    # "the" is a stop word to the checkpoint's BM25 and "???" has no token at all: BM25 scores every candidate 0, and
+    # the fused model still ranks them, as `Reranker.rank` does.
+    reranker = load_reranker(fused_checkpoint, device="cpu")
+    texts = ["hamlet was written by shakespeare", "the", "", "!!!", "paris is the capital of france"]
+    rows = [(f"q{n}", query, f"d{i}", text) for n, query in enumerate(["the", "???"]) for i, text in enumerate(texts)]
+    frame = pd.DataFrame(rows, columns=["qid", "query", "docno", "text"])
+    out = NeurankReranker(reranker).transform(frame)
+    assert len(out) == len(frame) and np.isfinite(out["score"]).all()
+    for query_id, query in (("q0", "the"), ("q1", "???")):
+        ranked = reranker.rank(query, texts)
+        assert all(0.0 <= r.score <= 1.0 for r in ranked)  # fused: in [0, 1]
+        got = out[out["qid"] == query_id]
+        assert got["docno"].tolist() == [f"d{r.doc_id}" for r in ranked]
+        assert got["score"].tolist() == pytest.approx([r.score for r in ranked], abs=1e-6)

@@ -4,6 +4,7 @@ draining, over an untrained tiny MatchPyramid (scores need no training to be com
 from __future__ import annotations
 
 import asyncio
+import copy
 import threading
 import time
 
@@ -13,7 +14,7 @@ import torch
 from fastapi.testclient import TestClient
 from scipy.special import expit
 
-from neurank.inference import Reranker
+from neurank.inference import Reranker, load_reranker
 from neurank.inference.base import ALONE_CANDIDATES, QueryDocs
 from neurank.models.match_pyramid import MatchPyramid, MatchPyramidConfig
 from neurank.serving.app import ServeLimits, create_app
@@ -190,11 +191,86 @@ def test_api_key_is_required_except_on_health(reranker):
         missing = client.post("/v2/rerank", json=request)
         assert missing.status_code == 401 and missing.headers["www-authenticate"] == "Bearer"
         assert "Authorization: Bearer" in missing.json()["message"]
-        wrong = client.post("/v2/rerank", json=request, headers={"Authorization": "Bearer nope"})
-        assert wrong.status_code == 401
+        assert missing.json()["message"].startswith("no API key was sent")
+        refused = {
+            "Bearer nope": "a wrong API key",
+            "Bearer ": "an empty bearer token",  # what a client with an unset $NEURANK_API_KEY sends
+            f"Basic {KEY}": "the Authorization header uses the scheme 'Basic', not Bearer",
+        }
+        for header, why in refused.items():
+            answer = client.post("/v2/rerank", json=request, headers={"Authorization": header})
+            assert answer.status_code == 401 and answer.json()["message"].startswith(why), (header, answer.text)
         assert client.get("/metrics").status_code == 401
-        good = client.post("/v2/rerank", json=request, headers={"Authorization": f"Bearer {KEY}"})
-        assert good.status_code == 200
+        for scheme in ("Bearer", "bearer", "BEARER"):  # RFC 7235: the scheme is case-insensitive
+            good = client.post("/v2/rerank", json=request, headers={"Authorization": f"{scheme} {KEY}"})
+            assert good.status_code == 200, (scheme, good.text)
+
+
+TOKENLESS = ["the", "", "!!!", DOCS[0], "???"]  # this tokenizer keeps stop words: "the" has a token
+
+
+@pytest.mark.parametrize("query", ["the", "???", QUERY])
+def test_texts_without_tokens_are_scored_and_named_in_warnings(client, reranker, query):
+    body = client.post("/v2/rerank", json={"query": query, "documents": TOKENLESS}).json()
+    scores = {r["index"]: r["relevance_score"] for r in body["results"]}
+    assert sorted(scores) == list(range(len(TOKENLESS))), body
+    logits = reranker.predict([(query, doc) for doc in TOKENLESS])
+    np.testing.assert_allclose([scores[i] for i in range(len(TOKENLESS))], expit(logits.astype(np.float64)), atol=1e-6)
+    warnings = body["meta"]["warnings"]
+    assert [w for w in warnings if w.startswith("documents 1, 2, 4 are empty after tokenisation")], warnings
+    assert any(w.startswith("the query has no token") for w in warnings) == (query == "???"), warnings
+    assert len(warnings) == 1 + (query == "???")
+    again = client.post("/v2/rerank", json={"query": query, "documents": TOKENLESS}).json()  # the texts are cached
+    assert again["meta"]["warnings"] == warnings
+    ranks = client.post("/rerank", json={"query": query, "texts": TOKENLESS}).json()
+    assert sorted(r["index"] for r in ranks) == list(range(len(TOKENLESS))), ranks
+    assert all(0.0 <= r["score"] <= 1.0 for r in ranks)
+
+
+@pytest.mark.slow
+def test_a_fused_model_answers_its_fused_scores_and_without_fusion_probabilities(fused_checkpoint):
+    local = load_reranker(fused_checkpoint, device="cpu")
+    alpha = local.fusion_alpha
+    assert alpha is not None and local.reads_first_stage_feature
+    ranked = local.rank(QUERY, DOCS)
+    with TestClient(create_app({"fused": fused_checkpoint}, loader=lambda path: load_reranker(path, device="cpu"))) as (
+        client
+    ):
+        wait_ready(client)
+        body = client.post("/v2/rerank", json={"query": QUERY, "documents": DOCS}).json()
+        assert [r["index"] for r in body["results"]] == [int(r.doc_id) for r in ranked]
+        relevance = [r["relevance_score"] for r in body["results"]]
+        np.testing.assert_allclose(relevance, [r.score for r in ranked], atol=1e-6)  # the fused score, no sigmoid
+        assert all(0.0 <= score <= 1.0 for score in relevance)
+        (note,) = body["meta"]["warnings"]
+        assert f"{alpha:g} x the model's scores" in note and "not a calibrated probability" in note
+        assert "--no-fusion" in note
+        for raw in (True, False):  # TEI: raw_scores or not, a fused model's score is the fused score
+            ranks = client.post("/rerank", json={"query": QUERY, "texts": DOCS, "raw_scores": raw}).json()
+            np.testing.assert_allclose([r["score"] for r in ranks], [r.score for r in ranked], atol=1e-6)
+        for query in ("the", "???"):  # BM25 (stop words dropped) has no term: it scores every document 0
+            body = client.post("/v2/rerank", json={"query": query, "documents": TOKENLESS})
+            assert body.status_code == 200, body.text
+            expected = local.rank(query, TOKENLESS)
+            got = {r["index"]: r["relevance_score"] for r in body.json()["results"]}
+            np.testing.assert_allclose([got[int(r.doc_id)] for r in expected], [r.score for r in expected], atol=1e-6)
+            assert all(0.0 <= score <= 1.0 for score in got.values()) and len(got) == len(TOKENLESS)
+            ranks = client.post("/rerank", json={"query": query, "texts": TOKENLESS, "raw_scores": True})
+            assert ranks.status_code == 200, ranks.text
+            assert np.isfinite([r["score"] for r in ranks.json()]).all()
+
+    with TestClient(create_app({"fused": local}, fusion=False)) as client:  # --no-fusion
+        wait_ready(client)
+        body = client.post("/v2/rerank", json={"query": QUERY, "documents": DOCS}).json()
+    assert local.fusion_alpha == alpha  # the re-ranker handed in is left as it was
+    unfused = copy.copy(local)
+    unfused.fusion_alpha = None
+    logits = unfused.rank(QUERY, DOCS)
+    assert [r["index"] for r in body["results"]] == [int(r.doc_id) for r in logits]
+    np.testing.assert_allclose(
+        [r["relevance_score"] for r in body["results"]], expit([r.score for r in logits]), atol=1e-6
+    )
+    assert body["meta"]["warnings"] == [] and body["meta"]["first_stage"] == "computed"
 
 
 def test_metrics_count_requests_errors_and_batches(client):
@@ -250,8 +326,8 @@ def test_batcher_gathers_waiting_requests_refuses_a_full_queue_and_drains(rerank
     results = asyncio.run(scenario())
     assert gate.calls == [1, 3]  # the three that waited were scored together
     expected = reranker.predict([(QUERY, doc) for doc in DOCS])
-    np.testing.assert_allclose(results[0].scores, expected, atol=1e-6)
-    np.testing.assert_allclose(results[3].scores, expected[:3], atol=1e-6)
+    np.testing.assert_allclose(results[0].outcome.scores, expected, atol=1e-6)
+    np.testing.assert_allclose(results[3].outcome.scores, expected[:3], atol=1e-6)
     batcher.close(10)
 
     async def after_close():
@@ -323,5 +399,5 @@ def test_api_key_comes_from_a_file_or_the_environment(tmp_path):
 
 def test_a_missing_extra_names_the_install_command(monkeypatch):
     monkeypatch.setitem(__import__("sys").modules, "uvicorn", None)
-    with pytest.raises(ImportError, match=r'pip install "neurank\[serve\]"'):
+    with pytest.raises(ImportError, match=r'pip install -e "\.\[serve\]" in the neurank repository'):
         require_serve()

@@ -5,6 +5,7 @@ Scores are compared with the same models loaded in this process."""
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import signal
 import socket
@@ -131,10 +132,12 @@ def test_fused_model_takes_given_first_stage_scores_or_computes_them(server, loc
     assert [r["index"] for r in given] == expected_order(expected)
     ranked = local["fused"].rank(QUERY, DOCS)
     assert [r["index"] for r in computed["results"]] == [int(r.doc_id) for r in ranked]
+    # a fused score is already in [0, 1] (normalised within the request): served as it is, with a note saying so
     np.testing.assert_allclose(
-        [r["relevance_score"] for r in computed["results"]], expit([r.score for r in ranked]), atol=1e-6
+        [r["relevance_score"] for r in computed["results"]], [r.score for r in ranked], atol=1e-6
     )
     assert computed["meta"]["first_stage"] == "computed"
+    assert [w for w in computed["meta"]["warnings"] if "--no-fusion" in w]
 
 
 @pytest.mark.parametrize(
@@ -170,6 +173,33 @@ def test_metrics_in_prometheus_text(server):
         "neurank_queue_depth",
     ):
         assert name in response.text
+
+
+def test_a_run_folder_no_fusion_and_an_open_host_without_key(model_files, local, tmp_path):
+    server = start_server([model_files["fused"].parent, "--no-fusion", "--host", "0.0.0.0"], tmp_path / "server.log")
+    try:
+        health = httpx.get(f"{server.url}/health").json()
+        body = httpx.post(
+            f"{server.url}/v2/rerank", json={"query": "the", "documents": [*DOCS, "!!!", ""]}, timeout=30
+        ).json()
+    finally:
+        assert server.stop() in CLEAN_EXIT
+    log = " ".join(server.log.read_text().split())
+    assert health["models"] == ["fused"]  # named after the run folder
+    assert f"serving {model_files['fused']}" in log
+    assert "--host 0.0.0.0 accepts connections from other machines and no API key is set" in log
+    assert "fusion with the first stage" in log and "off (--no-fusion)" in log
+    unfused = copy.copy(local["fused"])
+    unfused.fusion_alpha = None
+    ranked = unfused.rank("the", [*DOCS, "!!!", ""])
+    assert [r["index"] for r in body["results"]] == [int(r.doc_id) for r in ranked]
+    np.testing.assert_allclose(
+        [r["relevance_score"] for r in body["results"]], expit([r.score for r in ranked]), atol=1e-6
+    )
+    assert body["meta"]["warnings"] == [
+        "documents 5, 6 are empty after tokenisation (blank, or only punctuation or stop words): the model read each "
+        "as one unknown token"
+    ]
 
 
 def test_sigterm_answers_the_request_in_flight_then_exits(model_files, tmp_path):

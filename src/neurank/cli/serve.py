@@ -14,16 +14,18 @@ def parse_models(checkpoint: Path | None, models: list[str]) -> dict[str, Path]:
     """Name -> model file, from the positional CHECKPOINT and the repeated `--model NAME=PATH`.
 
     A lone CHECKPOINT is served under its folder's name when it is a `best.pt` / `last.pt` (runs/wikiqa/best.pt ->
-    "wikiqa"), else under its file name without the suffix.
+    "wikiqa"), else under its file name without the suffix. A run folder (CHECKPOINT or PATH) stands for the
+    `best.pt` in it, which is said on stderr.
 
     Raises:
-        ValueError: no model, a malformed or repeated --model. FileNotFoundError: a model file is missing.
-        CheckpointError: a file is neither a PyTorch checkpoint nor an ONNX model.
+        ValueError: no model, a malformed or repeated --model, a folder without best.pt. FileNotFoundError: a model
+        file is missing. CheckpointError: a file is neither a PyTorch checkpoint nor an ONNX model.
     """
     from neurank.inference.loader import model_file_format
 
     served: dict[str, Path] = {}
     if checkpoint is not None:
+        checkpoint = run_best(checkpoint)
         name = checkpoint.parent.name if checkpoint.stem in ("best", "last") and checkpoint.parent.name else None
         served[name or checkpoint.stem] = checkpoint
     for entry in models:
@@ -32,7 +34,7 @@ def parse_models(checkpoint: Path | None, models: list[str]) -> dict[str, Path]:
             raise ValueError(f"--model {entry!r}: expected NAME=PATH, e.g. --model wikiqa=runs/wikiqa/best.pt")
         if name.strip() in served:
             raise ValueError(f"--model {entry!r}: the name {name.strip()!r} is served twice")
-        served[name.strip()] = Path(file.strip())
+        served[name.strip()] = run_best(Path(file.strip()))
     if not served:
         raise ValueError("nothing to serve: give a CHECKPOINT or --model NAME=PATH")
     for name, path in served.items():
@@ -42,15 +44,35 @@ def parse_models(checkpoint: Path | None, models: list[str]) -> dict[str, Path]:
     return served
 
 
+def run_best(path: Path) -> Path:
+    """`path`, or for a run folder the `best.pt` in it (said on stderr).
+
+    Raises:
+        ValueError: a folder without best.pt.
+    """
+    if not path.is_dir():
+        return path
+    best = path / "best.pt"
+    if best.is_file():
+        typer.echo(f"{path} is a run folder: serving {best}, its best checkpoint", err=True)
+        return best
+    last = " (it holds last.pt: pass DIR/last.pt for the last epoch's)" if (path / "last.pt").is_file() else ""
+    raise ValueError(f"{path} is a directory; pass DIR/best.pt, a checkpoint written by `neurank train`{last}")
+
+
 @app.command("serve")
 def serve_cmd(
     checkpoint: Path | None = typer.Argument(
-        None, help="A best.pt / last.pt written by `neurank train`, or a .onnx from `neurank export`."
+        None,
+        help="A best.pt / last.pt written by `neurank train` (or its run folder: its best.pt), or a .onnx from "
+        "`neurank export`.",
     ),
     model: list[str] = typer.Option(
         [], "--model", help="NAME=PATH: serve a model under NAME (repeat for several); requests pick it by `model`."
     ),
-    host: str = typer.Option("127.0.0.1", "--host", help="Address to bind; 0.0.0.0 exposes the service."),
+    host: str = typer.Option(
+        "127.0.0.1", "--host", help="Address to bind; 0.0.0.0 exposes the service (warned without an API key)."
+    ),
     port: int = typer.Option(8080, "--port", min=0, max=65535),
     api_key_file: Path | None = typer.Option(
         None,
@@ -82,6 +104,12 @@ def serve_cmd(
     ),
     log_level: str = typer.Option("info", "--log-level"),
     access_log: bool = typer.Option(False, "--access-log", help="Log every request (uvicorn's access log)."),
+    no_fusion: bool = typer.Option(
+        False,
+        "--no-fusion",
+        help="Serve every model's own logits (relevance_score = their sigmoid, a probability) instead of the fusion "
+        "with the first stage a checkpoint records (train.fusion), whose scores are normalised within each request.",
+    ),
 ) -> None:
     """Serve trained re-rankers over HTTP: POST /v1/rerank and /v2/rerank (Cohere, Jina), POST /rerank
     (text-embeddings-inference), GET /health, GET /metrics (Prometheus), GET /docs (OpenAPI).
@@ -107,4 +135,5 @@ def serve_cmd(
         drain_seconds=drain_seconds,
         log_level=log_level,
         access_log=access_log,
+        fusion=not no_fusion,
     )

@@ -9,8 +9,9 @@
 
 It takes a result frame (``qid, query, docno, text``, and the previous stage's ``score``), scores every row with
 `BaseReranker.rerank` and returns the frame with neurank's ``score`` and a fresh 0-based ``rank`` per query (PyTerrier's
-own `pt.model.add_ranks`), each query's rows best first. Needs the ``pyterrier`` extra (``pip install
-"neurank[pyterrier]"``); PyTerrier transformers run without Java, and nothing here starts it.
+own `pt.model.add_ranks`), each query's rows best first. Needs the ``pyterrier`` extra (``pip install -e
+".[pyterrier]"`` in the neurank repository; ``make test`` / ``make demo`` environments have it); PyTerrier
+transformers run without Java, and nothing here starts it.
 
 A ranker trained with the first-stage score (as a feature, or fused with it) reads it as its checkpoint records
 (`neurank.inference.first_stage`): with ``first_stage="auto"`` (default) the frame's ``score`` column is used when it
@@ -30,14 +31,15 @@ import numpy as np
 
 from neurank.collections import Doc, Query, ScoredDoc
 from neurank.inference import BaseReranker, load_reranker
-from neurank.inference.first_stage import AUTO, MODES, RUN, FirstStageError
+from neurank.inference.first_stage import AUTO, MODES, RUN, FirstStageError, inspect_run
 
 try:
     import pandas as pd  # type: ignore[import-untyped]  # no pandas-stubs in the environment
     import pyterrier as pt
 except ImportError as error:  # pragma: no cover - exercised by a test that hides pyterrier
     raise ImportError(
-        f'neurank.integrations.pyterrier needs PyTerrier ({error.name} is missing): pip install "neurank[pyterrier]"'
+        f"neurank.integrations.pyterrier needs PyTerrier ({error.name} is missing): "
+        'pip install -e ".[pyterrier]" in the neurank repository'
     ) from None
 
 REQUIRED_COLUMNS = ("qid", "query", "docno")
@@ -131,7 +133,13 @@ class NeurankReranker(pt.Transformer):
                     "and the frame has none; keep the previous stage's score, or drop first_stage='run' to have the "
                     "checkpoint's first stage computed over the frame's candidates"
                 )
-            run_scores, mode = self._computed_first_stage(query_ids, doc_ids, query_texts, text_of), RUN
+            run_scores = self._computed_first_stage(query_ids, doc_ids, query_texts, text_of)
+            # Computed here, so taken as they are ("run"), except where a query's scores are all one value (a query
+            # with no BM25 term scores every candidate 0): "run" would refuse or warn about them, so "auto" checks
+            # them against the same computation instead, which agrees.
+            computed = [ScoredDoc(q, d, s) for q, d, s in zip(query_ids, doc_ids, run_scores, strict=True)]
+            shape = inspect_run(computed)
+            mode = AUTO if shape.all_constant or shape.constant else RUN
         else:
             run_scores = [0.0] * len(out)  # the ranker reads no first-stage score: these only order ties
         run = [ScoredDoc(q, d, s) for q, d, s in zip(query_ids, doc_ids, run_scores, strict=True)]

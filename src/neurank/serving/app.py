@@ -7,6 +7,11 @@ inference's), `GET /health` (200 once every model is loaded and warmed up, 503 b
 and FastAPI's `/docs` and `/openapi.json`. Models load in a background thread when the app starts, so the port
 answers `/health` while they do.
 
+Scores: `relevance_score` (and `/rerank`'s `score`) is the sigmoid of the model's logit, a probability; for a model
+fused with its first stage (`train.fusion`) it is the fused score itself, already in [0, 1] but normalised within
+the request, with a note in `meta.warnings` (`create_app(..., fusion=False)`, `neurank serve --no-fusion`, serves the
+model's own logits instead).
+
 Answers to what goes wrong: 401 without `Authorization: Bearer KEY` when a key is set (`/health`, `/docs` and
 `/openapi.json` stay open), 413 for too many documents or too large a body (the limit is in the message), 422
 naming the field (malformed JSON, an empty query, no documents), 404 for an unknown model (naming the known ones),
@@ -17,6 +22,7 @@ text-embeddings-inference route answers `{"error": ..., "error_type": ...}` as t
 from __future__ import annotations
 
 import contextlib
+import copy
 import functools
 import hmac
 import logging
@@ -39,7 +45,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 import neurank
 from neurank.inference.base import BaseReranker, QueryDocs, QueryScores
 from neurank.inference.first_stage import FirstStageError
-from neurank.serving.batcher import Batcher, BatcherClosed, BatchLimits, QueueFull
+from neurank.serving.batcher import Batcher, BatcherClosed, BatchLimits, QueueFull, Scored
 from neurank.serving.metrics import CONTENT_TYPE, Metrics
 from neurank.serving.schemas import Health, RerankRequest, RerankResponse, TeiRank, TeiRerankRequest
 
@@ -99,6 +105,7 @@ class ServedModels:
         limits: request limits and batching.
         metrics: where batches and queue depths are counted.
         loader: what loads a model file (`load_reranker` with the server's device and batch size).
+        fusion: False serves every model's own logits, without the first-stage fusion its checkpoint records.
     """
 
     def __init__(
@@ -107,6 +114,7 @@ class ServedModels:
         limits: ServeLimits,
         metrics: Metrics,
         loader: Callable[[str | Path], BaseReranker],
+        fusion: bool = True,
     ):
         if not sources:
             raise ValueError("no model to serve")
@@ -114,6 +122,7 @@ class ServedModels:
         self.limits = limits
         self.metrics = metrics
         self.loader = loader
+        self.fusion = fusion
         self.status = "loading"
         self.error: BaseException | None = None
         self.batchers: dict[str, Batcher] = {}
@@ -128,6 +137,14 @@ class ServedModels:
         try:
             for name, source in self.sources.items():
                 reranker = source if isinstance(source, BaseReranker) else self.loader(source)
+                if not self.fusion and reranker.fusion_alpha is not None:
+                    log.info(
+                        "model %s: fusion with the first stage (alpha %g) off (--no-fusion): serving its own logits",
+                        name,
+                        reranker.fusion_alpha,
+                    )
+                    reranker = copy.copy(reranker)  # a re-ranker handed in stays as its owner set it
+                    reranker.fusion_alpha = None
                 warm_up(reranker)
                 batcher = Batcher(
                     reranker,
@@ -177,6 +194,7 @@ def create_app(
     api_key: str | None = None,
     loader: Callable[[str | Path], BaseReranker] | None = None,
     drain_seconds: float | None = 30.0,
+    fusion: bool = True,
 ) -> FastAPI:
     """The service over `sources` (name -> model file or re-ranker).
 
@@ -185,11 +203,13 @@ def create_app(
         api_key: required as `Authorization: Bearer KEY` on every route but /health and the docs; None: open.
         loader: loads a model file (default: `neurank.load_reranker` on the CPU, or the best device).
         drain_seconds: at shutdown, how long the batchers may take to score what is queued.
+        fusion: False serves the models' own logits (sigmoid probabilities), without the fusion with the first stage
+            a checkpoint records (`neurank serve --no-fusion`).
     The app's `state.models` is the `ServedModels`; set its `on_failure` to learn that loading failed.
     """
     limits = limits or ServeLimits()
     metrics = Metrics()
-    models = ServedModels(sources, limits, metrics, loader or (lambda path: neurank.load_reranker(path)))
+    models = ServedModels(sources, limits, metrics, loader or (lambda path: neurank.load_reranker(path)), fusion)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -233,17 +253,18 @@ def create_app(
     async def cohere_rerank(body: RerankRequest, version: str) -> Response:
         name, batcher = models.pick(body.model)
         texts = [doc if isinstance(doc, str) else doc.text for doc in body.documents]
-        outcome = await score(batcher, body.query, texts, body.first_stage_scores, limits)
-        warnings = outcome_warnings(batcher.reranker, outcome, body.first_stage_scores is not None)
+        scored = await score(batcher, body.query, texts, body.first_stage_scores, limits)
+        outcome = scored.outcome
+        warnings = outcome_warnings(batcher.reranker, scored, body.first_stage_scores is not None)
         if body.max_tokens_per_doc is not None:
             warnings.append(
                 f"max_tokens_per_doc is not applied: the model reads the first {batcher.reranker.encoder.max_doc_len} "
                 "tokens of each document, the length it was trained with"
             )
-        probabilities = expit(outcome.scores.astype(np.float64))
+        relevance = relevance_scores(batcher.reranker, outcome.scores)
         results = []
         for index in best_first(outcome.scores, body.top_n):
-            result: dict[str, Any] = {"index": index, "relevance_score": float(probabilities[index])}
+            result: dict[str, Any] = {"index": index, "relevance_score": float(relevance[index])}
             if body.return_documents:
                 result["document"] = {"text": texts[index]}
             results.append(result)
@@ -266,7 +287,7 @@ def create_app(
     async def rerank_tei(body: TeiRerankRequest) -> Response:
         """text-embeddings-inference's rerank: `truncate: false` (the default) answers 413 for too long a text."""
         _, batcher = models.pick(body.model)
-        outcome = await score(batcher, body.query, body.texts, body.first_stage_scores, limits)
+        outcome = (await score(batcher, body.query, body.texts, body.first_stage_scores, limits)).outcome
         encoder = batcher.reranker.encoder
         if not body.truncate and (outcome.truncated_docs or outcome.query_truncated):
             what = (
@@ -275,7 +296,9 @@ def create_app(
                 else f"{indices_phrase('text', outcome.truncated_docs)} longer than the {encoder.max_doc_len} tokens"
             )
             raise ApiError(413, f"{what} the model reads; send truncate: true to score the start of each, as trained")
-        values = outcome.scores.astype(np.float64) if body.raw_scores else expit(outcome.scores.astype(np.float64))
+        # raw_scores: the logits, or a fused model's fused scores (which are its relevance scores too).
+        raw = outcome.scores.astype(np.float64)
+        values = raw if body.raw_scores else relevance_scores(batcher.reranker, outcome.scores)
         ranks = []
         for index in best_first(outcome.scores, None):
             rank: dict[str, Any] = {"index": index, "score": float(values[index])}
@@ -306,7 +329,7 @@ def create_app(
 
 async def score(
     batcher: Batcher, query: str, texts: list[str], first_stage_scores: list[float] | None, limits: ServeLimits
-) -> QueryScores:
+) -> Scored:
     """One request scored through the batcher, its mistakes answered with the right status."""
     if len(texts) > limits.max_documents:
         most = limits.max_documents
@@ -341,6 +364,14 @@ async def score(
         raise ApiError(422, str(error)) from None
 
 
+def relevance_scores(reranker: BaseReranker, scores: np.ndarray) -> np.ndarray:
+    """What a response calls relevance: the sigmoid of the model's logits, a probability; a fused model's scores as
+    they are (already in [0, 1]: `neurank.inference.fusion`, normalised per request)."""
+    if reranker.fusion_alpha is not None:
+        return scores.astype(np.float64)
+    return expit(scores.astype(np.float64))
+
+
 def best_first(scores: np.ndarray, top_n: int | None) -> list[int]:
     """Positions by score, best first (ties in the given order), the first `top_n` (None: all)."""
     order = np.argsort(-scores, kind="stable")
@@ -350,13 +381,33 @@ def best_first(scores: np.ndarray, top_n: int | None) -> list[int]:
 def indices_phrase(kind: str, indices: list[int]) -> str:
     shown = ", ".join(str(i) for i in indices[:SHOWN_INDICES])
     more = f" and {len(indices) - SHOWN_INDICES} more" if len(indices) > SHOWN_INDICES else ""
-    return f"{kind} {shown}{more} {'is' if len(indices) == 1 else 'are'}"
+    return f"{kind} {shown}{more} is" if len(indices) == 1 else f"{kind}s {shown}{more} are"
 
 
-def outcome_warnings(reranker: BaseReranker, outcome: QueryScores, scores_given: bool) -> list[str]:
-    """What the client should know about how its request was read: truncation, ignored first-stage scores."""
+def outcome_warnings(reranker: BaseReranker, scored: Scored, scores_given: bool) -> list[str]:
+    """What the client should know about how its request was read and scored: fused scores, texts without tokens,
+    truncation, ignored first-stage scores."""
     encoder = reranker.encoder
+    outcome: QueryScores = scored.outcome
     warnings = []
+    alpha = reranker.fusion_alpha
+    if alpha is not None:
+        warnings.append(
+            f"relevance_score fuses the model with the first stage: {alpha:g} x the model's scores min-max "
+            f"normalised within this request + {1 - alpha:g} x the first-stage scores normalised to [0, 1]; comparable "
+            "within this response, not a calibrated probability (neurank serve --no-fusion serves the model's own "
+            "probabilities)"
+        )
+    if scored.tokenless_query:
+        warnings.append(
+            "the query has no token after tokenisation (only punctuation or stop words): the model read it as one "
+            "unknown token, so its scores say little about the query"
+        )
+    if scored.tokenless_docs:
+        warnings.append(
+            f"{indices_phrase('document', scored.tokenless_docs)} empty after tokenisation (blank, or only "
+            "punctuation or stop words): the model read each as one unknown token"
+        )
     if outcome.query_truncated:
         warnings.append(
             f"the query is longer than the {encoder.max_query_len} tokens the model reads; it read the first "
@@ -415,7 +466,7 @@ class Guard:
     def __init__(self, app, metrics: Metrics, api_key: str | None, max_bytes: int, routes: set[str]):
         self.app = app
         self.metrics = metrics
-        self.expected = f"Bearer {api_key}".encode() if api_key else None
+        self.expected = api_key.encode() if api_key else None
         self.max_bytes = max_bytes
         self.routes = routes
 
@@ -437,9 +488,8 @@ class Guard:
         headers = dict(scope["headers"])
         try:
             if self.expected is not None and path not in OPEN_PATHS:
-                given = headers.get(b"authorization", b"")
-                if not hmac.compare_digest(given, self.expected):
-                    why = "a wrong API key" if given else "no API key"
+                why = refusal(headers.get(b"authorization"), self.expected)
+                if why is not None:
                     await _reply(
                         send_status,
                         error_response(
@@ -482,6 +532,23 @@ class Guard:
         return error_response(
             path, 413, f"request body of {size}; this server takes at most {self.max_bytes} (--max-request-bytes)"
         )
+
+
+def refusal(header: bytes | None, key: bytes) -> str | None:
+    """Why an `Authorization` header does not carry `key` as a bearer token (None: it does). The scheme is read
+    case-insensitively (RFC 7235: `bearer KEY` is `Bearer KEY`)."""
+    if header is None or not header.strip():
+        return "no API key was sent (no Authorization header)"
+    scheme, _, credentials = header.strip().partition(b" ")
+    if scheme.lower() != b"bearer":
+        shown = scheme.decode("latin-1")[:20]
+        return f"the Authorization header uses the scheme {shown!r}, not Bearer"
+    token = credentials.strip()
+    if not token:
+        return "an empty bearer token (is the client's key, e.g. $NEURANK_API_KEY, set?)"
+    if not hmac.compare_digest(token, key):
+        return "a wrong API key"
+    return None
 
 
 async def _reply(send, response: Response, scope, receive) -> None:

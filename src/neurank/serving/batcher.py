@@ -2,7 +2,7 @@
 
     batcher = Batcher(reranker, BatchLimits(queue_size=64, max_cells=1 << 22))
     batcher.start()
-    result = await batcher.submit(QueryDocs(query, docs))     # QueueFull when `queue_size` requests wait already
+    scored = await batcher.submit(QueryDocs(query, docs))     # QueueFull when `queue_size` requests wait already
     batcher.close()                                            # scores what is queued, then stops the thread
 
 The event loop only parses and answers; tokenising and the forward passes run in the worker thread, which takes
@@ -12,6 +12,12 @@ The scorer then cuts that pool into forward batches of similar lengths under the
 (`neurank.inference.scorer`), so a lone request is scored as soon as it arrives and concurrent ones share batches.
 The queue is bounded: a full queue refuses at once (the server answers 503 with Retry-After) instead of letting
 latency grow without limit.
+
+Each request comes back as a `Scored`: its `QueryScores` and which of its texts had no token at all (empty, or only
+punctuation or stop words), found in the worker for that request alone. The encoder's own `DataWarning` about such
+texts is no use to a response: it is raised only the first time a text is seen (the encoder caches texts), counts
+every request of a shared scoring call together, and `warnings.catch_warnings` is process-wide state that the worker
+threads of several models would change under one another.
 """
 
 from __future__ import annotations
@@ -20,10 +26,11 @@ import asyncio
 import collections
 import logging
 import threading
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 from neurank.inference.base import BaseReranker, QueryDocs, QueryScores
+from neurank.text import TextEncoder, Tokenizer
 
 log = logging.getLogger("neurank.serving")
 
@@ -58,6 +65,21 @@ class BatchLimits:
             raise ValueError(f"queue_size must be >= 1, got {self.queue_size}")
         if self.max_cells < 1:
             raise ValueError(f"max_cells must be >= 1, got {self.max_cells}")
+
+
+@dataclass
+class Scored:
+    """One request's scores (`QueryScores`) and which of its texts had no token after tokenisation.
+
+    Attributes:
+        outcome: what `BaseReranker.score_queries` gave for the request.
+        tokenless_docs: positions of the documents without a token; the model read each as the single unknown token.
+        tokenless_query: the query has no token (the model read it as the single unknown token).
+    """
+
+    outcome: QueryScores
+    tokenless_docs: list[int] = field(default_factory=list)
+    tokenless_query: bool = False
 
 
 @dataclass
@@ -107,7 +129,7 @@ class Batcher:
         return len(self._queue)
 
     def submit(self, request: QueryDocs) -> asyncio.Future:
-        """Queue `request` and return a future of its `QueryScores` (await it on the calling event loop).
+        """Queue `request` and return a future of its `Scored` (await it on the calling event loop).
 
         Raises:
             QueueFull: `queue_size` requests wait already. BatcherClosed: the batcher is draining.
@@ -162,11 +184,25 @@ class Batcher:
                 results, error = None, caught
                 log.exception("scoring a batch of %d requests failed", len(live))
             for index, job in enumerate(live):
-                outcome = error if results is None else results[index]
+                outcome: Scored | BaseException | None = error if results is None else self._scored(job, results[index])
                 job.loop.call_soon_threadsafe(_resolve, job.future, outcome)
             if self.on_batch is not None:
                 self.on_batch(len(live), sum(len(job.request.docs) for job in live))
             _bound_encoder_cache(self.reranker)
+
+    def _scored(self, job: _Job, outcome: QueryScores) -> Scored:
+        encoder = self.reranker.encoder
+        request = job.request
+        try:
+            # Only a text encoded to one id can have had no token (it became the single UNK); the encoder's cache
+            # holds the ids of the scoring just done, so the others are not tokenised again.
+            maybe = [i for i, ids in enumerate(encoder.encode_docs(list(request.docs))) if len(ids) == 1]
+            empty = [maybe[i] for i in tokenless(encoder, [request.docs[i] for i in maybe])]
+            one_id = len(encoder.encode_queries([request.query])[0]) == 1
+            return Scored(outcome, empty, one_id and bool(tokenless(encoder, [request.query])))
+        except Exception:  # the scores stand; only the note about tokenless texts is lost, and logged
+            log.exception("finding the texts without tokens failed")
+            return Scored(outcome)
 
     def _report_depth(self, depth: int) -> None:
         if self.on_depth is not None:
@@ -180,6 +216,21 @@ def _resolve(future: asyncio.Future, outcome) -> None:
         future.set_exception(outcome)
     else:
         future.set_result(outcome)
+
+
+def tokenless(encoder: TextEncoder, texts: Sequence[str]) -> list[int]:
+    """Positions of `texts` with no token after the encoder's tokenisation (a word tokenizer's words, a Hugging Face
+    tokenizer's word pieces; an encoder with neither: blank texts)."""
+    tokenizer = getattr(encoder, "tokenizer", None)
+    if not texts:
+        return []
+    if isinstance(tokenizer, Tokenizer):
+        counts = [len(tokens) for tokens in tokenizer.tokenize_batch(texts)]
+    elif tokenizer is not None and hasattr(tokenizer, "encode_batch"):
+        counts = [len(encoding.ids) for encoding in tokenizer.encode_batch(list(texts), add_special_tokens=False)]
+    else:
+        counts = [len(text.strip()) for text in texts]
+    return [i for i, count in enumerate(counts) if count == 0]
 
 
 def _bound_encoder_cache(reranker: BaseReranker) -> None:

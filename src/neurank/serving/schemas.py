@@ -62,7 +62,10 @@ class TeiRerankRequest(_Common):
 
     model: str | None = Field(default=None, description="Which served model (an extension; default: the first).")
     texts: list[str] = Field(min_length=1, description="Texts to re-rank.")
-    raw_scores: bool = Field(default=False, description="Scores as the model's logits instead of probabilities.")
+    raw_scores: bool = Field(
+        default=False,
+        description="Scores as the model's logits instead of probabilities (a fused model's fused scores either way).",
+    )
     return_text: bool = Field(default=False, description="Include each result's text.")
     truncate: bool = Field(
         default=False,
@@ -79,7 +82,10 @@ class ResultDocument(BaseModel):
 
 class RerankResult(BaseModel):
     index: int = Field(description="Position of the document in the request.")
-    relevance_score: float = Field(description="The model's probability of relevance: the sigmoid of its score.")
+    relevance_score: float = Field(
+        description="The sigmoid of the model's logit, a probability of relevance; for a model fused with its first "
+        "stage, the fused score itself, in [0, 1] but normalised within the request (see meta.warnings)."
+    )
     document: ResultDocument | None = None
 
 
@@ -99,7 +105,7 @@ class Meta(BaseModel):
     api_version: ApiVersion
     billed_units: BilledUnits
     tokens: Tokens
-    warnings: list[str] = Field(description="Truncated inputs, ignored fields.")
+    warnings: list[str] = Field(description="Fused scores, texts without tokens, truncated inputs, ignored fields.")
     first_stage: str | None = Field(description="Where the first-stage scores came from: given, computed or none.")
 
 
@@ -117,7 +123,9 @@ class RerankResponse(BaseModel):
 
 class TeiRank(BaseModel):
     index: int
-    score: float = Field(description="Probability of relevance, or the model's logit with raw_scores.")
+    score: float = Field(
+        description="Probability of relevance, or the model's logit with raw_scores; a fused model's fused score."
+    )
     text: str | None = None
 
 

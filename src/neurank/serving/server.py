@@ -10,6 +10,7 @@ that fails to load stops the server, and `serve` raises the loading error.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import logging
 import os
 from collections.abc import Mapping
@@ -18,7 +19,8 @@ from pathlib import Path
 from neurank.inference.base import BaseReranker
 
 API_KEY_ENV = "NEURANK_API_KEY"
-SERVE_EXTRA = 'pip install "neurank[serve]"'
+# neurank is installed from its repository (it is not on PyPI); `make test` / `make demo` environments have the extra.
+SERVE_EXTRA = 'pip install -e ".[serve]" in the neurank repository'
 
 
 def require_serve() -> None:
@@ -57,6 +59,21 @@ def read_api_key(key_file: Path | None, environ: Mapping[str, str] | None = None
     return None
 
 
+def exposure_warning(host: str, api_key: str | None) -> str | None:
+    """A warning when `host` lets other machines in (not loopback) and no key is required; None otherwise."""
+    if api_key is not None:
+        return None
+    if host == "localhost":
+        return None
+    with contextlib.suppress(ValueError):
+        if ipaddress.ip_address(host.strip("[]")).is_loopback:
+            return None
+    return (
+        f"--host {host} accepts connections from other machines and no API key is set: anyone who can reach the port "
+        "can use the service; set $NEURANK_API_KEY or --api-key-file"
+    )
+
+
 def cpu_threads() -> int:
     """The cores this process may run on (`taskset`, cgroup cpusets), which is how many threads scoring gets."""
     try:
@@ -78,6 +95,7 @@ def serve(
     drain_seconds: float = 30.0,
     log_level: str = "info",
     access_log: bool = False,
+    fusion: bool = True,
 ) -> None:
     """Serve `sources` (name -> model file or re-ranker) until SIGTERM / Ctrl-C.
 
@@ -87,6 +105,8 @@ def serve(
         threads: torch's (and onnxruntime's) intra-op threads (None: the cores this process may use, `cpu_threads`);
             scoring runs in one worker thread per model, so its forward passes have the cores to themselves.
         drain_seconds: how long a shutdown waits for the requests in flight.
+        fusion: False serves every model's own logits (sigmoid probabilities) instead of the fusion with the first
+            stage its checkpoint records (`--no-fusion`).
     Raises:
         ImportError: the `serve` extra is missing. Whatever loading a model raised (CheckpointError, ...).
     """
@@ -110,7 +130,7 @@ def serve(
             return OnnxReranker.from_file(path, batch_size=batch_size, threads=threads)
         return neurank.load_reranker(path, device=device, batch_size=batch_size)
 
-    app = create_app(sources, limits, api_key=api_key, loader=load, drain_seconds=drain_seconds)
+    app = create_app(sources, limits, api_key=api_key, loader=load, drain_seconds=drain_seconds, fusion=fusion)
     config = uvicorn.Config(
         app,
         host=host,
@@ -133,6 +153,8 @@ def serve(
         handler = logging.StreamHandler()
         handler.setFormatter(logging.Formatter("%(levelname)s:     neurank: %(message)s"))
         logger.addHandler(handler)
+    if (warning := exposure_warning(host, api_key)) is not None:
+        logger.warning(warning)
     server.run()
     if models.error is not None:
         raise models.error
