@@ -78,8 +78,9 @@ def tiny_data_dir(tmp_path):
     return tmp_path / "data"
 
 
-@pytest.fixture()
-def tiny_config(tiny_data_dir):
+def tiny_config_for(data_dir, **model_config):
+    """The tiny MatchPyramid training config over the collection in `data_dir` (3 epochs, CPU); `model_config`
+    adds or replaces model options. The `tiny_config` fixture, and the serving tests' session-wide models."""
     return config_from_dict(
         {
             "model": "match_pyramid",
@@ -89,8 +90,9 @@ def tiny_config(tiny_data_dir):
                 "pool_size": [2, 4],
                 "interactions": ["cosine", "exact"],
                 "dropout": 0.2,
+                **model_config,
             },
-            "data": {"collection": "wikiqa", "data_dir": str(tiny_data_dir), "max_doc_len": 20},
+            "data": {"collection": "wikiqa", "data_dir": str(data_dir), "max_doc_len": 20},
             "embeddings": {"source": "random", "dim": 8},
             "train": {
                 "loss": "softmax",
@@ -104,6 +106,11 @@ def tiny_config(tiny_data_dir):
             },
         }
     )
+
+
+@pytest.fixture()
+def tiny_config(tiny_data_dir):
+    return tiny_config_for(tiny_data_dir)
 
 
 @pytest.fixture()

@@ -15,9 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from tests.conftest import QUESTIONS, write_wikiqa
-
-from neurank.config import config_from_dict
+from tests.conftest import QUESTIONS, tiny_config_for, write_wikiqa
 
 REPO = Path(__file__).resolve().parents[2]
 # A server on these two busy cores takes seconds to import torch, load and warm up.
@@ -25,31 +23,9 @@ START_TIMEOUT = 120.0
 
 
 def _tiny_config(data_dir: Path, **model_config):
-    return config_from_dict(
-        {
-            "model": "match_pyramid",
-            "model_config": {
-                "conv_channels": [4],
-                "kernel_sizes": [[3, 3]],
-                "pool_size": [2, 4],
-                "interactions": ["cosine", "exact"],
-                "dropout": 0.2,
-                **model_config,
-            },
-            "data": {"collection": "wikiqa", "data_dir": str(data_dir), "max_doc_len": 20},
-            "embeddings": {"source": "random", "dim": 8},
-            "train": {
-                "loss": "softmax",
-                "negatives": 2,
-                "batch_size": 2,
-                "epochs": 1,
-                "lr": 0.01,
-                "patience": 5,
-                "seed": 7,
-                "device": "cpu",
-            },
-        }
-    )
+    # tests/conftest.py's tiny config, trained for one epoch: these models only need to exist.
+    config = tiny_config_for(data_dir, **model_config)
+    return dataclasses.replace(config, train=dataclasses.replace(config.train, epochs=1))
 
 
 @pytest.fixture(scope="session")
