@@ -85,9 +85,21 @@ def test_compare_two_runs(cli, tmp_path):
         "--qrels",
         tmp_path / "qrels",
         "--output",
-        tmp_path / "wl.png",
+        tmp_path / "wl.png",  # the figure the first run wrote: its writer field says neurank, so a rerun replaces it
     )
     assert status == 0 and "1 wins, 1 losses, 0 ties over 2 queries" in out and "gained most" in out
+    (tmp_path / "wl.png").write_bytes(b"\x89PNG not neurank's")  # a user's figure at the same path
+    status, _, err = cli(
+        "explain",
+        "--compare",
+        tmp_path / "a.run",
+        tmp_path / "b.run",
+        "--qrels",
+        tmp_path / "qrels",
+        "--output",
+        tmp_path / "wl.png",
+    )
+    assert status == 2 and "--overwrite" in err and (tmp_path / "wl.png").read_bytes() == b"\x89PNG not neurank's"
 
 
 def test_errors_are_one_line(cli, trained, tiny_config, tmp_path):

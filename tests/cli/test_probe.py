@@ -241,6 +241,7 @@ def neurank_setup(*argv: str) -> Setup:
 RUN = "q1 Q0 d1 1 2.5 probe\nq1 Q0 d2 2 1.5 probe\nq2 Q0 d1 1 0.5 probe\n"
 QRELS = "q1 0 d1 1\nq1 0 d2 0\nq2 0 d1 1\n"
 GOOD = (write("run.txt", RUN), write("qrels.txt", QRELS))
+USER_RUN = "1 Q0 0 1 1.0 myrun\n"  # a run the user made (tag myrun): no command may replace it without --overwrite
 
 
 # -------------------------------------------------------------------------------------------------------------- table
@@ -408,6 +409,15 @@ CASES = [
          ["out", "existing folder"], E, "issue 22: IsADirectoryError after the search", mkdir("out", "a.txt")),
     case("search/output-under-a-file", "search wikiqa --data-dir data --output f.txt/run.txt", 2,
          ["f.txt", "is a file"], E, "a file where a parent folder must be", write("f.txt", "x\n")),
+    case("search/output-user-run", "search wikiqa --data-dir data --output r.run", 2,
+         ["r.run", "not written by neurank", "--overwrite"], E,
+         "issue 22: a user's run was replaced; its tag is not one neurank writes", write("r.run", USER_RUN)),
+    case("search/output-user-run-overwrite", "search wikiqa --data-dir data --output r.run --overwrite --json", 0,
+         [], A, "--overwrite replaces it, atomically once the new run is complete", write("r.run", USER_RUN),
+         creates=["r.run"]),
+    case("search/output-neurank-run", "search wikiqa --data-dir data --output r.run --json", 0, [], A,
+         "a rerun replaces the run neurank wrote (tag neurank-bm25-wikiqa)",
+         neurank_setup("search", "wikiqa", "--data-dir", "data", "--k", "2", "--output", "r.run"), creates=["r.run"]),
     case("search/unknown-split", "search wikiqa --data-dir data --split nosuch --output run.out", 2, "nosuch", E,
          "no such split; the message lists the splits"),
     case("search/k-zero", "search wikiqa --data-dir data --k 0 --output run.out", 2, "--k", E,
@@ -431,8 +441,12 @@ CASES = [
     case("qrels/read-only-output-file", "qrels wikiqa --data-dir data --output q.txt", 2, ["q.txt", "read-only"], E,
          "renaming over a write-protected file succeeds in a writable folder: refused before anything is written "
          "(root too, by the mode bits)", write("q.txt", "mine\n"), lambda work: (work / "q.txt").chmod(0o444)),
-    case("qrels/output-existing-file", "qrels wikiqa --data-dir data --output q.txt --json", 0, [], A,
-         "the user named the file: replaced atomically, its mode kept (issue 22: 0644 became 0600)",
+    case("qrels/output-existing-file", "qrels wikiqa --data-dir data --output q.txt", 2,
+         ["q.txt", "exists", "cannot be told", "--overwrite"], E,
+         "issue 22: any file was replaced; qrels carry no mark of their writer and may be the official judgements, "
+         "so an existing file needs --overwrite", write("q.txt", "old\n")),
+    case("qrels/output-existing-file-overwrite", "qrels wikiqa --data-dir data --output q.txt --overwrite --json", 0,
+         [], A, "--overwrite: replaced atomically once complete, its mode kept (issue 22: 0644 became 0600)",
          write("q.txt", "old\n"), creates=["q.txt"]),
     case("qrels/unknown-split", "qrels wikiqa --data-dir data --split nosuch --output q.txt", 2, "nosuch", E,
          "no such split"),
@@ -491,6 +505,13 @@ CASES = [
     # ---------------------------------------------------------------------------------------------------- baseline
     case("baseline/output-existing-folder", "baseline --data-dir data --output out", 2, ["out"], E,
          "a folder is never replaced by the table", mkdir("out", "a.md")),
+    case("baseline/output-user-file", "baseline --data-dir data --output b.md", 2,
+         ["b.md", "not written by neurank", "--overwrite"], E,
+         "issue 22: a user's Markdown was replaced; neurank's table starts with its mark", write("b.md", "# mine\n")),
+    case("baseline/output-neurank-table", "baseline --data-dir nowhere --output b.md", 2, "nowhere", E,
+         "the table neurank wrote (its first line is the mark) is not refused: the run gets as far as the data "
+         "(every collection is needed for a full run, not at hand here)",
+         write("b.md", "<!-- written by neurank baseline; rerunning it replaces this file -->\n| collection |\n")),
     case("baseline/data-dir-missing", "baseline --data-dir nowhere", 2, "nowhere", E,
          "no collections to run BM25 on"),
     # ------------------------------------------------------------------------------------------------------- train
@@ -545,6 +566,14 @@ CASES = [
     case("rerank/output-existing-folder",
          "rerank run/best.pt wikiqa --data-dir data --device cpu --output out", 2, ["out", "existing folder"], E,
          "issue 22: IsADirectoryError after the scoring", mkdir("out", "a.txt"), trained=True),
+    case("rerank/output-user-run",
+         "rerank run/best.pt wikiqa --data-dir data --device cpu --output o.run", 2,
+         ["o.run", "not written by neurank", "--overwrite"], E, "issue 22: a user's run was replaced after the scoring",
+         write("o.run", USER_RUN), trained=True),
+    case("rerank/output-neurank-run",
+         "rerank run/best.pt wikiqa --data-dir data --device cpu --output o.run --json", 0, [], A,
+         "a rerun replaces the run neurank wrote (tag neurank-CHECKPOINT)",
+         write("o.run", "1 Q0 0 1 1.0 neurank-best\n"), trained=True, creates=["o.run"]),
     case("rerank/checkpoint-missing", "rerank nothing.pt wikiqa --data-dir data --device cpu --output o.run", 2,
          "nothing.pt", E, "a mistyped path"),
     case("rerank/checkpoint-garbage", "rerank junk.pt wikiqa --data-dir data --device cpu --output o.run", 2,
@@ -575,6 +604,10 @@ CASES = [
     # ------------------------------------------------------------------------------------------------------ export
     case("export/output-existing-folder", "export run/best.pt --output out", 2, ["out", "existing folder"], E,
          "issue 22: IsADirectoryError", mkdir("out", "a.txt"), trained=True),
+    case("export/output-user-file", "export run/best.pt --output m.onnx", 2,
+         ["m.onnx", "not written by neurank", "--overwrite"], E,
+         "issue 22: any file was replaced; neurank's ONNX files carry its metadata", write("m.onnx", b"mine\x00"),
+         trained=True),
     case("export/checkpoint-garbage", "export junk.pt --output m.onnx", 2, "junk.pt", E, "not a checkpoint",
          write("junk.pt", b"\x00garbage" * 10)),
     case("export/unknown-format", "export run/best.pt --output m.xyz --format xyz", 2, "xyz", E,
@@ -586,6 +619,12 @@ CASES = [
          "a mistyped path"),
     case("benchmark/config-top-level-list", "benchmark list.yaml --data-dir data", 2, "list.yaml", E,
          "as train", write("list.yaml", "- a\n")),
+    case("benchmark/output-user-file", "benchmark --data-dir data --output o.md", 2,
+         ["o.md", "not written by neurank", "--overwrite"], E,
+         "refused before the plan and the training, not after hours", write("o.md", "# my results\n")),
+    case("benchmark/output-json-user-file", "benchmark --data-dir data --output o.md", 2,
+         ["o.json", "not written by neurank", "--overwrite"], E,
+         "the JSON written beside the table is an output too", write("o.json", '{"mine": 1}\n')),
     case("benchmark/unknown-model", "benchmark --models nosuch --data-dir data --output o.md", 2, "nosuch", E,
          "not one of the config's models"),
     # ----------------------------------------------------------------------------------------------------- explain
@@ -610,6 +649,11 @@ CASES = [
          "issue 22: accepted", edit_checkpoint(shuffled_vocab), trained=True),
     case("explain/output-existing-folder", "explain run/best.pt --query a --doc b --output out.png", 2,
          "out.png", E, "a folder named like a figure", mkdir("out.png"), trained=True),
+    case("explain/output-existing-figure", "explain run/best.pt --query a --doc b --output fig.png", 2,
+         ["fig.png", "not written by neurank", "--overwrite"], E,
+         "issue 22: any file was replaced; neurank's own figures name it in their writer field",
+         write("fig.png", b"\x89PNG mine"),
+         trained=True),
     # ------------------------------------------------------------------------------------------------------ report
     case("report/missing-run-dir", "report nowhere", 2, "nowhere", E, "a mistyped path"),
     case("report/no-checkpoint", "report run --data-dir data --checkpoint nothing.pt", 2, "nothing.pt", E,
@@ -622,11 +666,22 @@ CASES = [
          trained=True),
     case("report/output-existing-folder", "report run --data-dir data --output out", 2, "out", E,
          "a folder is never replaced by the page", mkdir("out", "a.html"), trained=True),
+    case("report/output-user-file", "report run --data-dir data --output r.html", 2,
+         ["r.html", "not written by neurank", "--overwrite"], E,
+         "issue 22: any file was replaced; neurank's pages carry the title 'neurank report: ...'",
+         write("r.html", "<html>mine</html>\n"), trained=True),
     # -------------------------------------------------------------------------------------------------- embeddings
     case("embeddings/unknown-collection", "embeddings train nosuch --data-dir data --output v.txt", 2, "nosuch", E,
          "no such collection"),
     case("embeddings/output-existing-folder", "embeddings train wikiqa --data-dir data --output out --epochs 1",
          2, ["out", "existing folder"], E, "a folder is never replaced by the vectors", mkdir("out", "a.txt")),
+    case("embeddings/output-user-file", "embeddings train wikiqa --data-dir data --output v.txt --epochs 1", 2,
+         ["v.txt", "cannot be told", "--overwrite"], E,
+         "issue 22: any file was replaced; word2vec text has no room for a mark of its writer",
+         write("v.txt", "2 3\nmine 1 2 3\n")),
+    case("embeddings/output-user-file-overwrite",
+         "embeddings train wikiqa --data-dir data --output v.txt --epochs 1 --overwrite --json", 0, [], A,
+         "--overwrite replaces it once the new vectors are complete", write("v.txt", "mine\n"), creates=["v.txt"]),
     case("embeddings/brown-missing", "embeddings train wikiqa --data-dir data --output v.txt --brown --epochs 1", 2,
          "brown", E, "--brown names a file that is not there"),
     case("embeddings/malformed-collection", "embeddings train wikiqa --data-dir data --output v.txt --epochs 1", 2,

@@ -1,5 +1,6 @@
 """`atomic_write` keeps the mode of the file it replaces and leaves no temporary file behind on any exception; an
-existing folder given as `--output` to search, rerank or qrels is one line and changes nothing (issue 22)."""
+existing folder given as `--output` to search, rerank or qrels is one line and changes nothing; an existing file is
+replaced only when neurank recognisably wrote it, or with --overwrite (issue 22)."""
 
 from __future__ import annotations
 
@@ -129,11 +130,92 @@ def test_an_existing_folder_as_export_output_is_one_line(tmp_path, capsys):
     assert snapshot(tmp_path) == before
 
 
-def test_qrels_over_an_existing_file_keeps_its_mode(tmp_path, tiny_data_dir, capsys):
+def test_qrels_over_an_existing_file_needs_overwrite_and_keeps_its_mode(tmp_path, tiny_data_dir, capsys):
     path = tmp_path / "dev.qrels"
     path.write_text("old\n")
     path.chmod(0o644)
-    code, _ = run_cli(capsys, "qrels", "wikiqa", "--split", "dev", "--data-dir", tiny_data_dir, "--output", path)
+    args = ["qrels", "wikiqa", "--split", "dev", "--data-dir", tiny_data_dir, "--output", path]
+    code, err = run_cli(capsys, *args)
+    assert code == 2
+    assert str(path) in err and "--overwrite" in err
+    assert path.read_text() == "old\n"
+    code, _ = run_cli(capsys, *args, "--overwrite")
     assert code == 0
     assert path.read_text() != "old\n"
     assert mode(path) == 0o644
+
+
+# ------------------------------------------------------------------ whose file may a command replace (issue 22)
+
+
+def test_a_new_path_and_a_recognised_file_may_be_written(tmp_path):
+    path = tmp_path / "out.run"
+    assert check_output_file(path, "--output") == path
+    path.write_text("mine\n")
+    assert check_output_file(path, "--output", ours=lambda p: p.read_text() == "mine\n") == path
+
+
+@pytest.mark.parametrize(
+    ("ours", "says"),
+    [(lambda path: False, "was not written by neurank"), (None, "whether neurank wrote it cannot be told")],
+    ids=["not-recognised", "no-mark"],
+)
+def test_an_unrecognised_file_needs_overwrite(tmp_path, ours, says):
+    path = tmp_path / "q.txt"
+    path.write_text("the user's judgements\n")
+    with pytest.raises(FileExistsError) as error:
+        check_output_file(path, "--output", ours=ours)
+    message = str(error.value)
+    assert message.startswith(f"{path}: --output exists and {says}")
+    assert "--overwrite" in message and "\n" not in message
+    assert path.read_text() == "the user's judgements\n"
+    assert check_output_file(path, "--output", overwrite=True, ours=ours) == path
+
+
+def test_a_predicate_that_cannot_read_the_file_does_not_recognise_it(tmp_path):
+    path = tmp_path / "x.run"
+    path.write_bytes(b"\xff\xfe")
+
+    def broken(_):
+        raise UnicodeDecodeError("utf-8", b"\xff", 0, 1, "invalid start byte")
+
+    with pytest.raises(FileExistsError, match="was not written by neurank"):
+        check_output_file(path, "--output", ours=broken)
+
+
+def test_a_read_only_file_is_refused_even_with_overwrite(tmp_path):
+    path = tmp_path / "q.txt"
+    path.write_text("mine\n")
+    path.chmod(0o444)
+    with pytest.raises(PermissionError, match="read-only"):
+        check_output_file(path, "--output", overwrite=True)
+
+
+def test_a_dangling_link_needs_overwrite(tmp_path):
+    link = tmp_path / "out.run"
+    link.symlink_to(tmp_path / "nowhere")
+    with pytest.raises(FileExistsError, match="cannot be told"):
+        check_output_file(link, "--output", ours=lambda p: True)
+    assert check_output_file(link, "--output", overwrite=True) == link
+
+
+def test_head_lines_reads_both_ends_only(tmp_path):
+    from neurank.collections.textio import head_lines
+
+    path = tmp_path / "big.txt"
+    path.write_text("".join(f"line {i}\n" for i in range(10_000)))
+    lines = head_lines(path, 3, tail_bytes=20)
+    assert lines[:3] == ["line 0", "line 1", "line 2"]
+    assert lines[3:] == ["line 9998", "line 9999"]  # the partial line before them is dropped
+    small = tmp_path / "small.txt"
+    small.write_text("a\r\nb\n")
+    assert head_lines(small, 10, tail_bytes=100) == ["a", "b"]  # nothing read twice
+
+
+def test_marked_by_looks_at_the_first_lines(tmp_path):
+    from neurank.collections.textio import marked_by
+
+    path = tmp_path / "t.md"
+    path.write_text("title\n<!-- mark -->\nbody\n")
+    assert marked_by("<!-- mark -->")(path)
+    assert not marked_by("<!-- mark -->", lines=1)(path)

@@ -258,3 +258,45 @@ def test_an_empty_baseline_is_refused_not_compared(tmp_path: Path, capsys) -> No
         main(["evaluate", str(run), str(qrels), "--baseline", str(baseline)])
     assert info.value.code == 2
     assert "baseline.txt: expected results" in " ".join(capsys.readouterr().err.split())
+
+
+# ------------------------------------------------------------------- recognising neurank's runs (issue 22)
+
+
+@pytest.mark.parametrize("tag", ["neurank", "neurank-bm25-wikiqa", "neurank-best"])
+def test_a_run_neurank_wrote_is_recognised(tmp_path, tag):
+    from neurank.collections.trec import is_neurank_run
+
+    path = tmp_path / "x.run"
+    write_run([ScoredDoc("q1", "d1", 1.0), ScoredDoc("q1", "d2", 0.5)], path, tag=tag)
+    assert is_neurank_run(path)
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        "q1 Q0 d1 1 1.0 myrun\n",  # a user's run
+        "q1 Q0 d1 1 1.0 neurank\nq1 Q0 d2 2 0.5 other\n",  # one line with another tag
+        "q1 0 d1 1\n",  # qrels
+        "",  # nothing to tell by
+        "q1 Q0 d1 1 1.0 neurankish\n",  # the tag must be neurank or neurank-...
+    ],
+    ids=["user-tag", "mixed-tags", "qrels", "empty", "prefix-only"],
+)
+def test_other_files_are_not_recognised_as_neurank_runs(tmp_path, content):
+    from neurank.collections.trec import is_neurank_run
+
+    path = tmp_path / "x.run"
+    path.write_text(content)
+    assert not is_neurank_run(path)
+
+
+def test_a_user_line_at_the_end_of_a_long_run_is_seen(tmp_path):
+    from neurank.collections.trec import is_neurank_run
+
+    path = tmp_path / "x.run"
+    write_run([ScoredDoc(f"q{i // 100}", f"d{i}", float(-i)) for i in range(5000)], path)
+    assert is_neurank_run(path)
+    with open(path, "a") as handle:
+        handle.write("q9 Q0 mine 1 1.0 myrun\n")
+    assert not is_neurank_run(path)

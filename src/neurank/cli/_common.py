@@ -48,6 +48,12 @@ FoldOpt = typer.Option(
     0, "--fold", min=0, help="Fold used as the test split (Cranfield, CISI: collections without an official split)."
 )
 FoldsOpt = typer.Option(5, "--folds", min=2, help="Number of folds for collections without an official split.")
+OverwriteOpt = typer.Option(
+    False,
+    "--overwrite",
+    help="Replace an existing output file that neurank did not write (one it wrote is replaced anyway); the old file "
+    "stays until the new one is complete.",
+)
 PrecisionOpt = typer.Option("fp32", "--precision", help="fp32, bf16 (CUDA or CPU) or fp16 (CUDA, with loss scaling).")
 
 # Commands that train or re-rank restart once under the tuned malloc settings (see neurank.runtime.allocator).

@@ -11,7 +11,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from neurank.cli._common import DataDir, FoldOpt, FoldsOpt, JsonFlag, app, console, emit, print_json
+from neurank.cli._common import DataDir, FoldOpt, FoldsOpt, JsonFlag, OverwriteOpt, app, console, emit, print_json
 from neurank.collections import load_collection
 from neurank.collections.registry import resolve_collection
 
@@ -144,15 +144,18 @@ def search_cmd(
     data_dir: Path | None = DataDir,
     fold: int = FoldOpt,
     folds: int = FoldsOpt,
+    overwrite: bool = OverwriteOpt,
     as_json: bool = JsonFlag,
 ) -> None:
-    """Run BM25 for a split's queries and write a TREC run."""
+    """Run BM25 for a split's queries and write a TREC run (an existing run neurank wrote is replaced; any other
+    file needs --overwrite)."""
     from neurank.collections import ANSWER_SELECTION
     from neurank.collections.textio import check_output_file
-    from neurank.collections.trec import write_run
+    from neurank.collections.trec import is_neurank_run, write_run
     from neurank.retrieval import BM25Retriever, bm25_run
 
-    check_output_file(output, "--output")  # before the search: a folder there would fail only at the end
+    # Before the search: a folder or a user's file there would fail only at the end.
+    check_output_file(output, "--output", overwrite, is_neurank_run)
     place = resolve_collection(collection, data_dir)
     coll = load_collection(collection, data_dir, fold=fold, folds=folds)
     retriever = None
@@ -180,13 +183,15 @@ def qrels_cmd(
     data_dir: Path | None = DataDir,
     fold: int = FoldOpt,
     folds: int = FoldsOpt,
+    overwrite: bool = OverwriteOpt,
     as_json: bool = JsonFlag,
 ) -> None:
-    """Write the relevance judgements of a collection's split in TREC format."""
+    """Write the relevance judgements of a collection's split in TREC format. Qrels carry no mark of who wrote them
+    (they may be a user's official judgements), so an existing file is replaced only with --overwrite."""
     from neurank.collections.textio import check_output_file
     from neurank.collections.trec import write_qrels
 
-    check_output_file(output, "--output")
+    check_output_file(output, "--output", overwrite)
     part = load_collection(collection, data_dir, fold=fold, folds=folds).split(split)
     write_qrels(part.qrels, output)
     result = {"collection": collection, "split": split, "qrels": len(part.qrels), "output": str(output)}

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from neurank.cli._common import DataDir, JsonFlag, app, emit
+from neurank.cli._common import DataDir, JsonFlag, OverwriteOpt, app, emit
 
 embeddings_app = typer.Typer(help="Word embeddings: train word2vec on a collection's text.", no_args_is_help=True)
 app.add_typer(embeddings_app, name="embeddings")
@@ -23,14 +23,17 @@ def embeddings_train_cmd(
     brown: bool = typer.Option(False, "--brown", help="Add the Brown corpus (DATA_DIR/brown_corpus/brown.zip)."),
     seed: int = typer.Option(42, "--seed"),
     data_dir: Path | None = DataDir,
+    overwrite: bool = OverwriteOpt,
     as_json: bool = JsonFlag,
 ) -> None:
-    """Train word2vec (gensim) on a collection's text and save it in word2vec text format."""
+    """Train word2vec (gensim) on a collection's text and save it in word2vec text format. The format has no room
+    for a mark of its writer, so an existing file is replaced only with --overwrite."""
     from neurank.collections.textio import check_output_file
     from neurank.config import config_from_dict
     from neurank.data.prepare import train_collection_word2vec
 
-    check_output_file(output, "--output")  # before the training: a folder there would fail only at the end
+    # Before the training: a folder or an existing file there would fail only at the end.
+    check_output_file(output, "--output", overwrite)
     # The options are the config's embeddings settings; data and tokenizer settings stay at their defaults.
     config = config_from_dict(
         {

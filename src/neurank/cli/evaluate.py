@@ -9,7 +9,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from neurank.cli._common import DataDir, FoldsOpt, JsonFlag, app, console, print_json
+from neurank.cli._common import DataDir, FoldsOpt, JsonFlag, OverwriteOpt, app, console, print_json
 
 
 @app.command("evaluate")
@@ -79,20 +79,27 @@ def _queries(ids: set[str]) -> str:
 def baseline_cmd(
     data_dir: Path | None = DataDir,
     folds: int = FoldsOpt,
-    output: Path | None = typer.Option(None, "--output", help="Also write the Markdown table to this file."),
+    output: Path | None = typer.Option(
+        None,
+        "--output",
+        help="Also write the Markdown table to this file (a table neurank wrote is replaced; any other file needs "
+        "--overwrite).",
+    ),
+    overwrite: bool = OverwriteOpt,
     as_json: bool = JsonFlag,
 ) -> None:
     """BM25 on every collection's test split, next to published figures (the README's baseline table)."""
-    from neurank.collections.textio import atomic_write, check_output_file
-    from neurank.workflows.baseline import baseline_markdown, bm25_baseline
+    from neurank.collections.textio import atomic_write, check_output_file, marked_by
+    from neurank.workflows.baseline import BASELINE_MARK, baseline_markdown, bm25_baseline
 
     if output is not None:
-        check_output_file(output, "--output")  # before BM25 on every collection: a folder there would fail at the end
+        # Before BM25 on every collection: a folder or a user's file there would fail only at the end.
+        check_output_file(output, "--output", overwrite, marked_by(BASELINE_MARK, lines=1))
     rows = bm25_baseline(data_dir, folds=folds)
     markdown = baseline_markdown(rows)
     if output is not None:
         with atomic_write(output) as handle:
-            handle.write(markdown)
+            handle.write(BASELINE_MARK + "\n" + markdown)
     if as_json:
         print_json([vars(row) for row in rows])
     else:

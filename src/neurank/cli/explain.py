@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from neurank.cli._common import DataDir, FoldOpt, FoldsOpt, JsonFlag, app, console, emit, print_json
+from neurank.cli._common import DataDir, FoldOpt, FoldsOpt, JsonFlag, OverwriteOpt, app, console, emit, print_json
 from neurank.collections import load_collection
 
 
@@ -39,7 +39,8 @@ def explain_cmd(
     output: Path | None = typer.Option(
         None,
         "--output",
-        help="Figure to write: .png, .svg or .pdf (default: explain.png, or wins-losses.png with --compare).",
+        help="Figure to write: .png, .svg or .pdf (default: explain.png, or wins-losses.png with --compare). "
+        "Figures carry no mark of their writer: an existing file needs --overwrite.",
     ),
     tokens_per_row: int | None = typer.Option(
         None, "--tokens-per-row", min=5, help="Document tokens per heatmap row before it wraps."
@@ -48,18 +49,23 @@ def explain_cmd(
     data_dir: Path | None = DataDir,
     fold: int = FoldOpt,
     folds: int = FoldsOpt,
+    overwrite: bool = OverwriteOpt,
     as_json: bool = JsonFlag,
 ) -> None:
     """See inside a ranker: the interaction matrix of a pair and what the model makes of it (CHECKPOINT --query
     --doc, or CHECKPOINT --collection --query-id --doc-id), or per-query wins and losses (--compare RUN_A RUN_B)."""
+    from neurank.collections.textio import check_output_file
     from neurank.explain import figures
 
     if output is not None:
         figures.figure_format(output)  # a wrong suffix fails now, not after the work
+    output = output or Path("wins-losses.png" if compare is not None else "explain.png")
+    # An existing figure neurank did not write: refused now, not after the work.
+    check_output_file(output, "--output", overwrite, figures.is_neurank_figure)
     if compare is not None:
         if checkpoint is not None or qrels is None:
             raise typer.BadParameter("--compare takes two runs and --qrels, and no checkpoint", param_hint="--compare")
-        _explain_compare(compare, qrels, measure, top, output or Path("wins-losses.png"), as_json)
+        _explain_compare(compare, qrels, measure, top, output, as_json)
         return
     if checkpoint is None:
         raise typer.BadParameter("give a checkpoint to explain, or --compare RUN_A RUN_B", param_hint="CHECKPOINT")
@@ -85,7 +91,6 @@ def explain_cmd(
     else:
         assert query is not None and doc is not None  # checked above
         pair = explain_pair(reranker, query, doc, first_stage_score, model_name=name)
-    output = output or Path("explain.png")
     figures.save_figure(figures.pair_figure(pair, tokens_per_row), output)
     if as_json:
         print_json({**pair.to_dict(), "output": str(output)})
@@ -131,7 +136,12 @@ def _explain_compare(runs: tuple[Path, Path], qrels: Path, measure: str, top: in
 @app.command("report")
 def report_cmd(
     run_dir: Path = typer.Argument(..., help="A folder written by `neurank train` (best.pt, last.pt, metrics.jsonl)."),
-    output: Path | None = typer.Option(None, "--output", help="HTML file to write (default: RUN_DIR/report.html)."),
+    output: Path | None = typer.Option(
+        None,
+        "--output",
+        help="HTML file to write (default: RUN_DIR/report.html); a report neurank wrote is replaced, any other file "
+        "needs --overwrite.",
+    ),
     split: str | None = typer.Option(
         None, "--split", help="Split to evaluate and explain (default: the run's dev split)."
     ),
@@ -142,11 +152,15 @@ def report_cmd(
     ),
     device: str = typer.Option("cpu", "--device"),
     data_dir: Path | None = DataDir,
+    overwrite: bool = OverwriteOpt,
     as_json: bool = JsonFlag,
 ) -> None:
     """Turn a training run into one self-contained HTML page: config, curves, results against BM25, explain figures."""
-    from neurank.workflows.report import write_report
+    from neurank.collections.textio import check_output_file
+    from neurank.workflows.report import is_report, write_report
 
+    output = output or run_dir / "report.html"
+    check_output_file(output, "--output", overwrite, is_report)  # before the evaluation and the figures
     path = write_report(
         run_dir,
         output,

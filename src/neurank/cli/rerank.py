@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from neurank.cli._common import DataDir, FoldOpt, FoldsOpt, JsonFlag, PrecisionOpt, app, emit
+from neurank.cli._common import DataDir, FoldOpt, FoldsOpt, JsonFlag, OverwriteOpt, PrecisionOpt, app, emit
 from neurank.collections import load_collection
 
 
@@ -37,6 +37,7 @@ def rerank_cmd(
     data_dir: Path | None = DataDir,
     fold: int = FoldOpt,
     folds: int = FoldsOpt,
+    overwrite: bool = OverwriteOpt,
     as_json: bool = JsonFlag,
 ) -> None:
     """Re-rank a first-stage run of a collection's split with a trained model. Under torchrun the candidates are
@@ -45,11 +46,12 @@ def rerank_cmd(
     The checkpoint records its first stage (BM25 and its settings); a model trained with that score as a feature
     or fused with it never silently reads another kind of score from --run (see --first-stage-from-run)."""
     from neurank.collections.textio import check_output_file
-    from neurank.collections.trec import read_run, write_run
+    from neurank.collections.trec import is_neurank_run, read_run, write_run
     from neurank.inference import load_reranker
     from neurank.runtime.distributed import init_distributed
 
-    check_output_file(output, "--output")  # before the scoring: a folder there would fail only at the end
+    # Before the scoring: a folder or a user's file there would fail only at the end.
+    check_output_file(output, "--output", overwrite, is_neurank_run)
     coll = load_collection(collection, data_dir, fold=fold, folds=folds)
     with init_distributed(device) as context:
         reranker = load_reranker(checkpoint, device=device, precision=precision, distributed=context)
@@ -87,6 +89,7 @@ def export_cmd(
     checkpoint: Path = typer.Argument(..., help="A best.pt / last.pt written by `neurank train`."),
     output: Path = typer.Option(..., "--output", help="File to write, e.g. model.onnx."),
     format: str = typer.Option("onnx", "--format", help="Export format: onnx."),
+    overwrite: bool = OverwriteOpt,
     as_json: bool = JsonFlag,
 ) -> None:
     """Export a trained ranker (with its tokenizer and vocabulary) for re-ranking without PyTorch.
@@ -94,9 +97,10 @@ def export_cmd(
     The export is checked against PyTorch at lengths other than the example's before it is written;
     `neurank rerank OUTPUT ...` and `neurank.load_reranker(OUTPUT)` run it."""
     from neurank.collections.textio import check_output_file
-    from neurank.inference.export import export_checkpoint
+    from neurank.inference.export import export_checkpoint, is_neurank_onnx
 
-    check_output_file(output, "--output")  # before the export: a folder there would fail only at the end
+    # Before the export: a folder or a user's file there would fail only at the end.
+    check_output_file(output, "--output", overwrite, is_neurank_onnx)
     info = export_checkpoint(checkpoint, output, format=format)
     worst = max(info["check"].values())
     result = {

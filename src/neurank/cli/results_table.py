@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from neurank.cli._common import DataDir, app, console
+from neurank.cli._common import DataDir, OverwriteOpt, app, console
 
 
 @app.command("benchmark")
@@ -18,7 +18,12 @@ def benchmark_cmd(
         Path("benchmark"),
         help="Benchmark config (collections, models, seeds): a YAML file, or a shipped config's name.",
     ),
-    output: Path = typer.Option(Path("docs/results.md"), "--output", help="Markdown table to write (JSON beside it)."),
+    output: Path = typer.Option(
+        Path("docs/results.md"),
+        "--output",
+        help="Markdown table to write (JSON beside it); tables neurank wrote are replaced, other files need "
+        "--overwrite.",
+    ),
     runs_dir: Path = typer.Option(
         Path("runs/benchmark"), "--runs-dir", help="Checkpoints and runs of every model and seed."
     ),
@@ -41,15 +46,27 @@ def benchmark_cmd(
         None, "--note", help="A line for the table's header, e.g. how the machine was shared."
     ),
     data_dir: Path | None = DataDir,
+    overwrite: bool = OverwriteOpt,
 ) -> None:
     """Train and evaluate every model on every benchmark collection; write the results table.
 
     Seeds already finished in --runs-dir with the same config are read back (an interrupted run resumes); split
     the work with --models over processes, then run once more over all models to gather the table."""
+    from neurank.collections.textio import check_output_file
     from neurank.runtime.distributed import require_single_process
-    from neurank.workflows.results_table import load_plan, run_benchmark, update_results_page, write_results
+    from neurank.workflows.results_table import (
+        is_results_json,
+        is_results_table,
+        load_plan,
+        run_benchmark,
+        update_results_page,
+        write_results,
+    )
 
     require_single_process("benchmark")
+    # Before the plan and the hours of training: a user's file at either output would be refused only at the end.
+    check_output_file(output, "--output", overwrite, is_results_table)
+    check_output_file(output.with_suffix(".json"), "--output's JSON", overwrite, is_results_json)
     plan = load_plan(
         config,
         quick=quick,

@@ -10,7 +10,7 @@ import contextlib
 import os
 import stat
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
 
@@ -60,9 +60,10 @@ def read_lines(path: str | Path, what: str = "file") -> Iterator[tuple[int, str]
         )
 
 
-def check_output_file(path: str | Path, what: str = "output") -> Path:
+def check_output_path(path: str | Path, what: str = "output") -> Path:
     """Return `path` as a Path, or raise FileExistsError when it cannot be written as a file: it is an existing folder,
-    or a file stands where one of its parent folders would go. Commands call it before their expensive work."""
+    or a file stands where one of its parent folders would go. Whether an existing file there may be replaced is
+    `check_output_file`'s question."""
     path = Path(path)
     if path.is_dir():
         raise FileExistsError(f"{path}: {what} is an existing folder; expected a file path")
@@ -72,6 +73,94 @@ def check_output_file(path: str | Path, what: str = "output") -> Path:
                 raise FileExistsError(f"{path}: {what} cannot be written, {parent} is a file, not a folder")
             break
     return path
+
+
+def check_output_file(
+    path: str | Path,
+    what: str = "output",
+    overwrite: bool = False,
+    ours: Callable[[Path], bool] | None = None,
+) -> Path:
+    """Return `path` as a Path if a command may write its output file there, else raise. Commands call it before
+    their expensive work, so that a refusal costs nothing.
+
+    The rule (issue 22: nothing a user had is lost): a new path is fine; an existing file is replaced only when
+    `ours(path)` recognises it as an output neurank wrote (a rerun replaces it), or when the user passed
+    `--overwrite` (`overwrite=True`). Either way the replacement is atomic (`atomic_write`), so the old file stays
+    until the new one is complete. A file kind that carries no mark of its writer (`ours=None`: qrels, word2vec
+    text) always needs `--overwrite`.
+
+    Raises:
+        FileExistsError: a folder at `path`, a file where a parent folder would go, or an existing file neither
+            recognised as neurank's nor allowed by `overwrite`.
+        PermissionError: an existing read-only file (even `--overwrite` does not replace it).
+    """
+    path = check_output_path(path, what)
+    if not path.is_file():
+        if overwrite or not (path.is_symlink() or path.exists()):
+            return path
+        ours = None  # a dangling link, a pipe, a device: nothing neurank writes
+    else:
+        _check_writable(path)
+        if overwrite or (ours is not None and _recognised(ours, path)):
+            return path
+    if ours is None:
+        whose = "whether neurank wrote it cannot be told (this kind of file carries no mark of its writer)"
+    else:
+        whose = "was not written by neurank"
+    raise FileExistsError(
+        f"{path}: {what} exists and {whose}; pass --overwrite to replace it, or choose another path (nothing was "
+        "written)"
+    )
+
+
+def marked_by(marker: str, lines: int = 10) -> Callable[[Path], bool]:
+    """A predicate for `check_output_file`: whether one of a file's first `lines` lines holds `marker`."""
+    return lambda path: any(marker in line for line in head_lines(path, lines))
+
+
+def _recognised(ours: Callable[[Path], bool], path: Path) -> bool:
+    # A predicate that cannot read the file (unreadable, undecodable) has not recognised it.
+    try:
+        return bool(ours(path))
+    except (OSError, ValueError):
+        return False
+
+
+def _check_writable(path: Path) -> int:
+    """The mode of the existing file `path`, or PermissionError when it is read-only."""
+    file_mode = stat.S_IMODE(path.stat().st_mode)
+    # Root may write anything (os.access says yes), so a file nobody may write counts as read-only too.
+    if not os.access(path, os.W_OK) or not file_mode & 0o222:
+        raise PermissionError(
+            f"{path}: the file is read-only (mode {file_mode:o}); make it writable or choose another path "
+            "(nothing was written)"
+        )
+    return file_mode
+
+
+def head_lines(path: str | Path, count: int, tail_bytes: int = 0) -> list[str]:
+    """The first `count` lines of a text file (decoded as UTF-8 with replacement, line endings dropped), followed by
+    the complete lines within its last `tail_bytes` bytes: a cheap look at both ends of a large file."""
+    lines: list[str] = []
+    with open(path, "rb") as handle:
+        while len(lines) < count:
+            raw = handle.readline(1 << 16)  # bounded: a binary file may have no line ending at all
+            if not raw:
+                break
+            lines.append(raw.decode("utf-8", "replace").rstrip("\r\n"))
+        read_to = handle.tell()
+        size = handle.seek(0, os.SEEK_END)
+        if tail_bytes and size > read_to:
+            start = max(read_to, size - tail_bytes)
+            if start > read_to:
+                handle.seek(start - 1)  # from the byte before: the first piece ends a line begun before `start`
+                tail = handle.read().split(b"\n")[1:]
+            else:
+                handle.seek(start)
+                tail = handle.read().split(b"\n")
+            lines += [raw.decode("utf-8", "replace").rstrip("\r") for raw in tail if raw.strip()]
+    return lines
 
 
 def _new_file_mode() -> int:
@@ -90,20 +179,13 @@ def atomic_write(path: str | Path, mode: str = "w", encoding: str | None = "utf-
     and so is a read-only file (PermissionError, before anything is written): renaming over it would succeed in a
     writable folder, silently replacing a file its owner protected, as `cp` and `open` never do.
     """
-    path = check_output_file(path)
+    path = check_output_path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     binary = "b" in mode
     try:
-        file_mode = stat.S_IMODE(path.stat().st_mode)
+        file_mode = _check_writable(path)
     except FileNotFoundError:
         file_mode = _new_file_mode()
-    else:
-        # Root may write anything (os.access says yes), so a file nobody may write counts as read-only too.
-        if not os.access(path, os.W_OK) or not file_mode & 0o222:
-            raise PermissionError(
-                f"{path}: the file is read-only (mode {file_mode:o}); make it writable or choose another path "
-                "(nothing was written)"
-            )
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         try:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from neurank.collections.errors import FormatError
 from neurank.collections.records import Doc, Qrel, Query, ScoredDoc
-from neurank.collections.textio import atomic_write, read_lines
+from neurank.collections.textio import atomic_write, head_lines, read_lines
 
 TOPIC_FIELDS = ("title", "desc", "narr")
 _TAG = re.compile(r"<(/?)([A-Za-z]+)>")
@@ -22,6 +22,11 @@ _TAG = re.compile(r"<(/?)([A-Za-z]+)>")
 _LABEL = re.compile(r"^\s*(number|topic|description|narrative)\s*:", re.IGNORECASE)
 # trec_eval and pytrec_eval keep relevance in a C long, 32 bits on some platforms: a grade outside fails there.
 RELEVANCE_RANGE = (-(2**31), 2**31 - 1)
+# The run tags neurank's commands write (`search`: neurank-bm25-NAME, `rerank`: neurank-CHECKPOINT; `write_run`'s
+# default is neurank): how a rerun recognises a run file it may replace (`is_neurank_run`).
+RUN_TAG = "neurank"
+# How much of a run `is_neurank_run` reads: its first lines and the lines in its last bytes, not all of a large run.
+_RECOGNISE_LINES, _RECOGNISE_TAIL_BYTES = 1000, 1 << 16
 
 
 def _columns(path: Path, what: str, count: int, layout: str):
@@ -308,3 +313,19 @@ def _trec_doc(path: Path, line: int, body: str, seen: dict[str, int]) -> Doc:
     if not contents:
         contents = [body[: docno.start()] + body[docno.end() :]] if docno else [body]
     return Doc(doc_id, " ".join(_ANY_TAG.sub(" ", " ".join(contents)).split()))
+
+
+def is_neurank_run(path: str | Path) -> bool:
+    """Whether `path` looks like a run that a neurank command wrote, so that a rerun may replace it.
+
+    The rule: at least one result, and every non-blank line among the file's first 1000 and those in its last 64 KiB
+    is a TREC run line (6 columns, `Q0` in the second) whose tag is `neurank` or starts with `neurank-` (as
+    `neurank search` and `neurank rerank` write them). Only the two ends are read, so a large run costs
+    milliseconds; a user's run with another tag, or any other file, is not recognised.
+    """
+    lines = [line.split() for line in head_lines(path, _RECOGNISE_LINES, _RECOGNISE_TAIL_BYTES)]
+    rows = [fields for fields in lines if fields]
+    return bool(rows) and all(
+        len(fields) == 6 and fields[1] == "Q0" and (fields[5] == RUN_TAG or fields[5].startswith(RUN_TAG + "-"))
+        for fields in rows
+    )

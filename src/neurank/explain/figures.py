@@ -79,8 +79,33 @@ def save_figure(figure: Figure, path: str | Path, dpi: int = 110) -> Path:
     path = Path(path)
     fmt = figure_format(path)
     with atomic_write(path, "wb") as handle:
-        figure.savefig(handle, format=fmt, dpi=dpi)
+        figure.savefig(handle, format=fmt, dpi=dpi, metadata=dict(_WRITER_MARK[fmt]))
     return path
+
+
+# Who wrote a figure, in the field each format has for it, so that a rerun may replace its own figures
+# (`is_neurank_figure`) and nothing else without --overwrite.
+_WRITER_MARK = {"png": {"Software": "neurank"}, "svg": {"Creator": "neurank"}, "pdf": {"Creator": "neurank"}}
+_WRITER_BYTES = {
+    "png": b"tEXtSoftware\x00neurank",
+    "svg": b"<dc:title>neurank</dc:title>",
+    "pdf": b"/Creator (neurank)",
+}
+
+
+def is_neurank_figure(path: str | Path) -> bool:
+    """Whether the file at `path` is a figure `save_figure` wrote (its writer field says neurank); False for any
+    other file, an unknown suffix, or one that cannot be read."""
+    path = Path(path)
+    try:
+        marker = _WRITER_BYTES[figure_format(path)]
+        with path.open("rb") as handle:
+            head = handle.read(1 << 16)
+            handle.seek(max(0, path.stat().st_size - (1 << 16)))
+            tail = handle.read()
+    except (OSError, ValueError, KeyError):
+        return False
+    return marker in head or marker in tail
 
 
 def figure_bytes(figure: Figure, fmt: str = "png", dpi: int = 110) -> bytes:

@@ -58,6 +58,17 @@ def require_onnx():
     return onnx, onnxruntime
 
 
+def is_neurank_onnx(path: str | Path) -> bool:
+    """Whether `path` is an ONNX model that `neurank export` wrote (it carries the `neurank` metadata entry), so that
+    a rerun may replace it; any other file, ONNX or not, is not recognised."""
+    onnx, _ = require_onnx()
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception:  # noqa: BLE001 - onnx raises DecodeError and others for a file that is not a model
+        return False
+    return any(entry.key == METADATA_KEY for entry in model.metadata_props)
+
+
 class ExportError(ValueError):
     """A model could not be exported, or its export does not reproduce PyTorch's scores."""
 

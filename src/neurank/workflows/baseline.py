@@ -87,6 +87,11 @@ def bm25_baseline(
     return rows
 
 
+# The first line of the table file `neurank baseline --output` writes (an HTML comment: Markdown does not show it),
+# by which a rerun recognises the file as its own and replaces it.
+BASELINE_MARK = "<!-- written by neurank baseline; rerunning it replaces this file -->"
+
+
 def baseline_markdown(rows: list[BaselineRow]) -> str:
     """The baseline table as Markdown, with the published figures under each of our rows."""
     measures: list[str] = []

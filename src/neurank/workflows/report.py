@@ -24,7 +24,7 @@ import yaml
 
 import neurank
 from neurank.collections import ANSWER_SELECTION, Collection, ScoredDoc
-from neurank.collections.textio import atomic_write
+from neurank.collections.textio import atomic_write, marked_by
 from neurank.config import ExperimentConfig, config_from_dict
 from neurank.evaluation import compare, evaluate
 from neurank.explain import NoInteractionMatrixError, explain_candidate, per_query_deltas, summarise_deltas
@@ -134,7 +134,7 @@ def build_report(
     results = evaluate_run_dir(reranker, collection, config, split, None)
     metric = state.get("metric") or results.measures[0]
 
-    page = _Page(f"neurank report: {run_dir.name or run_dir}", figures_dir)
+    page = _Page(f"{REPORT_TITLE}{run_dir.name or run_dir}", figures_dir)
     page.paragraph(
         f"Run folder <code>{html.escape(str(run_dir))}</code>, checkpoint <code>{html.escape(checkpoint)}</code>; "
         f"written {datetime.datetime.now().strftime('%Y-%m-%d %H:%M')} by neurank {html.escape(neurank.__version__)}."
@@ -199,6 +199,15 @@ def build_report(
     page.section("Inside the model")
     _explain_section(page, reranker, collection, split, results, deltas, explain, config)
     return page.render()
+
+
+REPORT_TITLE = "neurank report: "
+
+
+def is_report(path: str | Path) -> bool:
+    """Whether `path` is an HTML page `neurank report` wrote (its `<title>neurank report: ...`), so that a rerun may
+    replace it."""
+    return marked_by(f"<title>{REPORT_TITLE}")(Path(path))
 
 
 def write_report(run_dir: str | Path, output: str | Path | None = None, **options) -> Path:

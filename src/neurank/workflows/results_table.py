@@ -22,7 +22,7 @@ import torch
 import yaml
 
 from neurank.collections import ANSWER_SELECTION
-from neurank.collections.textio import atomic_write
+from neurank.collections.textio import atomic_write, marked_by
 from neurank.config import (
     ConfigError,
     ExperimentConfig,
@@ -453,6 +453,21 @@ def write_results(
             handle,
             indent=2,
         )
+
+
+def is_results_table(path: str | Path) -> bool:
+    """Whether `path` is a Markdown table `neurank benchmark` wrote (its "Made by `neurank benchmark ...`" line),
+    so that a rerun may replace it."""
+    return marked_by("Made by `neurank benchmark ")(Path(path))
+
+
+def is_results_json(path: str | Path) -> bool:
+    """Whether `path` is the JSON `neurank benchmark` writes beside its table (exactly its three keys)."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return False
+    return isinstance(data, dict) and set(data) == {"seeds", "wall_seconds", "results"}
 
 
 # A page carries one pair of markers or both; `update_results_page` rewrites what lies between each pair.
