@@ -199,3 +199,21 @@ def tiny_bert_folder(tmp_path):
     path.mkdir()
     _write_tiny_bert(path)
     return path
+
+
+@pytest.fixture()
+def cli(capsys):
+    """`cli(*args)` runs `neurank ARGS` through `neurank.cli.main` in this process and returns (exit status, stdout,
+    stderr with its line breaks folded)."""
+    from neurank.cli import main
+
+    def run(*args):
+        try:
+            main([str(a) for a in args])
+            status = 0
+        except SystemExit as exit_:
+            status = exit_.code or 0
+        captured = capsys.readouterr()
+        return status, captured.out, " ".join(captured.err.split())  # rich wraps long error lines
+
+    return run

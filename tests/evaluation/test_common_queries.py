@@ -5,22 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from neurank.cli import main
 from neurank.collections import Qrel, ScoredDoc
 from neurank.evaluation import common_queries
 
 QRELS = "q1 0 d1 1\nq1 0 d2 0\nq2 0 d3 2\nq3 0 d4 0\n"  # q3: judged, nothing relevant, so never evaluated
 RUN = "q1 Q0 d1 1 2.5 mine\nq1 Q0 d2 2 1.5 mine\nq2 Q0 d3 1 0.5 mine\n"
-
-
-def cli(capsys, *args) -> tuple[int, str, str]:
-    try:
-        main([str(arg) for arg in args])
-        status = 0
-    except SystemExit as exit_:
-        status = exit_.code or 0
-    captured = capsys.readouterr()
-    return status, captured.out, " ".join(captured.err.split())
 
 
 @pytest.fixture()
@@ -38,9 +27,9 @@ def test_common_queries_by_hand():
     assert common_queries(run, qrels) == ({"q1", "q3", "x"}, {"q1", "q2"}, {"q1"})
 
 
-def test_a_run_with_no_query_in_common_is_refused_naming_both_files(files, capsys):
+def test_a_run_with_no_query_in_common_is_refused_naming_both_files(files, cli):
     # other.txt ranks x1 (not judged) and q3 (judged, but nothing relevant): no query evaluate would average over.
-    status, out, err = cli(capsys, "evaluate", files / "other.txt", files / "qrels.txt")
+    status, out, err = cli("evaluate", files / "other.txt", files / "qrels.txt")
     assert status == 2 and out == ""
     assert err == (
         f"error: {files / 'other.txt'} and {files / 'qrels.txt'}: no query in common (the run ranks 2 queries, "
@@ -49,22 +38,18 @@ def test_a_run_with_no_query_in_common_is_refused_naming_both_files(files, capsy
     )
 
 
-def test_a_baseline_with_no_query_in_common_is_refused(files, capsys):
-    status, out, err = cli(
-        capsys, "evaluate", files / "run.txt", files / "qrels.txt", "--baseline", files / "other.txt"
-    )
+def test_a_baseline_with_no_query_in_common_is_refused(files, cli):
+    status, out, err = cli("evaluate", files / "run.txt", files / "qrels.txt", "--baseline", files / "other.txt")
     assert status == 2 and out == "" and err.startswith(f"error: {files / 'other.txt'} and {files / 'qrels.txt'}: ")
 
 
-def test_an_empty_baseline_is_refused_instead_of_a_p_value(files, capsys):
-    status, out, err = cli(
-        capsys, "evaluate", files / "run.txt", files / "qrels.txt", "--baseline", files / "empty.txt"
-    )
+def test_an_empty_baseline_is_refused_instead_of_a_p_value(files, cli):
+    status, out, err = cli("evaluate", files / "run.txt", files / "qrels.txt", "--baseline", files / "empty.txt")
     assert status == 2 and out == ""
     assert err.startswith(f"error: {files / 'empty.txt'}: expected results") and "found no results" in err
 
 
-def test_a_run_sharing_some_queries_still_evaluates(files, capsys):
-    status, out, err = cli(capsys, "evaluate", files / "run.txt", files / "qrels.txt", "-m", "AP", "--json")
+def test_a_run_sharing_some_queries_still_evaluates(files, cli):
+    status, out, err = cli("evaluate", files / "run.txt", files / "qrels.txt", "-m", "AP", "--json")
     assert status == 0 and err == ""
     assert '"AP": 1.0' in out  # q1: d1 first (AP 1); q2: d3 first (AP 1)

@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from neurank.cli import main
 from neurank.inference import load_reranker
 from neurank.inference.checkpoint import (
     CheckpointError,
@@ -43,15 +42,6 @@ def shuffle_vocab(payload: dict) -> None:
 
 def first_float(payload: dict) -> str:
     return next(name for name, tensor in payload["state_dict"].items() if tensor.is_floating_point())
-
-
-def cli(capsys, *args) -> tuple[int, str]:
-    try:
-        main([str(arg) for arg in args])
-        status = 0
-    except SystemExit as exit_:
-        status = exit_.code or 0
-    return status, " ".join(capsys.readouterr().err.split())
 
 
 def test_a_saved_checkpoint_carries_fingerprints_that_its_load_verifies(trained):
@@ -102,7 +92,7 @@ def test_non_finite_weights_are_refused_naming_the_parameter(trained, value, kin
 
 
 @pytest.mark.parametrize("command", ["rerank", "export", "explain"])
-def test_every_command_that_loads_a_checkpoint_refuses_an_edited_one(capsys, trained, tiny_data_dir, command):
+def test_every_command_that_loads_a_checkpoint_refuses_an_edited_one(cli, trained, tiny_data_dir, command):
     path = rewrite(trained / "best.pt", shuffle_vocab)
     out = trained.parent / "out"
     args = {
@@ -111,7 +101,7 @@ def test_every_command_that_loads_a_checkpoint_refuses_an_edited_one(capsys, tra
         "explain": ["explain", path, "--query", "who wrote hamlet", "--doc", "hamlet is a play"],
     }[command]
     before = sorted(p.name for p in trained.parent.iterdir())
-    status, err = cli(capsys, *args)
+    status, _, err = cli(*args)
     assert status == 2
     assert err.startswith(f"error: {path}: the vocabulary or text encoder") and "Traceback" not in err
     assert sorted(p.name for p in trained.parent.iterdir()) == before

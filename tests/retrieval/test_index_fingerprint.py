@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from neurank.cli import main
 from neurank.collections import DataWarning, Doc
 from neurank.retrieval import BM25Retriever, CollectionFingerprint, IndexMismatchError, build_index
 
@@ -40,15 +39,6 @@ def write_beir(folder: Path, docs: list[Doc]) -> Path:
 
 def snapshot(folder: Path) -> dict:
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
-
-
-def cli(capsys, *args) -> tuple[int, str]:
-    try:
-        main([str(arg) for arg in args])
-        status = 0
-    except SystemExit as exit_:
-        status = exit_.code or 0
-    return status, " ".join(capsys.readouterr().err.split())
 
 
 def edit_meta(index: Path, change) -> None:
@@ -112,22 +102,22 @@ def test_an_index_whose_files_do_not_agree_is_refused_on_loading(tmp_path, chang
     ],
     ids=["truncated", "a-list", "not-utf8"],
 )
-def test_a_broken_index_json_names_the_file_and_what_was_expected(tmp_path, capsys, content, expected):
+def test_a_broken_index_json_names_the_file_and_what_was_expected(tmp_path, cli, content, expected):
     data = write_beir(tmp_path / "coll", DOCS)
     build_index(DOCS, tmp_path / "idx", store=False)
     (tmp_path / "idx" / "neurank.json").write_bytes(content)
-    status, err = cli(capsys, "search", data, "--index", tmp_path / "idx", "--output", tmp_path / "run.txt")
+    status, _, err = cli("search", data, "--index", tmp_path / "idx", "--output", tmp_path / "run.txt")
     assert status == 2 and err.startswith(f"error: {tmp_path / 'idx' / 'neurank.json'}{expected}")
     assert not (tmp_path / "run.txt").exists()
 
 
-def test_search_with_another_collections_index_is_one_line_and_writes_nothing(tmp_path, capsys):
+def test_search_with_another_collections_index_is_one_line_and_writes_nothing(tmp_path, cli):
     mine = write_beir(tmp_path / "mine", DOCS)
     other = write_beir(tmp_path / "other", DOCS[:3])
-    status, _ = cli(capsys, "index", other, "--output", tmp_path / "idx")
+    status, _, _ = cli("index", other, "--output", tmp_path / "idx")
     assert status == 0
     before = snapshot(tmp_path)
-    status, err = cli(capsys, "search", mine, "--index", tmp_path / "idx", "--output", tmp_path / "run.txt")
+    status, _, err = cli("search", mine, "--index", tmp_path / "idx", "--output", tmp_path / "run.txt")
     assert status == 2
     assert err == (
         f"error: {tmp_path / 'idx'}: this index was built from other documents than {mine}'s: it holds 3 documents, "
@@ -136,28 +126,28 @@ def test_search_with_another_collections_index_is_one_line_and_writes_nothing(tm
     assert snapshot(tmp_path) == before
 
 
-def test_search_with_documents_changed_since_indexing_is_refused(tmp_path, capsys):
+def test_search_with_documents_changed_since_indexing_is_refused(tmp_path, cli):
     mine = write_beir(tmp_path / "mine", DOCS)
-    assert cli(capsys, "index", mine, "--output", tmp_path / "idx")[0] == 0
+    assert cli("index", mine, "--output", tmp_path / "idx")[0] == 0
     # Two documents swap ids: the same ids and the same texts, so only the fingerprint of the contents can tell.
     corpus = mine / "corpus.jsonl"
     corpus.write_text(corpus.read_text().replace('"d1"', '"tmp"').replace('"d2"', '"d1"').replace('"tmp"', '"d2"'))
     before = snapshot(tmp_path)
-    status, err = cli(capsys, "search", mine, "--index", tmp_path / "idx", "--output", tmp_path / "run.txt")
+    status, _, err = cli("search", mine, "--index", tmp_path / "idx", "--output", tmp_path / "run.txt")
     assert status == 2 and err.startswith(f"error: {tmp_path / 'idx'}: this index was built from other documents")
     assert "the same 5 document ids, but the texts of some differ from the ones indexed" in err
     assert snapshot(tmp_path) == before
 
 
-def test_an_index_without_a_fingerprint_gets_the_old_checks_and_a_warning(tmp_path, capsys):
+def test_an_index_without_a_fingerprint_gets_the_old_checks_and_a_warning(tmp_path, cli):
     mine = write_beir(tmp_path / "mine", DOCS)
     build_index(DOCS, tmp_path / "old")
     edit_meta(tmp_path / "old", lambda m: m.pop("fingerprint"))
     with pytest.warns(DataWarning, match=r"an index without a fingerprint of its documents"):
-        status, _ = cli(capsys, "search", mine, "--index", tmp_path / "old", "--output", tmp_path / "run.txt")
+        status, _, _ = cli("search", mine, "--index", tmp_path / "old", "--output", tmp_path / "run.txt")
     assert status == 0 and (tmp_path / "run.txt").read_text().startswith("q1 Q0 d1 1 ")
     # The old checks still hold: a subset's index is refused, not an IndexError.
     build_index(DOCS[:4], tmp_path / "old-subset", store=False)
     edit_meta(tmp_path / "old-subset", lambda m: m.pop("fingerprint"))
-    status, err = cli(capsys, "search", mine, "--index", tmp_path / "old-subset", "--output", tmp_path / "r2.txt")
+    status, _, err = cli("search", mine, "--index", tmp_path / "old-subset", "--output", tmp_path / "r2.txt")
     assert status == 2 and "it holds 4 documents" in err and not (tmp_path / "r2.txt").exists()

@@ -4,22 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from neurank.cli import main
 from neurank.cli.serve import parse_models
-
-
-@pytest.fixture()
-def cli(capsys):
-    def run(*args):
-        try:
-            main([str(a) for a in args])
-            status = 0
-        except SystemExit as exit_:
-            status = exit_.code or 0
-        captured = capsys.readouterr()
-        return status, " ".join(captured.err.split())
-
-    return run
 
 
 @pytest.mark.parametrize(
@@ -43,7 +28,7 @@ def test_bad_arguments_are_one_line_and_exit_2(cli, tmp_path, monkeypatch, args,
     (tmp_path / "run").mkdir()
     (tmp_path / "last-only").mkdir()
     (tmp_path / "last-only" / "last.pt").touch()
-    status, err = cli("serve", *args)
+    status, _, err = cli("serve", *args)
     assert status == 2, err
     assert err.startswith("error:") and "Traceback" not in err
     for word in words:
@@ -61,7 +46,7 @@ def test_a_run_folder_serves_its_best_pt_and_no_fusion_reaches_the_server(cli, t
 
     calls = []
     monkeypatch.setattr(neurank.serving.server, "serve", lambda sources, **options: calls.append((sources, options)))
-    status, err = cli("serve", trained, "--no-fusion")
+    status, _, err = cli("serve", trained, "--no-fusion")
     assert status == 0, err
     assert f"{trained} is a run folder: serving {trained / 'best.pt'}" in err
     (sources, options), *_ = calls

@@ -388,18 +388,28 @@ def _check_layers(model: TransformerRanker, layers: tuple[int, ...]) -> tuple[in
 class ContextualRanker(TransformerRanker):
     """Token vectors -> interaction matrices (one per layer) -> a reader's features (+ [CLS]) -> a linear score.
 
-    Subclasses give the reader (`reader`, with `flops`; its feature count `reader_features`) and say whether the
-    texts are encoded jointly (`joint`, fine-tuned) or separately (frozen, cacheable).
+    Subclasses name their config class, registered name and reader class (`config_class`, `model_name`,
+    `reader_class`: built here over the chosen layers, with `flops` and its feature count `reader_features`) and say
+    whether the texts are encoded jointly (`joint`, fine-tuned) or separately (frozen, cacheable).
     """
 
     joint = False
     reader: PyramidReader | KernelReader | PACRRReader
     reader_features: int
 
-    def __init__(self, vocab_size: int, config: Any, embeddings: Tensor | None, name: str):
-        super().__init__(vocab_size, config, embeddings, name)
+    config_class: type
+    model_name: str
+    reader_class: type[PyramidReader | KernelReader | PACRRReader]
+
+    def __init__(self, vocab_size: int, config: Any = None, embeddings: Tensor | None = None):
+        """Args: vocab_size: ids the text encoder gives (`WordPieceEncoder.vocab_size`); config: the subclass's
+        config, None for its defaults (a tiny random BERT); embeddings: must be None."""
+        super().__init__(vocab_size, config or self.config_class(), embeddings, self.model_name)
         self.layers = _check_layers(self, self.config.layers)
         self.dropout = nn.Dropout(self.config.dropout)
+        self.reader = self.reader_class(len(self.layers), self.config)
+        self.reader_features = self.reader.features
+        self.build_score()
 
     def build_score(self) -> None:
         """The scoring layer, once the reader is built."""
@@ -715,12 +725,9 @@ class CEDRJointCNN(ContextualRanker):
     """
 
     joint = True
-
-    def __init__(self, vocab_size: int, config: CEDRJointCNNConfig | None = None, embeddings: Tensor | None = None):
-        super().__init__(vocab_size, config or CEDRJointCNNConfig(), embeddings, "cedr_cnn_joint")
-        self.reader = PyramidReader(len(self.layers), self.config)
-        self.reader_features = self.reader.features
-        self.build_score()
+    config_class = CEDRJointCNNConfig
+    model_name = "cedr_cnn_joint"
+    reader_class = PyramidReader
 
 
 @register("cedr_cnn", CEDRCNNConfig)
@@ -729,12 +736,9 @@ class CEDRCNN(ContextualRanker):
     matrices, the product of the two `[CLS]` vectors joined at the scoring layer. Arguments as `CEDRJointCNN`."""
 
     frozen = True
-
-    def __init__(self, vocab_size: int, config: CEDRCNNConfig | None = None, embeddings: Tensor | None = None):
-        super().__init__(vocab_size, config or CEDRCNNConfig(), embeddings, "cedr_cnn")
-        self.reader = PyramidReader(len(self.layers), self.config)
-        self.reader_features = self.reader.features
-        self.build_score()
+    config_class = CEDRCNNConfig
+    model_name = "cedr_cnn"
+    reader_class = PyramidReader
 
 
 @register("cedr_knrm", CEDRKNRMConfig)
@@ -743,12 +747,9 @@ class CEDRKNRM(ContextualRanker):
     matrix, the product of the two `[CLS]` vectors joined at the scoring layer. Arguments as `CEDRJointCNN`."""
 
     frozen = True
-
-    def __init__(self, vocab_size: int, config: CEDRKNRMConfig | None = None, embeddings: Tensor | None = None):
-        super().__init__(vocab_size, config or CEDRKNRMConfig(), embeddings, "cedr_knrm")
-        self.reader = KernelReader(len(self.layers), self.config)
-        self.reader_features = self.reader.features
-        self.build_score()
+    config_class = CEDRKNRMConfig
+    model_name = "cedr_knrm"
+    reader_class = KernelReader
 
 
 @register("cedr_pacrr", CEDRPACRRConfig)
@@ -757,12 +758,9 @@ class CEDRPACRR(ContextualRanker):
     as channels), the product of the two `[CLS]` vectors joined at the scoring layer. Arguments as `CEDRJointCNN`."""
 
     frozen = True
-
-    def __init__(self, vocab_size: int, config: CEDRPACRRConfig | None = None, embeddings: Tensor | None = None):
-        super().__init__(vocab_size, config or CEDRPACRRConfig(), embeddings, "cedr_pacrr")
-        self.reader = PACRRReader(len(self.layers), self.config)
-        self.reader_features = self.reader.features
-        self.build_score()
+    config_class = CEDRPACRRConfig
+    model_name = "cedr_pacrr"
+    reader_class = PACRRReader
 
     def cut_query(self, query_ids: Tensor, query_mask: Tensor) -> tuple[Tensor, Tensor]:
         # Cut before encoding, so a cut query reads as the same word pieces whatever followed them.
