@@ -255,3 +255,16 @@ def test_a_model_with_a_filled_cache_copies_and_a_copy_forgets_on_new_weights():
         assert torch.equal(restored(ids, ids), score)
     restored.load_state_dict(model.state_dict())
     assert restored.cache_size == 0 and model.cache_size == 1
+
+
+def test_pooled_cosine_scale_sets_the_temperature_not_the_ranking(tiny_bert_folder):
+    encoder = WordPieceEncoder.from_folder(tiny_bert_folder)
+    torch.manual_seed(0)
+    plain = build_model("pooled_cosine", encoder.vocab_size, {"hf_model": str(tiny_bert_folder)}).eval()
+    hot = build_model("pooled_cosine", encoder.vocab_size, {"hf_model": str(tiny_bert_folder), "scale": 20.0}).eval()
+    with torch.no_grad():
+        cosine, scaled = plain(*encode(encoder, PAIRS)), hot(*encode(encoder, PAIRS))
+    torch.testing.assert_close(scaled, 20.0 * cosine, atol=1e-4, rtol=0)
+    assert cosine.std() > 0  # the pairs differ, so the check above compares a ranking, not constants
+    with pytest.raises(ValueError, match="scale: expected a positive number"):
+        build_model("pooled_cosine", encoder.vocab_size, {"hf_model": str(tiny_bert_folder), "scale": 0.0})

@@ -4,9 +4,9 @@ Reimers, Gurevych. "Sentence-BERT: Sentence Embeddings using Siamese BERT-Networ
 
 Each text goes through the transformer alone (`[CLS] text [SEP]`), its token vectors (special tokens included, as
 sentence-transformers pools them) are averaged under the attention mask (`pooling` "mean"; "cls" takes the `[CLS]`
-vector), and the score is `scale * cosine(query, document) + bias`. With `scale` 1 and `bias` 0, as built, the
-ranking is the encoder's own: a sentence encoder such as all-MiniLM-L6-v2 (`hf_model`) scores a collection with no
-training at all, a baseline row for the results table (`neurank.inference.Reranker(model, encoder)` re-ranks with
+vector), and the score is `scale * cosine(query, document) + bias`. As built (`bias` 0, `scale` positive), the
+ranking is the encoder's own: a sentence encoder such as all-MiniLM-L6-v2 (`hf_model`) scores a collection with
+no training at all, a baseline row for the results table (`neurank.inference.Reranker(model, encoder)` re-ranks with
 it like with any trained model). Training adjusts `scale` and `bias` (calibrated probabilities) and, unless
 `freeze`, fine-tunes the transformer as a bi-encoder. A frozen transformer's pooled vectors are computed once per
 text and cached (`cache`), keyed by the text's word-piece ids.
@@ -44,6 +44,10 @@ class PooledCosineConfig:
         cache: with `freeze`, keep each text's pooled vector once computed (not while exporting).
         cache_max_mb: stop adding to the cache past this many megabytes (a text costs hidden x 4 bytes).
         use_first_stage_score: add the (already normalised) first-stage score, times a learned weight (0 as built).
+        scale: the learnable scale's starting value. It never changes the ranking of an untrained model; for
+            fine-tuning under a softmax over a query's candidates it sets the temperature (cosines lie in [-1, 1],
+            so at 1 every candidate's probability stays near uniform; sentence-transformers' contrastive losses
+            use 20).
     """
 
     hf_model: str | None = None
@@ -55,9 +59,12 @@ class PooledCosineConfig:
     cache: bool = True
     cache_max_mb: int = 512
     use_first_stage_score: bool = False
+    scale: float = 1.0
 
     def __post_init__(self):
         check_transformer_options(self)
+        if not self.scale > 0:
+            raise ValueError(f"scale: expected a positive number, got {self.scale}")
         if self.pooling not in POOLINGS:
             raise ValueError(f"pooling: expected one of {', '.join(POOLINGS)}, got {self.pooling!r}")
         if self.cache_max_mb < 0:
@@ -80,7 +87,7 @@ class PooledCosine(TransformerRanker):
         config = config or PooledCosineConfig()
         super().__init__(vocab_size, config, embeddings, "pooled_cosine", frozen=config.freeze)
         # Built as the identity on the cosine, so an untrained model ranks as the encoder does.
-        self.scale = nn.Parameter(torch.ones(()))
+        self.scale = nn.Parameter(torch.tensor(float(config.scale)))
         self.bias = nn.Parameter(torch.zeros(()))
         self.first_stage_weight = nn.Parameter(torch.zeros(1)) if config.use_first_stage_score else None
 
