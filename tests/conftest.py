@@ -4,6 +4,7 @@ to disk with a config that trains on it in seconds, a run folder trained on it, 
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,16 @@ from neurank.config import config_from_dict
 # The tests push tiny tensors, where intra-op threading costs more than it saves: tests/models ran in 8.9 s with
 # one thread against 40.7 s with the default two on this 2-core machine.
 torch.set_num_threads(1)
+
+
+@pytest.fixture(autouse=True)
+def _no_shared_vector_stores():
+    """Every test starts without the frozen encoders' shared vector stores of the tests before it
+    (`neurank.models.cedr.clear_shared_caches`), so a test's encoder calls and FLOP counts are its own."""
+    yield
+    cedr = sys.modules.get("neurank.models.cedr")
+    if cedr is not None:
+        cedr.clear_shared_caches()
 
 
 @pytest.fixture(scope="session")

@@ -199,6 +199,10 @@ class TrainConfig:
             (0: off). When on, dev evaluation, model selection and the checkpoints' weights are the average's
             (`torch.optim.swa_utils.AveragedModel`); training itself is unchanged. Between 0.9 and 0.999 is
             typical: the average spans about 1 / (1 - ema) steps.
+        head_lr: the learning rate of the layers a pretrained transformer model adds to its transformer (a scoring
+            layer, CEDR's readers: every parameter outside `Ranker.pretrained_part`), while the transformer takes
+            `lr`; None: `lr` for every parameter. New layers need larger steps than pretrained ones (CEDR trains
+            its readers at 1e-3 beside BERT's 2e-5). A model without pretrained weights trains all at `lr`.
     """
 
     loss: str = "softmax"
@@ -217,8 +221,11 @@ class TrainConfig:
     eval_batch_size: int = 256
     fusion: bool = False
     ema: float = 0.0
+    head_lr: float | None = None
 
     def __post_init__(self):
+        if self.head_lr is not None and (not math.isfinite(self.head_lr) or self.head_lr <= 0):
+            raise ConfigError(f"head_lr: expected a finite number above 0, or null for lr, found {self.head_lr!r}")
         _at_least(self, {"negatives": 1, "batch_size": 1, "epochs": 1, "patience": 1, "eval_batch_size": 1})
         _at_least(self, {"warmup_steps": 0})
         for key in ("lr", "weight_decay", "grad_clip"):

@@ -268,3 +268,198 @@ def test_pooled_cosine_scale_sets_the_temperature_not_the_ranking(tiny_bert_fold
     assert cosine.std() > 0  # the pairs differ, so the check above compares a ranking, not constants
     with pytest.raises(ValueError, match="scale: expected a positive number"):
         build_model("pooled_cosine", encoder.vocab_size, {"hf_model": str(tiny_bert_folder), "scale": 0.0})
+
+
+# --- the shared store of frozen text vectors -------------------------------------------------------------------------
+# Every tiny_bert_folder holds the same weights (seeded), so a model in one test would read what another test's model
+# computed; each test here starts with no store, so that counting encoder calls means something.
+
+
+@pytest.fixture(autouse=True)
+def no_shared_stores():
+    from neurank.models.cedr import clear_shared_caches
+
+    clear_shared_caches()
+    yield
+    clear_shared_caches()
+
+
+def encoder_calls(model):
+    """A list that grows by one each time the model's transformer runs."""
+    calls = []
+    model.encoder.register_forward_hook(lambda module, args, output: calls.append(1))
+    return calls
+
+
+def uncached_twin(model):
+    """The same model (same weights) with `cache: false`."""
+    name = getattr(model, "model_name", "pooled_cosine")
+    twin = build_model(name, model.vocab_size, {**model_config_to_dict(model.config), "cache": False})
+    twin.load_state_dict(model.state_dict())
+    return twin.eval()
+
+
+@pytest.mark.parametrize("name", [*FROZEN, "pooled_cosine"])
+def test_models_built_from_one_folder_share_vectors_and_score_as_uncached(tiny_bert_folder, name):
+    encoder = WordPieceEncoder.from_folder(tiny_bert_folder)
+    options = {"hf_model": str(tiny_bert_folder), **({"freeze": True} if name == "pooled_cosine" else {})}
+    batch = encode(encoder, PAIRS)
+    torch.manual_seed(0)
+    first = build_model(name, encoder.vocab_size, options).eval()
+    first_calls = encoder_calls(first)
+    with torch.no_grad():
+        first(*batch)
+    assert len(first_calls) == 2 and first.cache_size == 6
+    torch.manual_seed(1)  # a second seed: other reader weights, the same frozen transformer
+    second = build_model(name, encoder.vocab_size, options).eval()
+    second_calls = encoder_calls(second)
+    with torch.no_grad():
+        scores = second(*batch)
+        assert second_calls == [] and second.cache_size == 6  # every text from the first model's store
+        torch.testing.assert_close(uncached_twin(second)(*batch), scores, atol=1e-6, rtol=0)
+    assert second._cache is first._cache
+
+
+def test_the_frozen_cedr_readers_share_one_store_and_other_settings_do_not(tiny_bert_folder):
+    encoder = WordPieceEncoder.from_folder(tiny_bert_folder)
+    folder = {"hf_model": str(tiny_bert_folder)}
+    batch = encode(encoder, PAIRS)
+    with torch.no_grad():
+        build_model("cedr_knrm", encoder.vocab_size, folder).eval()(*batch)
+        for name, options, computes in [
+            ("cedr_cnn", folder, False),  # the same token vectors, another reader
+            ("cedr_pacrr", folder, False),
+            ("cedr_cnn", {**folder, "layers": [1, 2]}, True),
+            ("cedr_cnn", {**folder, "cache_dtype": "float16"}, True),
+            ("cedr_cnn", {**folder, "cache_max_mb": 100}, True),  # a store has one budget
+            ("pooled_cosine", {**folder, "freeze": True}, True),  # a pooled vector, not token vectors
+        ]:
+            model = build_model(name, encoder.vocab_size, options).eval()
+            calls = encoder_calls(model)
+            scores = model(*batch)
+            assert (len(calls) == 2) == computes, (name, options)
+            torch.testing.assert_close(uncached_twin(model)(*batch), scores, atol=1e-6, rtol=0)
+
+
+def test_models_whose_encoder_weights_differ_do_not_share(tiny_bert_folder):
+    encoder = WordPieceEncoder.from_folder(tiny_bert_folder)
+    folder = {"hf_model": str(tiny_bert_folder)}
+    batch = encode(encoder, PAIRS)
+    reference = build_model("cedr_knrm", encoder.vocab_size, folder).eval()
+    with torch.no_grad():
+        expected = reference(*batch)
+
+    def fresh_scores(model, twin=None):
+        # The model computes every text again and scores as its uncached twin does.
+        calls = encoder_calls(model)
+        with torch.no_grad():
+            scores = model(*batch)
+            torch.testing.assert_close((twin or uncached_twin(model))(*batch), scores, atol=1e-6, rtol=0)
+        assert len(calls) == 2
+        return scores
+
+    def shared(model):
+        # A model of the reference's weights that has read the reference's store.
+        model.load_state_dict(reference.state_dict())
+        calls = encoder_calls(model)
+        with torch.no_grad():
+            assert torch.equal(model(*batch), expected) and calls == []
+        return model
+
+    loaded = build_model("cedr_knrm", encoder.vocab_size, folder).eval()
+    loaded.load_state_dict(reference.state_dict())
+    state = loaded.state_dict()
+    state["encoder.embeddings.word_embeddings.weight"] = state["encoder.embeddings.word_embeddings.weight"] * 1.5
+    loaded.load_state_dict(state)  # a checkpoint of other frozen weights
+    assert not torch.allclose(fresh_scores(loaded), expected)
+
+    in_place = shared(build_model("cedr_knrm", encoder.vocab_size, folder).eval())
+    with torch.no_grad():
+        in_place.encoder.encoder.layer[0].output.dense.weight.mul_(2.0)  # changed in place, no load
+    assert not torch.allclose(fresh_scores(in_place), expected)
+
+    replaced = shared(build_model("cedr_knrm", encoder.vocab_size, folder).eval())
+    torch.manual_seed(2)
+    replaced.encoder.encoder.layer[1].output.dense = torch.nn.Linear(37, 32)  # a new module, new weights
+    assert not torch.allclose(fresh_scores(replaced), expected)
+
+    moved = shared(build_model("cedr_knrm", encoder.vocab_size, folder).eval())
+    moved.half().float()  # a round trip through float16 rounds the weights (the readers' buffers too)
+    twin = uncached_twin(reference).half().float()
+    assert not torch.allclose(fresh_scores(moved, twin), expected)
+    encoder_only = shared(build_model("cedr_knrm", encoder.vocab_size, folder).eval())
+    encoder_only.encoder.bfloat16().float()  # the transformer alone, past the ranker's `.to()`
+    twin = uncached_twin(reference)
+    twin.encoder.bfloat16().float()
+    assert not torch.allclose(fresh_scores(encoder_only, twin), expected)
+
+    exact = shared(build_model("cedr_knrm", encoder.vocab_size, folder).eval())
+    exact.double().float()  # a round trip through float64 keeps the weights: the model shares again
+    calls = encoder_calls(exact)
+    with torch.no_grad():
+        assert torch.equal(exact(*batch), expected) and calls == []
+        position_ids = exact.encoder.embeddings.position_ids
+        position_ids.copy_(position_ids.clone())  # as DistributedDataParallel broadcasts buffers: the same values
+        assert torch.equal(exact(*batch), expected) and calls == []
+        with torch.autocast("cpu", dtype=torch.bfloat16):  # other numbers: another store
+            exact(*batch)
+    assert len(calls) == 2
+
+    with torch.no_grad():
+        assert reference.cache_size == 6 and torch.equal(reference(*batch), expected)  # its store is still there
+    for seed in (0, 1):  # random transformers (no folder) of other seeds
+        torch.manual_seed(seed)
+        fresh_scores(build_model("cedr_knrm", encoder.vocab_size).eval())
+
+
+def test_clearing_frees_the_shared_vectors_and_models_compute_again(tiny_bert_folder):
+    import gc
+    import weakref
+
+    from neurank.models.cedr import clear_shared_caches
+
+    encoder = WordPieceEncoder.from_folder(tiny_bert_folder)
+    folder = {"hf_model": str(tiny_bert_folder)}
+    batch = encode(encoder, PAIRS)
+    first, second = (build_model("cedr_pacrr", encoder.vocab_size, folder).eval() for _ in range(2))
+    calls = encoder_calls(second)
+    with torch.no_grad():
+        first(*batch)
+        second(*batch)
+        assert calls == [] and second.cache_size == 6
+        held = first._cache_bytes
+        cached = weakref.ref(next(iter(first._cache.values()))[0])
+        assert clear_shared_caches() == held > 0
+        gc.collect()
+        assert cached() is None and first.cache_size == 0 and second.cache_size == 0
+        second(*batch)
+        assert len(calls) == 2 and first.cache_size == 6  # one store again, for both
+        first.clear_cache()  # one model's clear_cache empties the store it shares
+        assert second.cache_size == 0
+        second(*batch)
+        assert len(calls) == 4
+        del first
+        gc.collect()
+        cached = weakref.ref(next(iter(second._cache.values()))[0])
+        second.encoder.embeddings.word_embeddings.weight.mul_(2.0)
+        second(*batch)  # other weights, another store: the old one, which no live model reads, is dropped
+        gc.collect()
+        assert len(calls) == 6 and cached() is None
+
+
+def test_models_sharing_a_store_share_its_budget(tiny_bert_folder):
+    folder = {"hf_model": str(tiny_bert_folder), "cache_max_mb": 1}
+    generator = torch.Generator().manual_seed(0)
+    ids = torch.randint(4, 74, (300, 20), generator=generator)  # 300 texts of 20 tokens: 2.2 MB of vectors
+    mask = torch.ones_like(ids, dtype=torch.bool)
+    first, second = (build_model("cedr_knrm", 74, folder).eval() for _ in range(2))
+    uncached = uncached_twin(first)
+    with torch.no_grad():
+        for model, rows in [(first, slice(0, 150)), (second, slice(150, 300))]:
+            vectors, cls, _ = model.text_vectors(ids[rows], mask[rows])
+            expected_vectors, expected_cls, _ = uncached.text_vectors(ids[rows], mask[rows])
+            torch.testing.assert_close(vectors, expected_vectors, atol=1e-6, rtol=0)
+            torch.testing.assert_close(cls, expected_cls, atol=1e-6, rtol=0)
+    text_bytes = 3 * 20 * 32 * 4 + 32 * 4  # 3 layers of 20 tokens of 32 floats, and [CLS]
+    assert first._cache is second._cache and first._cache_bytes == second._cache_bytes
+    assert first.cache_size == 2**20 // text_bytes and first._cache_bytes <= 2**20  # 1 MB for both, not each

@@ -116,3 +116,39 @@ def test_train_fine_tunes_it_and_best_pt_reranks_dev_as_training_scored_it(
     np.testing.assert_allclose([scores[key] for key in expected], list(expected.values()), rtol=0, atol=1e-5)
     qrels = collection.split(config.data.dev_split).qrels
     assert evaluate(run, qrels, [result["metric"]])[result["metric"]] == pytest.approx(result["best_metric"])
+
+
+def test_head_lr_trains_the_new_layers_faster_than_the_pretrained_transformer(tiny_bert_folder, tiny_config, tmp_path):
+    import dataclasses
+
+    import torch
+
+    from neurank.models.registry import build_model
+    from neurank.training.loop import _parameter_groups
+
+    config = cross_encoder_config(tiny_config, tiny_bert_folder)
+    model = build_model("cross_encoder", 74, {"hf_model": str(tiny_bert_folder)})
+    dense = [p for p in model.parameters() if p.requires_grad]
+    (one,) = _parameter_groups(model, dense, config.train)  # no head_lr: every parameter at lr
+    assert one["lr"] == config.train.lr and len(one["params"]) == len(dense)
+    split = dataclasses.replace(config.train, lr=2e-5, head_lr=1e-3)
+    body, head = _parameter_groups(model, dense, split)
+    assert (body["lr"], head["lr"]) == (2e-5, 1e-3)
+    encoder_ids = {id(p) for p in model.encoder.parameters()}
+    assert {id(p) for p in body["params"]} == encoder_ids & {id(p) for p in dense}
+    assert {id(p) for p in head["params"]} == {id(model.score.weight), id(model.score.bias)}
+    # A model without pretrained weights (MV-LSTM's own `encoder` is a new BiLSTM) trains everything at lr.
+    mvlstm = build_model("mvlstm", 50, {})
+    (only,) = _parameter_groups(mvlstm, list(mvlstm.parameters()), split)
+    assert only["lr"] == 2e-5
+    with pytest.raises(ConfigError, match="head_lr: expected a finite number above 0"):
+        config_from_dict({**config.to_dict(), "train": {**config.to_dict()["train"], "head_lr": 0}})
+    # The loop trains with them: last.pt's optimizer has both groups (their rates after the schedule's last step).
+    from neurank.training.loop import train
+
+    values = config.to_dict()
+    values["train"] = {**values["train"], "epochs": 1, "lr": 2e-5, "head_lr": 1e-3, "schedule": "constant"}
+    train(config_from_dict(values), tmp_path / "run", progress=False)
+    groups = torch.load(tmp_path / "run" / "last.pt", weights_only=False)["optimizers"][0]["param_groups"]
+    assert [group["lr"] for group in groups] == [2e-5, 1e-3]
+    assert [len(group["params"]) for group in groups] == [len(body["params"]), 2]

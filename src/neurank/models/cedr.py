@@ -16,7 +16,9 @@ Two ways to get the vectors, four registered rankers:
   cross-encoder costs; a pair longer than the window loses the end of its document.
 - `cedr_cnn`, `cedr_knrm`, `cedr_pacrr`: each text goes through the transformer alone (`[CLS] text [SEP]`), and the
   transformer is frozen, so a text's vectors never change: they are computed once and kept in memory, keyed by the
-  text's word-piece ids (`cache`, up to `cache_max_mb`), and training then costs what the classic models cost. The
+  text's word-piece ids (`cache`, up to `cache_max_mb`), in a store every model of the process with the same frozen
+  weights and cache settings reads (`TransformerRanker.cached_rows`; a second seed's model encodes nothing the
+  first one did; `clear_shared_caches` frees them), and training then costs what the classic models cost. The
   readers: MatchPyramid's CNN, K-NRM's kernel pooling (Xiong et al. 2017) per layer, and PACRR's n-gram
   convolutions and k-max pooling (Hui et al. 2017) with the layers as input channels (CEDR's PACRR reads them so
   too). The `[CLS]` feature is the product of the query's and the document's `[CLS]` vectors. A cached text costs
@@ -32,6 +34,10 @@ weights (`hf_config`), as for `neurank.models.cross_encoder`; with neither, a ti
 
 from __future__ import annotations
 
+import hashlib
+import json
+import threading
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -109,10 +115,11 @@ class FrozenCEDRConfig(CEDRConfig):
     """The separately encoded, frozen variants: `CEDRConfig` plus the token-vector cache.
 
     Attributes:
-        cache: keep each text's vectors, keyed by its word-piece ids, once computed (not while exporting).
-        cache_max_mb: stop adding to the cache past this many megabytes (texts beyond it are encoded each time);
-            a text costs its tokens x layers x hidden x 4 bytes (2 with float16). Choose fewer `layers` to cache a
-            whole collection.
+        cache: keep each text's vectors, keyed by its word-piece ids, once computed (not while exporting), in a
+            store shared by the process's models with the same frozen weights and cache settings.
+        cache_max_mb: stop adding to the store past this many megabytes (texts beyond it are encoded each time);
+            the models sharing it hold this much together, not each. A text costs its tokens x layers x hidden x 4
+            bytes (2 with float16). Choose fewer `layers` to cache a whole collection.
         cache_dtype: "float32", or "float16" for half the memory; with float16 every vector is rounded to it, cached
             or not (an ONNX export then agrees with PyTorch to about 1e-4 rather than 1e-6).
     """
@@ -282,6 +289,7 @@ class TransformerRanker(Ranker):
     """
 
     frozen = False
+    pretrained_part = "encoder"
 
     def __init__(self, vocab_size: int, config: Any, embeddings: Tensor | None, name: str, frozen: bool | None = None):
         super().__init__()
@@ -306,9 +314,9 @@ class TransformerRanker(Ranker):
         if self.frozen:
             self.encoder.requires_grad_(False)
             self.encoder.eval()
-        self._cache: dict[tuple[int, ...], tuple[Tensor, ...]] = {}
-        self._cache_bytes = 0
-        self.register_load_state_dict_post_hook(_clear_cache)  # new weights make cached vectors stale
+        self._weights = _WeightsSeen()  # the encoder weights' digest, computed at the first use of the cache
+        self._store_key: str | None = None  # the shared store this model last read
+        self.register_load_state_dict_post_hook(_forget_weights)  # loaded weights are hashed again before use
 
     def train(self, mode: bool = True) -> TransformerRanker:
         super().train(mode)
@@ -316,15 +324,56 @@ class TransformerRanker(Ranker):
             self.encoder.eval()  # no dropout: a frozen text's vectors are the same every time (and cacheable)
         return self
 
+    def _apply(self, fn: Any, recurse: bool = True) -> TransformerRanker:
+        # `.to()`, `.cuda()`, `.half()` ... give the encoder other tensors: hash them again before the next cache use
+        # (and let go of the old ones, which `_WeightsSeen` keeps alive).
+        self._weights = _WeightsSeen()
+        return super()._apply(fn, recurse)
+
+    def cache_settings(self) -> dict[str, Any]:
+        """What, besides the frozen encoder's weights, decides what the cache keeps for a text; models whose weights
+        and settings agree share one store (`cache_max_mb` is among them, so a store has one budget). Subclasses add
+        theirs; the default `kind` (the class) shares with no other class."""
+        config = self.config
+        return {
+            "kind": f"{type(self).__module__}.{type(self).__qualname__}",
+            "hf_config": config.hf_config,
+            "attention": getattr(self.encoder.config, "_attn_implementation", None),
+            "cls_id": config.cls_id,
+            "sep_id": config.sep_id,
+            "max_positions": self.max_positions,
+            "uses_segments": self.uses_segments,
+            "cache_max_mb": getattr(config, "cache_max_mb", None),
+        }
+
     def clear_cache(self) -> None:
-        """Forget every cached text."""
-        self._cache.clear()
-        self._cache_bytes = 0
+        """Forget every cached text: the shared store this model reads is dropped, for every model sharing it (see
+        `cached_rows`), so each encodes its texts again."""
+        if self.frozen and getattr(self.config, "cache", False):
+            _drop_stores(self._weights_digest())
+        self._store_key = None
 
     @property
     def cache_size(self) -> int:
-        """Texts in the cache."""
-        return len(self._cache)
+        """Texts in the shared store this model reads (0 before its first use of the cache, and after its weights
+        were loaded or moved until its next)."""
+        store = self._store()
+        return 0 if store is None else len(store.entries)
+
+    @property
+    def _cache(self) -> dict[tuple[int, ...], tuple[Tensor, ...]]:
+        store = self._store()
+        return {} if store is None else store.entries
+
+    @property
+    def _cache_bytes(self) -> int:
+        store = self._store()
+        return 0 if store is None else store.bytes
+
+    def _store(self) -> _Store | None:
+        if self._weights.digest is None or self._store_key is None:
+            return None
+        return _SHARED_STORES.get(self._store_key)
 
     def caching(self) -> bool:
         """Whether texts go through the cache now: a frozen transformer with `cache` on, not being exported."""
@@ -346,34 +395,181 @@ class TransformerRanker(Ranker):
         """What `compute` gives each row, every distinct row (its real ids) computed once and kept while the cache
         has room.
 
+        The cache is one store per process shared by every model whose frozen encoder has the same weights (a
+        SHA-256 digest of its tensors, taken at the first use and again after weights are loaded, changed in place
+        or moved), the same `cache_settings()`, device type and autocast state: a model built again from the same
+        folder, as each seed of a results table is, reads what an earlier one computed; a random or retrained
+        encoder does not. `cache_max_mb` bounds each store, so models sharing one hold that much together. Stores
+        outlive their models (that is the point); `clear_shared_caches()` frees them.
+
         Args:
             ids: (B, L); mask: (B, L) bool, the tokens that count (the key).
             compute: (ids (M, L), mask (M, L)) -> one tuple of CPU tensors per row.
         Returns:
             one tuple per row of `ids`.
         """
+        store = self._shared_store()
         keys = [tuple(row[row_mask].tolist()) for row, row_mask in zip(ids, mask, strict=True)]
         found: dict[tuple[int, ...], tuple[Tensor, ...]] = {}
         missing: dict[tuple[int, ...], int] = {}
         for i, key in enumerate(keys):
-            if key in self._cache:
-                found[key] = self._cache[key]
+            value = store.entries.get(key)
+            if value is not None:
+                found[key] = value
             elif key not in missing:
                 missing[key] = i
         if missing:
             rows = torch.tensor(list(missing.values()), device=ids.device)
             limit = self.config.cache_max_mb * 2**20
-            for key, value in zip(missing, compute(ids[rows], mask[rows]), strict=True):
-                found[key] = value
-                size = sum(t.numel() * t.element_size() for t in value)
-                if self._cache_bytes + size <= limit:
-                    self._cache[key] = value
-                    self._cache_bytes += size
+            computed = compute(ids[rows], mask[rows])
+            with store.lock:
+                for key, value in zip(missing, computed, strict=True):
+                    found[key] = value
+                    size = sum(t.numel() * t.element_size() for t in value)
+                    if key not in store.entries and store.bytes + size <= limit:
+                        store.entries[key] = value
+                        store.bytes += size
         return [found[key] for key in keys]
 
+    def _shared_store(self) -> _Store:
+        digest = self._weights_digest()
+        key = f"{digest}/{_autocast_state(next(self.encoder.parameters()).device.type)}"
+        with _SHARED_LOCK:
+            if self._store_key is not None and self._store_key.split("/")[0] != digest:
+                _release(self._store_key.split("/")[0], self)  # the weights changed: the old store may be unused now
+            _STORE_USERS.setdefault(digest, weakref.WeakSet()).add(self)
+            store = _SHARED_STORES.setdefault(key, _Store())
+        self._store_key = key
+        return store
 
-def _clear_cache(module: TransformerRanker, incompatible_keys: Any) -> None:
-    module.clear_cache()
+    def _weights_digest(self) -> str:
+        # A tensor is hashed (all of MiniLM's 87 MB take about 50 ms) only when it is not the one hashed last, so a
+        # buffer copied in place at every step (DistributedDataParallel broadcasts them) costs only its own bytes.
+        if not self._weights.holds():
+            self._weights.update(self.encoder, json.dumps(self.cache_settings(), sort_keys=True, default=str))
+        assert self._weights.digest is not None
+        return self._weights.digest
+
+
+class _Store:
+    """One shared cache: each text's values by its real ids, the bytes they take, a lock for adding."""
+
+    def __init__(self) -> None:
+        self.entries: dict[tuple[int, ...], tuple[Tensor, ...]] = {}
+        self.bytes = 0
+        self.lock = threading.Lock()
+
+
+class _WeightsSeen:
+    """The digest of an encoder's tensors and of the cache settings, and what it was taken of: every submodule,
+    parameter and buffer where it sat, and each tensor's storage (kept alive here, so no new tensor can take its
+    address), version and own digest. The digest holds while all of them are still there and unchanged in place;
+    checking that costs tens of microseconds, where walking the modules would cost hundreds. A copy or a pickle
+    starts empty, so the copy hashes its own tensors."""
+
+    def __init__(self) -> None:
+        self.digest: str | None = None
+        self.places: list[tuple[dict[str, Any], str, Any]] = []  # (the dict it sits in, its name there, it)
+        # name -> (the tensor, a view of its storage, its version, its own digest)
+        self.tensors: dict[str, tuple[Tensor, Tensor, int | None, bytes]] = {}
+
+    def holds(self) -> bool:
+        if self.digest is None or not all(where.get(name) is value for where, name, value in self.places):
+            return False
+        return all(_unchanged(tensor, seen, version) for tensor, seen, version, _ in self.tensors.values())
+
+    def update(self, encoder: nn.Module, settings: str) -> None:
+        places = []
+        for module in encoder.modules():
+            for where in (module._modules, module._parameters, module._buffers):
+                places += [(where, name, value) for name, value in where.items()]
+        tensors = {}
+        digest = hashlib.sha256(settings.encode())
+        for name, tensor in [*encoder.named_parameters(), *encoder.named_buffers()]:
+            entry = self.tensors.get(name)
+            if entry is None or entry[0] is not tensor or not _unchanged(tensor, entry[1], entry[2]):
+                part = hashlib.sha256(f"{tensor.dtype} {tuple(tensor.shape)} {tensor.device.type}".encode())
+                version = _version(tensor)
+                part.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().data)
+                entry = (tensor, tensor.detach(), version, part.digest())
+            tensors[name] = entry
+            digest.update(name.encode() + b"\0" + entry[3])
+        self.places, self.tensors, self.digest = places, tensors, digest.hexdigest()
+
+    def __deepcopy__(self, memo: dict) -> _WeightsSeen:
+        return _WeightsSeen()
+
+    def __reduce__(self) -> tuple:
+        return (_WeightsSeen, ())
+
+
+def _version(tensor: Tensor) -> int | None:
+    # An inference tensor has no version counter (and changes in place only under inference mode).
+    return None if tensor.is_inference() else tensor._version
+
+
+def _unchanged(tensor: Tensor, seen: Tensor, version: int | None) -> bool:
+    return tensor.data_ptr() == seen.data_ptr() and tensor.dtype == seen.dtype and _version(tensor) == version
+
+
+# The shared stores, by "weights digest/autocast state", and the live models reading each digest's stores.
+_SHARED_STORES: dict[str, _Store] = {}
+_STORE_USERS: dict[str, weakref.WeakSet] = {}
+_SHARED_LOCK = threading.RLock()
+
+
+def clear_shared_caches() -> int:
+    """Drop every shared store of frozen text vectors (`TransformerRanker.cached_rows`): their memory is freed and
+    every model encodes its texts again when next asked.
+
+    Returns:
+        the bytes the stores held.
+    """
+    with _SHARED_LOCK:
+        stores = list(_SHARED_STORES.values())
+        _SHARED_STORES.clear()
+        _STORE_USERS.clear()
+    freed = 0
+    for store in stores:
+        with store.lock:
+            freed += store.bytes
+            store.entries.clear()
+            store.bytes = 0
+    return freed
+
+
+def _drop_stores(digest: str) -> None:
+    with _SHARED_LOCK:
+        for key in [key for key in _SHARED_STORES if key.split("/")[0] == digest]:
+            store = _SHARED_STORES.pop(key)
+            with store.lock:
+                store.entries.clear()
+                store.bytes = 0
+
+
+def _release(digest: str, model: TransformerRanker) -> None:
+    # A model whose weights changed leaves its old digest; the old stores go when no live model reads them (a model
+    # whose frozen encoder is trained anyway would otherwise leave one store per step behind).
+    users = _STORE_USERS.get(digest)
+    if users is not None:
+        users.discard(model)
+        if not users:
+            del _STORE_USERS[digest]
+            _drop_stores(digest)
+
+
+def _autocast_state(device_type: str) -> str:
+    try:
+        enabled, dtype = torch.is_autocast_enabled(device_type), torch.get_autocast_dtype(device_type)
+    except TypeError:  # torch < 2.4 has one function per device type
+        cpu = device_type == "cpu"
+        enabled = torch.is_autocast_cpu_enabled() if cpu else torch.is_autocast_enabled()
+        dtype = torch.get_autocast_cpu_dtype() if cpu else torch.get_autocast_gpu_dtype()
+    return f"autocast {dtype}" if enabled else "no autocast"
+
+
+def _forget_weights(module: TransformerRanker, incompatible_keys: Any) -> None:
+    module._weights = _WeightsSeen()
 
 
 def _check_layers(model: TransformerRanker, layers: tuple[int, ...]) -> tuple[int, ...]:
@@ -420,6 +616,12 @@ class ContextualRanker(TransformerRanker):
     def cut_query(self, query_ids: Tensor, query_mask: Tensor) -> tuple[Tensor, Tensor]:
         """The query the model reads (PACRR reads the first `max_query_len` word pieces)."""
         return query_ids, query_mask
+
+    def cache_settings(self) -> dict[str, Any]:
+        """`TransformerRanker.cache_settings` and what decides the cached token vectors: the frozen models share a
+        store whatever their reader, when their layers and `cache_dtype` agree."""
+        settings = super().cache_settings()
+        return {**settings, "kind": "token vectors and [CLS]", "layers": self.layers, "dtype": self.config.cache_dtype}
 
     # --- token vectors ---------------------------------------------------------------------------------------------
 

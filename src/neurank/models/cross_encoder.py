@@ -313,6 +313,7 @@ class CrossEncoder(Ranker):
     """
 
     has_interaction_matrix = False
+    pretrained_part = "encoder"
 
     def __init__(self, vocab_size: int, config: CrossEncoderConfig | None = None, embeddings: Tensor | None = None):
         super().__init__()

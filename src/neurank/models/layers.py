@@ -121,6 +121,9 @@ class Ranker(nn.Module):
     #: chosen per model from `benchmarks/inference.py --sections budget`;
     #: None: `neurank.inference.scorer.CPU_MAX_CELLS`.
     cpu_max_cells: int | None = None
+    #: The submodule holding pretrained weights (a transformer: "encoder"), which `train.head_lr` leaves at
+    #: `train.lr` while the rest trains at `head_lr`; None: the whole model is new.
+    pretrained_part: str | None = None
 
     def explain(
         self,

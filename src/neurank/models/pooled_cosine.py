@@ -9,7 +9,8 @@ ranking is the encoder's own: a sentence encoder such as all-MiniLM-L6-v2 (`hf_m
 no training at all, a baseline row for the results table (`neurank.inference.Reranker(model, encoder)` re-ranks with
 it like with any trained model). Training adjusts `scale` and `bias` (calibrated probabilities) and, unless
 `freeze`, fine-tunes the transformer as a bi-encoder. A frozen transformer's pooled vectors are computed once per
-text and cached (`cache`), keyed by the text's word-piece ids.
+text and cached (`cache`), keyed by the text's word-piece ids, in a store shared with the process's other models of
+the same frozen weights and settings.
 
 The signature is every ranker's: word-piece ids without special tokens (`neurank.text.WordPieceEncoder`), masks,
 and PAD never changes a score. The transformer is read and stored as for `neurank.models.cross_encoder`.
@@ -41,8 +42,10 @@ class PooledCosineConfig:
         pooling: "mean" (the average of the token vectors, `[CLS]` and `[SEP]` included: sentence-transformers'
             mean pooling) or "cls" (the `[CLS]` vector).
         freeze: keep the transformer fixed when trained (only `scale`, `bias` learn); its vectors are then cached.
-        cache: with `freeze`, keep each text's pooled vector once computed (not while exporting).
-        cache_max_mb: stop adding to the cache past this many megabytes (a text costs hidden x 4 bytes).
+        cache: with `freeze`, keep each text's pooled vector once computed (not while exporting), in a store shared
+            by the process's models with the same frozen weights and settings (`TransformerRanker.cached_rows`).
+        cache_max_mb: stop adding to that store past this many megabytes, for all its models together (a text
+            costs hidden x 4 bytes).
         use_first_stage_score: add the (already normalised) first-stage score, times a learned weight (0 as built).
         scale: the learnable scale's starting value. It never changes the ranking of an untrained model; for
             fine-tuning under a softmax over a query's candidates it sets the temperature (cosines lie in [-1, 1],
@@ -90,6 +93,10 @@ class PooledCosine(TransformerRanker):
         self.scale = nn.Parameter(torch.tensor(float(config.scale)))
         self.bias = nn.Parameter(torch.zeros(()))
         self.first_stage_weight = nn.Parameter(torch.zeros(1)) if config.use_first_stage_score else None
+
+    def cache_settings(self) -> dict[str, Any]:
+        """`TransformerRanker.cache_settings` and the pooling: the pooled vector is what the cache keeps."""
+        return {**super().cache_settings(), "kind": "pooled vector", "pooling": self.config.pooling}
 
     def text_vectors(self, ids: Tensor, mask: Tensor) -> Tensor:
         """Each text's pooled vector: (B, L) ids and bool mask -> (B, H)."""

@@ -33,7 +33,7 @@ from tqdm.auto import tqdm
 
 from neurank.collections import ScoredDoc
 from neurank.collections.textio import atomic_write
-from neurank.config import ExperimentConfig
+from neurank.config import ExperimentConfig, TrainConfig
 from neurank.data.collate import collate
 from neurank.data.datasets import ListwiseDataset, PairwiseDataset, PointwiseDataset
 from neurank.data.examples import QueryExample
@@ -113,6 +113,23 @@ def score_examples(
     scorer = Scorer(unwrap(model), InferenceOptions(batch_size=batch_size), device)
     with autocast(device, precision):
         return scorer.score_examples(examples, distributed=distributed or SINGLE_PROCESS)
+
+
+def _parameter_groups(model: torch.nn.Module, dense: list[torch.nn.Parameter], train_cfg: TrainConfig) -> list[dict]:
+    """AdamW's parameter groups: one at `lr`, or, with `head_lr` and a model with pretrained weights
+    (`Ranker.pretrained_part`), those at `lr` and the others (the new layers) at `head_lr`."""
+    part = getattr(model, "pretrained_part", None)
+    encoder = getattr(model, part, None) if part else None
+    if train_cfg.head_lr is None or not isinstance(encoder, torch.nn.Module):
+        return [{"params": dense, "lr": train_cfg.lr}]
+    inside = {id(p) for p in encoder.parameters()}
+    body = [p for p in dense if id(p) in inside]
+    head = [p for p in dense if id(p) not in inside]
+    return [
+        group
+        for group in ({"params": body, "lr": train_cfg.lr}, {"params": head, "lr": train_cfg.head_lr})
+        if group["params"]
+    ]
 
 
 def _lr_lambda(schedule: str, warmup: int, total: int) -> Callable[[int], float]:
@@ -244,7 +261,7 @@ def train(
     )
     dense = [p for p in model.parameters() if p.requires_grad and all(p is not s for s in sparse)]
     optimizers: list[torch.optim.Optimizer] = [
-        torch.optim.AdamW(dense, lr=train_cfg.lr, weight_decay=train_cfg.weight_decay)
+        torch.optim.AdamW(_parameter_groups(unwrap(model), dense, train_cfg), weight_decay=train_cfg.weight_decay)
     ]
     if sparse:
         optimizers.append(torch.optim.SparseAdam(sparse, lr=train_cfg.lr))
