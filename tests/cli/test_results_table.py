@@ -63,3 +63,18 @@ def test_benchmark_reads_the_shipped_config_by_default(cli, monkeypatch, tmp_pat
     status, _, err = cli("benchmark", "--quick", "--output", tmp_path / "results.md", "--runs-dir", tmp_path / "runs")
     assert status == 0, err
     assert set(plans[0].collections) >= {"wikiqa", "nfcorpus"} and len(plans[0].seeds) == 1
+
+
+def test_benchmark_pretrained_quick_needs_no_model_folder_and_seeds_replace_model_seeds(cli, monkeypatch, tmp_path):
+    plans = []
+    monkeypatch.setattr(results_table, "run_benchmark", lambda plan, runs_dir, log, reuse: plans.append(plan) or [])
+    common = ["--output", tmp_path / "results.md", "--runs-dir", tmp_path / "runs"]
+    status, _, err = cli("benchmark", "benchmark_pretrained", "--quick", *common)
+    assert status == 0, err
+    quick = plans[-1]
+    assert quick.seeds == [1] and "cross_encoder" in quick.models
+    assert all("hf_model" not in quick.experiment_config("wikiqa", m).model_config for m in quick.models)
+    status, _, err = cli("benchmark", "benchmark_pretrained", "--seeds", "4,5", *common)
+    assert status == 0, err
+    assert plans[-1].seeds_for("cross_encoder") == [4, 5] == plans[-1].seeds_for("compare_aggregate")
+    assert plans[-1].experiment_config("wikiqa", "cross_encoder").model_config["hf_model"] == "models/all-minilm-l6-v2"

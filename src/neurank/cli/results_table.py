@@ -27,13 +27,21 @@ def benchmark_cmd(
     runs_dir: Path = typer.Option(
         Path("runs/benchmark"), "--runs-dir", help="Checkpoints and runs of every model and seed."
     ),
-    quick: bool = typer.Option(False, "--quick", help="One seed, short training: a smoke test of the whole table."),
+    quick: bool = typer.Option(
+        False,
+        "--quick",
+        help="One seed, short training, and a tiny random BERT for every transformer model (hf_model dropped): a "
+        "smoke test of the whole table.",
+    ),
     models: str | None = typer.Option(None, "--models", help="Comma-separated subset of the config's models."),
     collections: str | None = typer.Option(
         None, "--collections", help="Comma-separated subset of the config's collections."
     ),
     seeds: str | None = typer.Option(
-        None, "--seeds", help="Comma-separated seeds instead of the config's (e.g. one seed per process)."
+        None,
+        "--seeds",
+        help="Comma-separated seeds for every model, instead of the config's seeds and model_seeds (e.g. one seed "
+        "per process).",
     ),
     fresh: bool = typer.Option(False, "--fresh", help="Retrain every seed, even those finished in --runs-dir."),
     pages: list[Path] | None = typer.Option(

@@ -4,8 +4,10 @@
 
 For each collection of the benchmark config, every model is trained with each seed (selected on dev), the test
 split is re-ranked with each seed's best model, and the table reports mean ± standard deviation over seeds,
-paired significance against BM25 on the per-query values averaged over seeds, the training time per seed and the
-re-ranking throughput. Every number in the written file comes out of this run.
+paired significance against BM25 on the per-query values averaged over seeds, the encoder (a pretrained
+transformer's folder, or a word model's word vectors) and parameter count, the training time per seed and the
+re-ranking throughput. A table with both word models and pretrained-transformer models (`WORD_PIECE_MODELS`) also
+gives every row's p-value against the best word model. Every number in the written file comes out of this run.
 """
 
 from __future__ import annotations
@@ -35,12 +37,20 @@ from neurank.config import (
     select_model,
     shipped_config,
 )
-from neurank.data.prepare import load_configured_collection, prepare_data
+from neurank.data.prepare import (
+    WORD_PIECE_MODELS,
+    PreparedData,
+    load_configured_collection,
+    prepare_data,
+    word_piece_folder,
+)
 from neurank.evaluation import evaluate, evaluate_per_query
-from neurank.models import model_aliases, model_names
+from neurank.inference.checkpoint import load_ranker
+from neurank.models import model_aliases, model_names, resolve_model_name
 from neurank.retrieval import bm25_run
 from neurank.workflows.experiment import (
     SEED_RESULT,
+    SeedRun,
     check_model,
     check_settings,
     load_seed_run,
@@ -48,7 +58,10 @@ from neurank.workflows.experiment import (
     train_and_test,
     with_seed,
 )
-from neurank.workflows.reuse import why_retrained
+from neurank.workflows.reuse import add_to_seed_result, read_seed_file, why_retrained
+
+# What the encoder column says for a transformer model built without `hf_model` (`neurank.models.cross_encoder`).
+TINY_ENCODER = "tiny random BERT"
 
 
 @dataclass
@@ -66,6 +79,12 @@ class ModelResult:
     compute_seconds: float = 0.0
     started_at: float | None = None  # Unix times: the first seed's start and the last seed's finish
     finished_at: float | None = None
+    seeds: list[int] = field(default_factory=list)
+    encoder: str = ""  # the transformer's folder name, TINY_ENCODER, or a word model's embeddings.source
+    params: int | None = None  # parameters in all and those trained; None: seeds saved before they were counted
+    trainable_params: int | None = None
+    # The randomisation test's p on the first measure against the collection's best word model (None: not compared).
+    p_best_classic: float | None = None
 
 
 @dataclass
@@ -76,6 +95,8 @@ class CollectionResult:
     measures: list[str]
     bm25: dict[str, float]
     models: list[ModelResult] = field(default_factory=list)
+    # The best word model (not in WORD_PIECE_MODELS) on the first measure, when the table also has a transformer.
+    best_classic: str | None = None
 
 
 @dataclass(frozen=True)
@@ -97,18 +118,37 @@ class BenchmarkPlan:
     shared_options: dict[str, dict] = field(default_factory=dict)
     # Per collection whose task config has a `models:` section, that config's file name (said under its table).
     task_configs: dict[str, str] = field(default_factory=dict)
+    # Seeds of some models in place of `seeds` (the benchmark's `model_seeds`: fewer for a slow model).
+    model_seeds: dict[str, list[int]] = field(default_factory=dict)
+    # Per collection, the rows whose options come from the task config's `models:` entries (not the benchmark's
+    # own): for them the task config's `model_config` goes on top, as `neurank train` puts it.
+    task_entry_rows: dict[str, set[str]] = field(default_factory=dict)
+
+    def seeds_for(self, model: str) -> list[int]:
+        """The seeds `model` is trained with: its own `model_seeds`, else `seeds`."""
+        return list(self.model_seeds.get(model, self.seeds))
 
     def model_options(self, collection: str, model: str) -> dict:
-        """A model's options on a collection: its own, with the collection's replacements."""
+        """A model's options on a collection: its own, with the collection's replacements (a row of another name
+        than its model's keeps ``model: REGISTERED`` among them)."""
         return {**self.models[model], **self.collection_models.get(collection, {}).get(model, {})}
+
+    def registered_model(self, collection: str, model: str) -> str:
+        """The registered model (or alias) a row of the table trains on a collection: `model` itself, or the
+        ``model:`` of the row's entry under the collection's ``models:`` (``zero_shot: {model: pooled_cosine}``)."""
+        return self.model_options(collection, model).get("model", model)
 
     def train_options(self, collection: str, model: str) -> dict:
         """The training options a collection gives one model in place of its own (empty: the collection's)."""
         return dict(self.collection_train.get(collection, {}).get(model, {}))
 
     def experiment_config(self, collection: str, model: str) -> ExperimentConfig:
-        """The config one model is trained with on one collection: the collection's config, the model's options
-        there, and the collection's training options for that model."""
+        """The config one model (a row of the table) is trained with on one collection: the collection's config
+        with ``model`` the row's registered model (`registered_model`), the options every model gets there
+        (`shared_options`) under the row's own options where the benchmark config sets them (a choice for one model
+        there is more specific than the task config's default for all) and over them where they come from the task
+        config's `models:` entry (as `neurank train` merges them), and the collection's training options for that
+        row."""
         base = self.collections[collection]
         train = base.train
         replaced = self.train_options(collection, model)
@@ -121,9 +161,13 @@ class BenchmarkPlan:
         shared = self.shared_options.get(collection)
         if shared is None:
             shared = {"use_first_stage_score": base.model_config.get("use_first_stage_score", False)}
-        return dataclasses.replace(
-            base, model=model, train=train, model_config={**self.model_options(collection, model), **shared}
-        )
+        options = self.model_options(collection, model)
+        registered = options.pop("model", model)
+        if model in self.task_entry_rows.get(collection, set()):
+            options = {**options, **shared}
+        else:
+            options = {**shared, **options}
+        return dataclasses.replace(base, model=registered, train=train, model_config=options)
 
 
 def load_plan(
@@ -135,25 +179,40 @@ def load_plan(
     seeds: list[int] | None = None,
 ) -> BenchmarkPlan:
     """Read a benchmark YAML: ``collections: {name: {config, measures}}``, ``models`` (a list of names, or
-    ``{name: options}``), ``seeds``, and ``quick: {seeds, overrides}`` applied with `quick`. A collection entry may
-    carry its own ``overrides`` (dotted ``key=value``, applied before the quick ones) to size that collection's
-    training for the table, its own ``models: {name: options}`` and ``train: {name: training options}``.
+    ``{name: options}``), ``seeds``, ``model_seeds: {name: [seeds]}`` (some models' seeds in place of ``seeds``),
+    and ``quick: {seeds, overrides}`` applied with `quick`. A collection entry may carry its own ``overrides``
+    (dotted ``key=value``, applied before the quick ones) to size that collection's training for the table, its own
+    ``models: {name: options}`` and ``train: {name: training options}``.
+
+    Seeds given here (`seeds`: ``--seeds``), or by the quick section, are every model's: ``model_seeds`` then does
+    not apply. With `quick`, no model reads a pretrained transformer: ``hf_model`` is dropped from every model's
+    options, so each transformer model is a tiny random BERT and the smoke test needs no model folder.
 
     A collection's task config with a ``models:`` section (answer_selection.yaml, adhoc.yaml) gives every model its
     options and training options from its entry there, as ``model=NAME`` would (`neurank.config.select_model`);
     the collection's ``models`` here replace a model's whole entry, and the benchmark's own ``models`` only name
     the models. A single-model task config (no ``models:`` section) keeps the older rule: a model's options are
-    the benchmark's, replaced per collection, with the task config's ``use_first_stage_score``.
+    the benchmark's, replaced per collection, with the task config's ``use_first_stage_score``. Either way a
+    model's own options win over those every model gets (`BenchmarkPlan.experiment_config`).
+
+    A row of the table may be a registered model under another name, so that one model appears twice with different
+    options: ``models: [zero_shot, pooled_cosine]`` with, under every collection's ``models:``, ``zero_shot: {model:
+    pooled_cosine, freeze: true}``. The row name is the run directory's, the table's, and what ``model_seeds``,
+    `models` (``--models``) and the reuse of finished seeds go by; the row trains its registered model (``model``
+    of its config), which is also what says whether it reads a pretrained transformer.
 
     `path` may be the bare name of a shipped config (``"benchmark"``); a collection's ``config`` is read from beside
     the benchmark file, else as a shipped config's name (``wikiqa.yaml`` or ``wikiqa``)."""
     path = resolve_config(path, "benchmark config")
     raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    unknown = set(raw) - {"collections", "models", "seeds", "quick"}
+    unknown = set(raw) - {"collections", "models", "seeds", "model_seeds", "quick"}
     if unknown:
-        raise ConfigError(f"{path}: unknown key {sorted(unknown)[0]!r}; valid keys: collections, models, quick, seeds")
+        raise ConfigError(
+            f"{path}: unknown key {sorted(unknown)[0]!r}; valid keys: collections, model_seeds, models, quick, seeds"
+        )
     quick_part = raw.get("quick", {}) if quick else {}
     overrides = list(quick_part.get("overrides", [])) + ([f"data.data_dir={data_dir}"] if data_dir else [])
+    every_model_seeds = bool(seeds) or "seeds" in quick_part  # --seeds, or quick's: the same for every model
     seeds = list(seeds or quick_part.get("seeds", raw.get("seeds", [1, 2, 3, 4, 5])))
     registered = set(model_names()) | set(model_aliases())  # `cnn` names MatchPyramid, as in a task config
     listed = raw.get("models") or {}
@@ -162,15 +221,15 @@ def load_plan(
     if not isinstance(listed, dict):
         raise ConfigError(f"{path}: models: expected a list of model names, or a mapping of name to options")
     all_models = {str(m): dict(o or {}) for m, o in listed.items()}
-    for name in all_models:
-        if name not in registered:
-            raise ConfigError(f"{path}: unknown model {name!r}; registered: {', '.join(sorted(registered))}")
+    _check_rows(path, raw.get("collections") or {}, all_models, registered)
     chosen = dict(all_models)
     if models:
         missing = [m for m in models if m not in chosen]
         if missing:
             raise ConfigError(f"{path}: model {missing[0]!r} is not in the benchmark config")
         chosen = {m: chosen[m] for m in models}
+    model_seeds = _model_seeds(raw.get("model_seeds"), all_models, path)
+    model_seeds = {} if every_model_seeds else {m: s for m, s in model_seeds.items() if m in chosen}
     entries = dict(raw.get("collections", {}))
     if collections:
         missing = [c for c in collections if c not in entries]
@@ -185,6 +244,7 @@ def load_plan(
     collection_train: dict[str, dict[str, dict]] = {}
     shared_options: dict[str, dict] = {}
     task_configs: dict[str, str] = {}
+    task_entry_rows: dict[str, set[str]] = {}
     for name, entry in entries.items():
         unknown = set(entry) - {"config", "measures", "overrides", "models", "train"}
         if unknown:
@@ -229,6 +289,7 @@ def load_plan(
                         f"{', '.join(task_entries)}"
                     )
             options = {m: dict(own_models[m] or {}) if m in own_models else task_entries[m] for m in chosen}
+            task_entry_rows[name] = {m for m in chosen if m not in own_models}
             collection_models[name] = {m: {k: v for k, v in o.items() if k != "train"} for m, o in options.items()}
             collection_train[name] = {
                 m: {**dict(o.get("train") or {}), **dict(own_train.get(m) or {})} for m, o in options.items()
@@ -245,6 +306,14 @@ def load_plan(
             configs[name] = config_from_dict(values, task_source)
         measures[name] = list(entry.get("measures", []))
     quick_train = apply_overrides({}, list(quick_part.get("overrides", []))).get("train", {})
+    if quick:  # a smoke test in CI time, without the model folders: every transformer is the tiny random one
+        chosen = {m: _without_hf_model(o) for m, o in chosen.items()}
+        collection_models = {c: {m: _without_hf_model(o) for m, o in g.items()} for c, g in collection_models.items()}
+        shared_options = {c: _without_hf_model(o) for c, o in shared_options.items()}
+        configs = {
+            c: dataclasses.replace(config, model_config=_without_hf_model(config.model_config))
+            for c, config in configs.items()
+        }
     plan = BenchmarkPlan(
         configs,
         measures,
@@ -255,6 +324,8 @@ def load_plan(
         quick_train,
         shared_options,
         task_configs,
+        model_seeds,
+        task_entry_rows,
     )
     for name, own_train in collection_train.items():
         for model in own_train:
@@ -264,6 +335,83 @@ def load_plan(
                 raise ConfigError(f"{path}: {error}") from None
             own_train[model] = {key: getattr(built.train, key) for key in own_train[model]}  # "3e-4" read as 0.0003
     return plan
+
+
+def _check_rows(path: Path, collections: dict, models: dict[str, dict], registered: set[str]) -> None:
+    """Check the benchmark's rows (`models`): each a registered model or alias, or a row name that every collection
+    of the benchmark defines under its ``models:`` with ``model: REGISTERED`` (the same model in each), as
+    ``zero_shot: {model: pooled_cosine, freeze: true}``; and every such ``model:`` a registered model's, under a key
+    that is not one."""
+    defined: dict[str, dict[str, str]] = {}  # row name -> {collection: its registered model there}
+    for collection, entry in collections.items():
+        own = entry.get("models") if isinstance(entry, dict) else None
+        for key, options in (own or {}).items() if isinstance(own, dict) else ():
+            if not isinstance(options, dict) or "model" not in options:
+                continue
+            where = f"{path}: collection {collection!r}: models: {key}: model"
+            if key in registered:
+                raise ConfigError(
+                    f"{where}: {key!r} is itself a registered model; `model:` gives a row of another name its "
+                    f"model (e.g. zero_shot: {{model: pooled_cosine}})"
+                )
+            given = options["model"]
+            if not isinstance(given, str) or given not in registered:
+                raise ConfigError(
+                    f"{where}: expected a registered model, found {given!r}; "
+                    f"registered: {', '.join(sorted(registered))}"
+                )
+            defined.setdefault(str(key), {})[collection] = resolve_model_name(given)
+    for name, options in models.items():
+        if "model" in options:
+            raise ConfigError(
+                f"{path}: models: {name}: `model:` goes under a collection's `models:`, in the entry of the row "
+                f"(collections: NAME: models: {name}: {{model: REGISTERED, ...}})"
+            )
+        if name in registered:
+            continue
+        where = defined.get(name)
+        if not where:
+            raise ConfigError(
+                f"{path}: unknown model {name!r}; registered: {', '.join(sorted(registered))} (a row of another "
+                f"name needs `{name}: {{model: REGISTERED, ...}}` under every collection's `models:`)"
+            )
+        lacking = [c for c in collections if c not in where]
+        if lacking:
+            raise ConfigError(
+                f"{path}: collection {lacking[0]!r}: models: no entry {name!r} with `model: REGISTERED`; the row "
+                f"{name!r} (defined so under {', '.join(map(repr, where))}) runs on every collection of the benchmark"
+            )
+        kinds = sorted(set(where.values()))
+        if len(kinds) > 1:
+            first, other = (next(c for c, m in where.items() if m == kind) for kind in kinds[:2])
+            raise ConfigError(
+                f"{path}: models: {name}: the row is {kinds[0]!r} under collection {first!r} but {kinds[1]!r} under "
+                f"{other!r}; a row is one model on every collection (give the other model a row of its own)"
+            )
+
+
+def _without_hf_model(options: dict) -> dict:
+    return {key: value for key, value in options.items() if key != "hf_model"}
+
+
+def _model_seeds(given, models: dict[str, dict], path: Path) -> dict[str, list[int]]:
+    """The benchmark's ``model_seeds``, checked: models of the benchmark, each with a list of integer seeds."""
+    if given is None:
+        return {}
+    if not isinstance(given, dict):
+        raise ConfigError(f"{path}: model_seeds: expected a mapping of model name to a list of seeds, found {given!r}")
+    out = {}
+    for model, seeds in given.items():
+        if model not in models:
+            raise ConfigError(f"{path}: model_seeds: {model!r} is not in the benchmark's models ({', '.join(models)})")
+        if (
+            not isinstance(seeds, list)
+            or not seeds
+            or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds)
+        ):
+            raise ConfigError(f"{path}: model_seeds: {model}: expected a list of integer seeds, found {seeds!r}")
+        out[str(model)] = list(seeds)
+    return out
 
 
 def _task_config(plan_path: Path, collection: str, config: str) -> Path:
@@ -291,16 +439,29 @@ def run_benchmark(
     split over processes (``--models``) and then gathered into one table by a last run over every model.
 
     Every model's settings and options are checked on every collection before the first one is trained; files and
-    splits are checked when a collection's data is prepared (`neurank.data.prepare.check_data`)."""
+    splits are checked when a collection's data is prepared (`neurank.data.prepare.check_data`).
+
+    A trained seed's parameter count goes into its `seed.json` beside its result (a seed saved before neurank
+    counted them is still reused, its count left unknown). When a collection's table has both word models and
+    transformer models, every model is compared with the best word model on the first measure
+    (`CollectionResult.best_classic`, `ModelResult.p_best_classic`)."""
     output_dir = Path(output_dir)
     for name in plan.collections:
         for model_name in plan.models:
             config = plan.experiment_config(name, model_name)
-            check_settings(config)
-            check_model(config)
+            try:
+                check_settings(config)
+                check_model(config)
+            except ConfigError as error:
+                if config.model == model_name:
+                    raise
+                # A row of another name: its message names the registered model alone.
+                raise ConfigError(f"collection {name!r}: row {model_name!r} ({config.model}): {error}") from None
     results = []
     for name, base in plan.collections.items():
-        data = None  # prepared (vocabulary, examples, embeddings) only when a seed has to be trained
+        # Prepared only when a seed has to be trained: the word vocabulary, examples and vectors (from `base`, as
+        # every word model shares them), and each transformer folder's word pieces (`None`: the word data).
+        prepared: dict[Path | None, PreparedData] = {}
         collection = load_configured_collection(base)
         split = collection.split(base.data.test_split)
         measures = plan.measures[name] or list(collection.measures)
@@ -310,27 +471,33 @@ def run_benchmark(
         result = CollectionResult(
             name, base.data.test_split, len(bm25_values[measures[0]]), measures, evaluate(bm25, split.qrels, measures)
         )
+        runs_of: dict[str, list[SeedRun]] = {}
+        registered: dict[str, str] = {}  # row name -> the registered model it trains (`config.model`)
         for model_name in plan.models:
             config = plan.experiment_config(name, model_name)
-            runs = []
-            for seed in plan.seeds:
+            registered[model_name] = config.model
+            runs = runs_of[model_name] = []
+            counts = []
+            for seed in plan.seeds_for(model_name):
                 run_dir = output_dir / name / model_name / f"seed-{seed}"
                 done = load_seed_run(run_dir, with_seed(config, seed), measures) if reuse else None
                 if done is not None:
                     runs.append(done)
+                    counts.append(_saved_parameters(run_dir / SEED_RESULT))
                 else:
                     why = why_retrained(run_dir / SEED_RESULT, with_seed(config, seed), measures) if reuse else None
                     if why:
                         log(f"{name} {model_name} seed {seed}: trained again; its earlier result had {why}")
-                    if data is None:
-                        data = prepare_data(base)
+                    data = _data_for(config, base, prepared)
                     runs.append(train_and_test(config, data, seed, run_dir, bm25, measures, progress, depth))
+                    counts.append(_count_parameters(run_dir))
                 log(
                     f"{name} {model_name} seed {seed}: "
                     + ", ".join(f"{m} {runs[-1].metrics[m]:.4f}" for m in measures)
                     + f" ({runs[-1].train_seconds:.0f} s{', earlier run' if done else ''})"
                 )
             mean, std, p_t, p_r = summarise(runs, bm25_values, measures)
+            total, trainable = next((c for c in counts if c is not None), (None, None))
             result.models.append(
                 ModelResult(
                     model_name,
@@ -346,10 +513,79 @@ def run_benchmark(
                     sum(r.train_seconds + r.rerank_seconds for r in runs),
                     _earliest(r.started_at for r in runs),
                     _latest(r.finished_at for r in runs),
+                    [r.seed for r in runs],
+                    encoder_name(config),
+                    total,
+                    trainable,
                 )
             )
+        _compare_with_best_classic(result, runs_of, registered)
         results.append(result)
     return results
+
+
+def _data_for(config: ExperimentConfig, base: ExperimentConfig, prepared: dict) -> PreparedData:
+    """The prepared data `config` trains on, prepared once per collection and kind (see `run_benchmark`)."""
+    folder = word_piece_folder(config)
+    if folder not in prepared:
+        # The word data from `base` without a folder, whichever model the collection's task config starts with.
+        words = dataclasses.replace(base, model_config=_without_hf_model(base.model_config))
+        prepared[folder] = prepare_data(words if folder is None else config)
+    data = prepared[folder]
+    if config.model in WORD_PIECE_MODELS and data.embeddings is not None:
+        # A transformer built without a folder (a tiny random BERT over the word vocabulary) reads no word vectors.
+        data = dataclasses.replace(data, embeddings=None, embedding_report=None)
+    return data
+
+
+def _count_parameters(run_dir: Path) -> tuple[int, int]:
+    """The trained model's parameters (in all, and those trained), from its best.pt; kept in its seed.json."""
+    model, _, _ = load_ranker(run_dir / "best.pt")
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    add_to_seed_result(run_dir / SEED_RESULT, {"params": total, "trainable_params": trainable})
+    return total, trainable
+
+
+def _saved_parameters(seed_file: Path) -> tuple[int, int] | None:
+    result = (read_seed_file(seed_file) or {}).get("result") or {}
+    if not isinstance(result.get("params"), int):
+        return None  # saved before neurank counted them: left unknown, not a reason to train again
+    trainable = result.get("trainable_params")
+    return result["params"], trainable if isinstance(trainable, int) else result["params"]
+
+
+def encoder_name(config: ExperimentConfig) -> str:
+    """What a model reads its text with, for the table: a transformer's folder name (`TINY_ENCODER` without one),
+    else the word vectors it starts from (`embeddings.source`, a file's name for a path)."""
+    if config.model in WORD_PIECE_MODELS:
+        hf_model = config.model_config.get("hf_model")
+        return Path(hf_model).name if hf_model else TINY_ENCODER
+    return Path(config.embeddings.source).name
+
+
+def _averaged(runs: list[SeedRun], measure: str) -> dict[str, float]:
+    """Per-query values averaged over seeds, a query missing from a seed's run counting 0 (as `summarise`)."""
+    query_ids = set().union(*(r.per_query[measure] for r in runs))
+    return {q: statistics.mean(r.per_query[measure].get(q, 0.0) for r in runs) for q in query_ids}
+
+
+def _compare_with_best_classic(
+    result: CollectionResult, runs_of: dict[str, list[SeedRun]], registered: dict[str, str]
+) -> None:
+    """Set `best_classic` and every other model's `p_best_classic` when the table has word and transformer models
+    (told apart by each row's registered model): the paired randomisation test of `summarise` on the first measure,
+    the best word model as the baseline."""
+    measure = result.measures[0]
+    classic = [m for m in result.models if registered[m.model] not in WORD_PIECE_MODELS]
+    if not classic or len(classic) == len(result.models):
+        return
+    best = max(classic, key=lambda m: m.mean[measure])
+    result.best_classic = best.model
+    baseline = {measure: _averaged(runs_of[best.model], measure)}
+    for model in result.models:
+        if model is not best:
+            model.p_best_classic = summarise(runs_of[model.model], baseline, [measure])[3][measure]
 
 
 def _earliest(times) -> float | None:
@@ -389,33 +625,79 @@ def results_markdown(
         f"wall time {wall_seconds / 60:.0f} min (seeds found finished in the runs directory are read back, not "
         f"retrained).{training_span(results)} Seeds {plan.seeds}; each seed's model is the best on dev.",
         "Mean ± standard deviation over seeds; † / ‡: different from BM25 at p < 0.05 (paired t-test / randomisation",
-        "test over queries, on per-query values averaged over seeds). Training time is per seed, until early stopping;",
-        "throughput is re-ranking pairs per second on the test split (batch 256, this machine).",
+        "test over queries, on per-query values averaged over seeds). Encoder: the pretrained transformer's folder",
+        f"({TINY_ENCODER} without one), or the word vectors a word model starts from; params: the model's parameters,",
+        "with those trained in brackets where some are frozen (empty: seeds saved before neurank counted them).",
+        "Training time is per seed, until early stopping; throughput is re-ranking pairs per second on the test split",
+        "(batch 256, this machine).",
         *([note] if note else []),
         "",
     ]
     for result in results:
+        first = result.measures[0]
+        best = result.best_classic
         lines += [f"## {result.collection} ({result.split}, {result.queries} queries)", ""]
-        lines.append("| model | " + " | ".join(result.measures) + " | train s/seed | pairs/s |")
-        lines.append("|---|" + "---:|" * (len(result.measures) + 2))
-        lines.append("| BM25 | " + " | ".join(f"{result.bm25[m]:.4f}" for m in result.measures) + " | | |")
-        for model in sorted(result.models, key=lambda r: -r.mean[result.measures[0]]):
-            cells = []
+        head = ["model", *result.measures, "encoder", "params", *([f"p vs {best}"] if best else [])]
+        lines.append("| " + " | ".join([*head, "train s/seed", "pairs/s"]) + " |")
+        lines.append("|---|" + "---:|" * len(result.measures) + "---|---:|" + "---:|" * (3 if best else 2))
+        bm25 = [f"{result.bm25[m]:.4f}" for m in result.measures]
+        lines.append("| " + " | ".join(["BM25", *bm25, *[""] * (len(head) - len(bm25) + 1)]) + " |")
+        for model in sorted(result.models, key=lambda r: -r.mean[first]):
+            cells = [model.model]
             for m in result.measures:
                 marks = ("†" if model.p_ttest[m] < 0.05 else "") + ("‡" if model.p_randomisation[m] < 0.05 else "")
                 cells.append(f"{model.mean[m]:.4f} ± {model.std[m]:.4f}{marks}")
-            lines.append(
-                f"| {model.model} | "
-                + " | ".join(cells)
-                + f" | {model.train_seconds:.0f} | {model.pairs_per_second:,.0f} |"
-            )
+            cells += [model.encoder, _parameters_cell(model)]
+            if best:
+                cells.append("" if model.p_best_classic is None else _p_cell(model.p_best_classic))
+            cells += [f"{model.train_seconds:.0f}", f"{model.pairs_per_second:,.0f}"]
+            lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
+        if best:
+            lines += [
+                f"p vs {best}: the p-value of the paired randomisation test on {first} against {best}, the best "
+                "model here on word vectors (per-query values averaged over seeds, as for BM25).",
+                "",
+            ]
+        fewer = [m for m in result.models if m.seeds and m.seeds != plan.seeds]
+        if fewer:
+            said = "; ".join(
+                f"{m.model}: seeds {m.seeds} ({_duration(m.train_seconds)} of training per seed here)" for m in fewer
+            )
+            lines += [
+                f"Seeds set per model by the benchmark config (model_seeds), in place of {plan.seeds}: {said}.",
+                "",
+            ]
         chosen = _collection_choices(plan, result.collection, [m.model for m in result.models])
         if chosen:
             task = plan.task_configs.get(result.collection)
             where = f"by {task} and the benchmark config" if task else "in the benchmark config"
             lines += [f"Set for {result.collection} {where}, in place of the defaults: {chosen}.", ""]
     return "\n".join(lines)
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds / 60:.0f} min" if seconds >= 60 else f"{seconds:.0f} s"
+
+
+def _count(number: int) -> str:
+    if number >= 1_000_000:
+        return f"{number / 1_000_000:.1f}M"
+    if number >= 1_000:
+        return f"{number / 1_000:.1f}k"
+    return str(number)
+
+
+def _parameters_cell(model: ModelResult) -> str:
+    """``22.7M``, or ``22.7M (96 trained)`` when part of the model is frozen; empty when not counted."""
+    if model.params is None:
+        return ""
+    trainable = model.params if model.trainable_params is None else model.trainable_params
+    return _count(model.params) + ("" if trainable == model.params else f" ({_count(trainable)} trained)")
+
+
+def _p_cell(p: float) -> str:
+    return "< 0.001" if p < 0.001 else f"{p:.3f}"
 
 
 def _collection_choices(plan: BenchmarkPlan, collection: str, models: list[str]) -> str:

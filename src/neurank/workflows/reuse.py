@@ -10,6 +10,9 @@ Defaults come from the config's dataclasses (`neurank.config.ExperimentConfig`: 
 `model_config`, from the model's own config dataclass, except the embedding options that training fills from the
 `embeddings` section when `model_config` leaves them out (`neurank.training.model.EMBEDDING_OPTIONS`): absent, those
 follow that section, so only an equal value on both sides matches.
+
+A seed's result may gain fields (the results table adds the model's parameter count with `add_to_seed_result`); a
+result without one is still reused, the field unknown: only the config and the measures decide.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from neurank.collections.textio import atomic_write
 from neurank.config import ExperimentConfig
 from neurank.models import model_classes, model_config_to_dict
 from neurank.models.registry import UnknownModelError
@@ -106,3 +110,12 @@ def why_retrained(seed_file: str | Path, config: ExperimentConfig, measures: lis
     if not differences:
         return None
     return "; ".join(differences[:3]) + (f"; and {len(differences) - 3} more" if len(differences) > 3 else "")
+
+
+def add_to_seed_result(seed_file: str | Path, values: Mapping[str, Any]) -> None:
+    """Add `values` to the ``result`` of a finished seed's `seed.json` (replaced atomically); what it holds stays."""
+    seed_file = Path(seed_file)
+    saved = json.loads(seed_file.read_text(encoding="utf-8"))
+    saved["result"] = {**saved["result"], **_plain(dict(values))}
+    with atomic_write(seed_file) as handle:
+        json.dump(saved, handle)
