@@ -55,6 +55,8 @@ from neurank.models.layers import (
     Stage,
     cosine_matrix,
     dynamic_max_pool,
+    first_stage_column,
+    kernel_labels,
     kernel_mus_sigmas,
     linear_flops,
     pair_mask,
@@ -763,26 +765,61 @@ class ContextualRanker(TransformerRanker):
         doc_mask: Tensor | None = None,
         first_stage_score: Tensor | None = None,
     ) -> Explanation:
-        """Stages: "interactions" (channel = layer, query, doc), the cosine matrices the reader reads; "features"
-        (feature,), the reader's output (then the `[CLS]` feature, with `use_cls`), what the scoring layer reads."""
+        """The cosine matrices of every layer read, the reader's stages, and the parts of the score.
+
+        The query is cut as `forward` cuts it (PACRR: its first `max_query_len` word pieces), so every stage shows what
+        the model read. Stages: "interactions" (channel, query, doc), one cosine matrix per layer read (channel labels
+        "layer 0 (embeddings)", "layer 1", ...), 0 at tokens past the transformer's window; the reader's own (see
+        `PyramidReader.explain`, `KernelReader.explain`, `PACRRReader.explain`); "contributions" (part,), what the
+        scoring layer adds from the reader's features, from `[CLS]` (with `use_cls`), from the first-stage score (with
+        `use_first_stage_score`) and its bias: they sum to the score.
+        """
         query_mask, doc_mask = resolve_masks(query_ids, doc_ids, query_mask, doc_mask)
         query_ids, query_mask = self.cut_query(query_ids, query_mask)
         sim_matrix, cls, query_mask, doc_mask = self._interactions(query_ids, doc_ids, query_mask, doc_mask)
-        features = self.reader(sim_matrix, query_mask, doc_mask)  # (B, F)
+        layers = self._layer_labels()
+        features, reader_stages = self.reader.explain(sim_matrix, query_mask, doc_mask, layers)  # (B, F)
         score = self._score(features, cls, first_stage_score)
-        shown = torch.cat([features, cls], dim=1) if self.config.use_cls else features
+        read = "query and document read together" if self.joint else "each text read alone by the frozen transformer"
+        parts, part_names = self._score_parts(features, cls, first_stage_score)
         stages = {
             "interactions": Stage(
                 sim_matrix,
                 ("channel", "query", "doc"),
-                "cosine of contextual token vectors, one channel per layer",
-                {"channel": [f"layer {layer}" for layer in self.layers]},
+                f"cosine of the contextual word-piece vectors ({read})",
+                {"channel": layers},
             ),
-            "features": Stage(
-                shown, ("feature",), "the reader's features" + (" and [CLS]" if self.config.use_cls else "")
+            **reader_stages,
+            "contributions": Stage(
+                parts,
+                ("part",),
+                "the score's parts: scoring weights x what they read, then the bias",
+                {"part": part_names},
             ),
         }
         return Explanation(score, stages)
+
+    def _layer_labels(self) -> list[str]:
+        # Which hidden state each channel is: 0 is the embedding layer's output, the last is the transformer's output.
+        last = self.encoder.config.num_hidden_layers
+        names = {0: " (embeddings)", last: " (last)"}
+        return [f"layer {layer}{names.get(layer, '')}" for layer in self.layers]
+
+    def _score_parts(self, features: Tensor, cls: Tensor, first_stage_score: Tensor | None) -> tuple[Tensor, list[str]]:
+        # The scoring layer's input in `_score`'s order, each block times its weights: (B, parts), summing to the score
+        # in eval mode (dropout, which `_score` applies, is then the identity).
+        blocks = [("reader", features)]
+        if self.config.use_cls:
+            blocks.append(("[CLS]", cls))
+        if self.config.use_first_stage_score:
+            blocks.append(("first stage", first_stage_column(first_stage_score, self.config, features)))
+        weight = self.score.weight[0]  # (F [+ H] [+ 1],)
+        parts, start = [], 0
+        for _, block in blocks:
+            parts.append((block * weight[start : start + block.shape[1]]).sum(1))  # (B,)
+            start += block.shape[1]
+        parts.append(self.score.bias.expand(features.shape[0]))
+        return torch.stack(parts, dim=1), [name for name, _ in blocks] + ["bias"]  # (B, parts)
 
     def flops_per_pair(self, query_len: int, doc_len: int) -> int:
         """The transformer's linear layers (as `CrossEncoder.flops_per_pair` counts them: over the joined pair, or
@@ -835,6 +872,30 @@ class PyramidReader(nn.Module):
         pooled = dynamic_max_pool(feature_map, query_mask.sum(1), doc_mask.sum(1), self.pool_size)  # (B, C, pq, pd)
         return pooled.flatten(1)  # (B, C * pq * pd)
 
+    def explain(
+        self, sim_matrix: Tensor, query_mask: Tensor, doc_mask: Tensor, channels: list[str]
+    ) -> tuple[Tensor, dict[str, Stage]]:
+        """`forward`'s features and its stages: "conv1", ... (channel, query, doc), each block's feature maps;
+        "pooled" (channel, query_bin, doc_bin), the grid the features flatten. `channels` names the input channels."""
+        cell_mask = pair_mask(query_mask, doc_mask)[:, None].to(sim_matrix.dtype)  # (B, 1, Lq, Ld)
+        feature_map = sim_matrix
+        stages = {}
+        for depth, conv in enumerate(self.convs, start=1):
+            feature_map = self.activation(conv(feature_map)) * cell_mask  # (B, C_out, Lq, Ld)
+            kq, kd = conv.kernel_size
+            stages[f"conv{depth}"] = Stage(
+                feature_map,
+                ("channel", "query", "doc"),
+                f"conv block {depth}: {conv.out_channels} feature maps ({kq}x{kd} kernels, "
+                f"{type(self.activation).__name__.lower()})",
+            )
+        pooled = dynamic_max_pool(feature_map, query_mask.sum(1), doc_mask.sum(1), self.pool_size)  # (B, C, pq, pd)
+        pq, pd = self.pool_size
+        stages["pooled"] = Stage(
+            pooled, ("channel", "query_bin", "doc_bin"), f"dynamic max pooling to the {pq}x{pd} grid the features are"
+        )
+        return pooled.flatten(1), stages
+
     def flops(self, query_len: int, doc_len: int) -> int:
         cells = query_len * doc_len
         return sum(
@@ -866,6 +927,39 @@ class KernelReader(nn.Module):
             doc_mask.repeat_interleave(channels, dim=0),
         )  # (B * C, K)
         return self.dense(pooled.view(batch, -1) * self.feature_scale)  # (B, F)
+
+    def explain(
+        self, sim_matrix: Tensor, query_mask: Tensor, doc_mask: Tensor, channels: list[str]
+    ) -> tuple[Tensor, dict[str, Stage]]:
+        """`forward`'s features and its stages: "soft_counts" (channel, query, kernel), each query word piece's soft
+        match count per kernel in each layer; "kernel_features" (layer, kernel), the scaled log counts summed over the
+        query; "dense" (feature,), the dense layers' output, when there are any. `channels` names the layers."""
+        batch, n_channels, query_len, doc_len = sim_matrix.shape
+        flat_sim = sim_matrix.reshape(batch * n_channels, query_len, doc_len)  # (B * C, Lq, Ld)
+        flat_query_mask = query_mask.repeat_interleave(n_channels, dim=0)
+        flat_doc_mask = doc_mask.repeat_interleave(n_channels, dim=0)
+        soft_counts = self.kernels.soft_counts(flat_sim, flat_query_mask, flat_doc_mask)  # (B * C, Lq, K)
+        pooled = self.kernels(flat_sim, flat_query_mask, flat_doc_mask).view(batch, n_channels, -1)  # (B, C, K)
+        pooled = pooled * self.feature_scale
+        features = self.dense(pooled.flatten(1))  # (B, F)
+        kernels = kernel_labels(self.kernels.mus)
+        stages = {
+            "soft_counts": Stage(
+                soft_counts.view(batch, n_channels, query_len, -1),  # (B, C, Lq, K)
+                ("channel", "query", "kernel"),
+                "soft match count of each query word piece per kernel (kernel centre on the axis)",
+                {"channel": channels, "kernel": kernels},
+            ),
+            "kernel_features": Stage(
+                pooled,
+                ("layer", "kernel"),
+                f"kernel features per layer: {self.feature_scale:g} x sum over query word pieces of log count",
+                {"layer": channels, "kernel": kernels},
+            ),
+        }
+        if len(self.dense):
+            stages["dense"] = Stage(features, ("feature",), "the dense layers' output, what the scoring layer reads")
+        return features, stages
 
     def flops(self, query_len: int, doc_len: int) -> int:
         return linear_flops(self.dense)  # kernel pooling is element-wise work, which the count leaves out
@@ -901,6 +995,40 @@ class PACRRReader(nn.Module):
         features = torch.cat(signals, dim=2) * query_mask[:, :, None]  # (B, Lq, S * k)
         features = F.pad(features, (0, 0, 0, self.max_query_len - features.shape[1]))  # (B, lq, S * k)
         return self.dense(features.flatten(1))  # (B, F)
+
+    def explain(
+        self, sim_matrix: Tensor, query_mask: Tensor, doc_mask: Tensor, channels: list[str]
+    ) -> tuple[Tensor, dict[str, Stage]]:
+        """`forward`'s features and its stages: "ngram_signals" (channel, query, doc), the strongest filter over the
+        layers at each cell per n-gram size, 0 past the true lengths; "term_features" (query, feature), the k-max
+        pooled signals of each query word piece; "dense" (feature,), the dense network's output, when it has layers."""
+        strongest_maps, signals = [], []
+        for n, conv in zip(self.ngram_sizes, self.convs, strict=True):
+            padded = F.pad(sim_matrix, (0, n - 1, 0, n - 1))  # (B, C, Lq + n - 1, Ld + n - 1)
+            strongest = torch.relu(conv(padded)).amax(dim=1)  # (B, Lq, Ld)
+            strongest_maps.append(strongest)
+            signals.append(k_max_pool(strongest, doc_mask, self.k_max))  # (B, Lq, k)
+        term_features = torch.cat(signals, dim=2) * query_mask[:, :, None]  # (B, Lq, S * k)
+        padded_features = F.pad(term_features, (0, 0, 0, self.max_query_len - term_features.shape[1]))  # (B, lq, S*k)
+        features = self.dense(padded_features.flatten(1))  # (B, F)
+        ngram_maps = torch.stack(strongest_maps, dim=1) * pair_mask(query_mask, doc_mask)[:, None]  # (B, S, Lq, Ld)
+        stages = {
+            "ngram_signals": Stage(
+                ngram_maps,
+                ("channel", "query", "doc"),
+                f"strongest filter per cell over the {len(channels)} layers, each n-gram size (n-gram starts there)",
+                {"channel": [f"{n}-gram" for n in self.ngram_sizes]},
+            ),
+            "term_features": Stage(
+                term_features,
+                ("query", "feature"),
+                "features of each query word piece: the top-k signals per n-gram size",
+                {"feature": [f"{n}-gram #{rank}" for n in self.ngram_sizes for rank in range(1, self.k_max + 1)]},
+            ),
+        }
+        if len(self.dense):
+            stages["dense"] = Stage(features, ("feature",), "the dense network's output, what the scoring layer reads")
+        return features, stages
 
     def flops(self, query_len: int, doc_len: int) -> int:
         cells = query_len * doc_len
