@@ -152,3 +152,17 @@ def test_head_lr_trains_the_new_layers_faster_than_the_pretrained_transformer(ti
     groups = torch.load(tmp_path / "run" / "last.pt", weights_only=False)["optimizers"][0]["param_groups"]
     assert [group["lr"] for group in groups] == [2e-5, 1e-3]
     assert [len(group["params"]) for group in groups] == [len(body["params"]), 2]
+
+
+def test_a_transformer_model_without_a_folder_trains_on_word_ids_without_word_vectors(tiny_config, tmp_path):
+    from neurank.training.loop import train
+
+    values = tiny_config.to_dict()
+    values["model"], values["model_config"] = "cross_encoder", {"dropout": 0.0}
+    values["embeddings"] = {**values["embeddings"], "source": "word2vec"}  # not trained: a transformer reads none
+    values["train"] = {**values["train"], "epochs": 1}
+    config = config_from_dict(values)
+    data = prepare_data(config)
+    assert data.embeddings is None and data.embedding_report is None and data.tokenizer is not None
+    result = train(config, tmp_path / "run", progress=False, data=data)
+    assert (tmp_path / "run" / "best.pt").is_file() and result["best_epoch"] == 1

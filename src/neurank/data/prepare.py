@@ -283,7 +283,10 @@ def prepare_data(
     token_lists = tokenizer.tokenize_batch(texts)
     vocab = Vocab.build(token_lists, min_freq=data.min_freq, max_size=data.max_vocab)
     encoder = WordEncoder(tokenizer, vocab, data.max_query_len, data.max_doc_len)
-    embeddings, report = make_embeddings(config, vocab, token_lists, collection)
+    if config.model in WORD_PIECE_MODELS:  # a transformer without a folder: a random one over the word ids, no vectors
+        embeddings, report = None, None
+    else:
+        embeddings, report = make_embeddings(config, vocab, token_lists, collection)
     idf = inverse_document_frequencies(vocab, tokenizer.tokenize_batch(document_texts(collection)))
     train_examples = examples(data.train_split)[: data.max_train_queries]
     dev_examples = examples(data.dev_split)
