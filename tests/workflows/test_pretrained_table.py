@@ -480,3 +480,21 @@ def test_a_task_config_entry_stays_under_its_model_config_as_neurank_train_has_i
     assert plan.experiment_config("wikiqa", "knrm").model_config == trained
     # A row the benchmark config defines itself is more specific, and keeps its own value.
     assert plan.experiment_config("wikiqa", "zero_shot").model_config["use_first_stage_score"] is False
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_the_shipped_pretrained_table_runs_quick_on_wikiqa_without_the_model_folder(cli, shared_data, tmp_path):
+    # --quick: every transformer a tiny random BERT over the word ids, so neither models/ nor a download is needed.
+    status, out, err = cli(
+        "benchmark", "benchmark_pretrained", "--quick", "--data-dir", shared_data,
+        "--runs-dir", tmp_path / "runs", "--output", tmp_path / "results.md",
+    )  # fmt: skip
+    assert status == 0, err
+    table = (tmp_path / "results.md").read_text()
+    rows = {line.split(" | ")[0].strip("| ") for line in table.splitlines() if line.startswith("| ")}
+    assert {"BM25", "zero_shot", "pooled_cosine", "cross_encoder", "cedr_cnn_joint", "cedr_cnn"} <= rows
+    assert "| compare_aggregate |" in table and "p vs compare_aggregate" in table
+    assert "tiny random BERT" in table and "all-minilm" not in table
+    for run in (tmp_path / "runs" / "wikiqa").glob("*/seed-1/seed.json"):
+        assert "hf_model" not in json.dumps(json.loads(run.read_text())["config"]["model_config"])
