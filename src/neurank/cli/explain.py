@@ -95,11 +95,41 @@ def explain_cmd(
     if as_json:
         print_json({**pair.to_dict(), "output": str(output)})
         return
-    console.print(
-        f"{name}: score {pair.score:.4f}; {len(pair.query_tokens)} query x {len(pair.doc_tokens)} document tokens "
-        f"({', '.join(pair.stages)}); figure in {output}",
-        highlight=False,
-    )
+    for line in _pair_lines(pair, name):
+        console.print(line, highlight=False, markup=False, soft_wrap=True)
+    console.print(f"figure in {output}", highlight=False, markup=False, soft_wrap=True)
+
+
+def _pair_lines(pair, name: str) -> list[str]:
+    """What `neurank explain` prints for a pair: the score and the stages, the layers a transformer ranker's matrices
+    come from, and for a model without an interaction matrix one line saying so, then what it read."""
+    kind = pair.token_kind
+    shape = f"{len(pair.query_tokens)} query x {len(pair.doc_tokens)} document {kind}s"
+    if pair.has_interaction_matrix:
+        lines = [f"{name}: score {pair.score:.4f}; {shape} ({', '.join(pair.stages)})"]
+        channels = pair.labels["interactions"].get("channel", [])
+        if any(channel.startswith("layer ") for channel in channels):
+            lines.append(f"interaction matrices, one per layer read: {', '.join(channels)}")
+    else:
+        lines = [f"{name} has no interaction matrix: {pair.no_matrix_reason}"]
+        lines.append(f"{name}: score {pair.score:.4f}; {shape}")
+    parts = pair.score_parts
+    if "cosine" in parts:
+        lines.append(f"score = scale {parts['scale']:.4f} x cosine {parts['cosine']:.4f} + bias {parts['bias']:+.4f}")
+        if "first-stage weight" in parts:
+            lines[-1] += f" + {parts['first-stage weight']:.4f} x first-stage score {parts['first-stage score']:.4f}"
+    if not pair.has_interaction_matrix:
+        lines.append(f"query {kind}s: {' '.join(pair.query_tokens)}")
+        lines.append(f"document {kind}s: {' '.join(pair.doc_tokens)}")
+        for sequence, tokens in pair.sequences.items():
+            lines.append(f"the transformer read ({sequence}): {' '.join(tokens)}")
+    if pair.rank is not None:
+        lines.append(
+            f"rank {pair.rank} of {pair.candidates} after re-ranking (BM25 rank {pair.first_stage_rank}); "
+            f"relevance {pair.relevance}"
+        )
+    lines += pair.notes
+    return lines
 
 
 def _explain_compare(runs: tuple[Path, Path], qrels: Path, measure: str, top: int, output: Path, as_json: bool) -> None:

@@ -40,6 +40,8 @@ TITLE = 0.34  # height of a panel title line
 TOKEN_FONT = 7.5
 MAX_SMALL_PANELS = 4  # strongest channels shown for a stage with many channels
 UNKNOWN_COLOR = "#c0392b"  # tick labels of tokens outside the vocabulary
+UNREAD_COLOR = "#9e9e9e"  # tick labels of tokens the model did not read (past a transformer's window)
+SEQUENCE_FONT = 8.5  # what a transformer read, one line of word pieces
 
 
 def require_matplotlib() -> None:
@@ -171,11 +173,13 @@ def _heatmap_colors(values: np.ndarray, channel: str | None = None) -> dict[str,
     return {"cmap": "viridis", "vmin": 0.0, "vmax": high if high > 0 else 1.0}
 
 
-def _color_unknown(labels, unknown: Sequence[bool]) -> None:
+def _color_unknown(labels, unknown: Sequence[bool], read: Sequence[bool] | None = None) -> None:
     # An axis may label only the first tokens (the stage's length; labels are cut to it): `unknown` covers them all.
-    for label, is_unknown in zip(labels, unknown, strict=False):
+    for i, (label, is_unknown) in enumerate(zip(labels, unknown, strict=False)):
         if is_unknown:
             label.set_color(UNKNOWN_COLOR)
+        elif read is not None and i < len(read) and not read[i]:
+            label.set_color(UNREAD_COLOR)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -183,8 +187,10 @@ def _color_unknown(labels, unknown: Sequence[bool]) -> None:
 
 
 def pair_figure(pair: PairExplanation, tokens_per_row: int | None = None) -> Figure:
-    """The figure for one pair: the interaction matrix with the tokens on its axes, then each stage of the model
-    (strongest feature maps, soft-match counts per kernel, pooled grid, ...) and the final score.
+    """The figure for one pair: the interaction matrix with the tokens on its axes (words, or word pieces; one
+    panel per channel, a transformer ranker's channels being the layers it reads), then each stage of the model
+    (strongest feature maps, soft-match counts per kernel, pooled grid, ...) and the final score. A model without an
+    interaction matrix shows instead why it has none, what its transformer read, and its score.
 
     Args:
         pair: from `explain_pair` or `explain_candidate`.
@@ -196,11 +202,14 @@ def pair_figure(pair: PairExplanation, tokens_per_row: int | None = None) -> Fig
     require_matplotlib()
     left = LEFT_PAD + _label_width(pair.query_tokens)
     per_row = tokens_per_row or max(10, int((MAX_WIDTH - left - RIGHT) / CELL))
-    columns = min(pair.interactions.shape[2], per_row)
+    doc_columns = pair.interactions.shape[2] if pair.has_interaction_matrix else len(pair.doc_tokens)
+    columns = min(doc_columns, per_row)
     cell = max(CELL, min(MAX_CELL, (MAX_WIDTH - left - RIGHT) / max(1, columns)))
     width = min(MAX_WIDTH, max(MIN_WIDTH, left + columns * cell + RIGHT))
     column = _Column(width, left, cell)
     _header(column, pair)
+    if not pair.has_interaction_matrix:
+        _sequence_rows(column, pair)
     for name, values in pair.stages.items():
         axes = pair.axes[name]
         labels = pair.labels.get(name, {})
@@ -215,22 +224,81 @@ def pair_figure(pair: PairExplanation, tokens_per_row: int | None = None) -> Fig
             _matrix_row(column, pair, name, values, axes, labels, description, left)
         elif len(axes) == 1:
             _bar_row(column, pair, name, values, axes[0], labels, description, left)
+    legend = []
     if any(pair.query_unknown) or any(pair.doc_unknown):
-        column.add(
-            0.3,
-            lambda fig, top: fig.text(
-                left / width,
-                (top - 0.2) / fig.get_size_inches()[1],
-                "tokens in red are not in the model's vocabulary: the model read them as UNK",
-                color=UNKNOWN_COLOR,
-                fontsize=8,
-            ),
+        legend.append(
+            (f"{pair.token_kind}s in red are not in the model's vocabulary: it read them as UNK", UNKNOWN_COLOR)
         )
+    if _unread_shown(pair):
+        legend.append((f"{pair.token_kind}s in grey were not read by the model (see the notes above)", UNREAD_COLOR))
+    for text, color in legend:
+
+        def draw(fig: Figure, top: float, text: str = text, color: str = color) -> None:
+            fig.text(left / width, (top - 0.2) / fig.get_size_inches()[1], text, color=color, fontsize=8)
+
+        column.add(0.3, draw)
     return column.render()
+
+
+def _unread_shown(pair: PairExplanation) -> bool:
+    """Whether an axis of the interaction matrix labels a token the model did not read (past a transformer's window);
+    tokens it cut before reading (PACRR's max_query_len) have no row to label."""
+    if not pair.has_interaction_matrix:
+        return False
+    _, n_query, n_doc = pair.interactions.shape
+    return not all([*(pair.query_read or [])[:n_query], *(pair.doc_read or [])[:n_doc]])
+
+
+def _sequence_rows(column: _Column, pair: PairExplanation) -> None:
+    """A model without an interaction matrix: why, then what its transformer read, one block per sequence."""
+    chars = int((column.width - 2 * LEFT_PAD) * 72 / (SEQUENCE_FONT * 0.62))
+    lines: list[tuple[str, float, str, str]] = []  # (text, font size, weight, colour)
+    reason = f"no interaction matrix: {pair.no_matrix_reason or 'the model computes none'}"
+    lines += [(line, 9, "bold", "black") for line in textwrap.wrap(reason, chars)]
+    for name, tokens in pair.sequences.items():
+        window = f" of the window's {pair.window}" if pair.window is not None else ""
+        lines.append((f"{name}: {len(tokens)} positions{window}, as the transformer read it", 9, "normal", "black"))
+        body = textwrap.wrap(" ".join(tokens), chars, break_on_hyphens=False, break_long_words=True)
+        lines += [(line, SEQUENCE_FONT, "normal", "#1f4e79") for line in body]
+    for kind, tokens, read in (
+        ("query", pair.query_tokens, pair.query_read),
+        ("document", pair.doc_tokens, pair.doc_read),
+    ):
+        unread = [token for token, is_read in zip(tokens, read or [], strict=False) if not is_read]
+        if unread:
+            text = f"{kind} {pair.token_kind}s not read: " + " ".join(unread)
+            lines += [(line, SEQUENCE_FONT, "normal", UNREAD_COLOR) for line in textwrap.wrap(text, chars)]
+    step = 0.22
+    height = len(lines) * step + 0.25
+
+    def draw(figure: Figure, top: float) -> None:
+        y = top - 0.2
+        for index, (text, size, weight, color) in enumerate(lines):
+            artist = figure.text(
+                LEFT_PAD / column.width,
+                y / figure.get_size_inches()[1],
+                text,
+                fontsize=size,
+                fontweight=weight,
+                color=color,
+                va="center",
+            )
+            if color != "black":  # word pieces in a fixed-width font
+                artist.set_fontfamily("monospace")
+            artist.set_gid(f"sequence/{index}")
+            y -= step
+
+    column.add(height, draw)
 
 
 def _score_lines(pair: PairExplanation) -> list[str]:
     model = [f"score {pair.score:.4f} (the model's output for this pair)"]
+    parts = pair.score_parts
+    if "cosine" in parts:
+        formula = f"= scale {parts['scale']:.4f} x cosine {parts['cosine']:.4f} + bias {parts['bias']:+.4f}"
+        if "first-stage weight" in parts:
+            formula += f" + {parts['first-stage weight']:.4f} x first-stage score"
+        model.append(formula)
     if pair.first_stage_score is not None:
         model.append(f"first-stage score {pair.first_stage_score:.3f} (normalised BM25)")
     ranking = []
@@ -281,13 +349,14 @@ def _interaction_rows(column, pair, values, channels, description, left, per_row
     """Each channel (up to 3) as a full-width heatmap, wrapped every `per_row` document tokens; more channels
     follow as small panels."""
     full = list(range(values.shape[0])) if values.shape[0] <= 3 else [0]
+    cosine = "cosine" in description  # a transformer ranker's channels are layers, each a cosine matrix
     doc_labels = pair.doc_tokens[: values.shape[2]]
     query_labels = pair.query_tokens[: values.shape[1]]
     x_label_height = _label_width(doc_labels) + 0.1
     n_query, n_doc = values.shape[1], values.shape[2]
     for c in full:
         name = channels[c] if c < len(channels) else f"channel {c + 1}"
-        colors = _heatmap_colors(values[c], name)
+        colors = _heatmap_colors(values[c], "cosine" if cosine and name != "exact" else name)
         heading = description if len(channels) == 1 and name in description else f"{description}: {name}"
         starts = list(range(0, n_doc, per_row))
         for row, start in enumerate(starts):
@@ -309,8 +378,9 @@ def _interaction_rows(column, pair, values, channels, description, left, per_row
                 image = ax.imshow(values[c, :, start:stop], aspect="auto", interpolation="nearest", **colors)
                 ax.set_yticks(range(n_query), query_labels, fontsize=TOKEN_FONT)
                 ax.set_xticks(range(stop - start), doc_labels[start:stop], fontsize=TOKEN_FONT, rotation=90)
-                _color_unknown(ax.get_yticklabels(), pair.query_unknown)
-                _color_unknown(ax.get_xticklabels(), pair.doc_unknown[start:stop])
+                _color_unknown(ax.get_yticklabels(), pair.query_unknown, pair.query_read)
+                doc_read = None if pair.doc_read is None else pair.doc_read[start:stop]
+                _color_unknown(ax.get_xticklabels(), pair.doc_unknown[start:stop], doc_read)
                 ax.tick_params(length=0)
                 ax.set_title(title, fontsize=10, loc="left")
                 bar = _axes(
@@ -320,7 +390,7 @@ def _interaction_rows(column, pair, values, channels, description, left, per_row
 
             column.add(height, draw)
     rest = [c for c in range(values.shape[0]) if c not in full]
-    if rest:
+    if rest:  # every channel is shown: for a transformer ranker, one panel per layer it reads
         labels = {"channel": channels}
         _channel_panels(
             column,
@@ -331,7 +401,7 @@ def _interaction_rows(column, pair, values, channels, description, left, per_row
             f"{description}: the other channels",
             left,
             token_axes=True,
-            channels=rest[: 2 * MAX_SMALL_PANELS],
+            channels=rest,
         )
 
 
@@ -379,14 +449,17 @@ def _channel_panels(column, pair, name, values, labels, description, left, token
                 ax = _axes(
                     figure, x, top - TITLE - n_rows * row_height, panel_width, n_rows * row_height, label=f"{name}/{c}"
                 )
-                colors = _heatmap_colors(values[c], names[c] if c < len(names) and name == "interactions" else None)
+                kind = names[c] if c < len(names) and name == "interactions" else None
+                if kind is not None and kind != "exact" and "cosine" in pair.descriptions.get(name, ""):
+                    kind = "cosine"
+                colors = _heatmap_colors(values[c], kind)
                 image = ax.imshow(values[c], aspect="auto", interpolation="nearest", **colors)
                 title = names[c] if c < len(names) else f"channel {c + 1}"
                 ax.set_title(f"{title}  (max {values[c].max():.2f})", fontsize=8.5)
                 if i == 0 and y_labels:
                     ax.set_yticks(range(n_rows), y_labels, fontsize=6.5 if token_axes else 7)
                     if token_axes:
-                        _color_unknown(ax.get_yticklabels(), pair.query_unknown)
+                        _color_unknown(ax.get_yticklabels(), pair.query_unknown, pair.query_read)
                 else:
                     ax.set_yticks([])
                 if i == 0 and not token_axes and not y_labels:
