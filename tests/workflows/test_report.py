@@ -98,3 +98,17 @@ def test_missing_run_folder_and_bad_metrics_lines_are_named(tmp_path, trained):
     (trained / "metrics.jsonl").write_text('{"epoch": 1}\nnot json\n', encoding="utf-8")
     with pytest.raises(ValueError, match=r"metrics.jsonl:2: expected one JSON record per line"):
         build_report(trained)
+
+
+def test_report_of_a_cross_encoder_shows_what_it_read_for_each_chosen_query(tiny_config, tiny_bert_folder, tmp_path):
+    values = tiny_config.to_dict()
+    values["model"], values["model_config"] = "cross_encoder", {"hf_model": str(tiny_bert_folder), "dropout": 0.0}
+    values["train"] = {**values["train"], "epochs": 1}
+    from neurank.config import config_from_dict
+
+    train(config_from_dict(values), tmp_path / "ce", progress=False)
+    page = build_report(tmp_path / "ce", explain=2)
+    assert "representation-based" not in page
+    assert "the word pieces and sequences the model read, and its score" in page
+    explained = page.count("<b>Query ")
+    assert explained >= 1 and len(images(page)) == 2 + explained  # curves, wins/losses, then one per chosen query

@@ -264,7 +264,9 @@ def _explain_section(page, reranker, collection, split, results: RunResults, del
     if count <= 0:
         page.paragraph("No explain figures were asked for.")
         return
-    if not getattr(reranker.model, "has_interaction_matrix", True):
+    # A transformer without a matrix (the cross-encoder, the pooled cosine) still shows what it read and its score.
+    matrixless = not getattr(reranker.model, "has_interaction_matrix", True)
+    if matrixless and getattr(reranker.model, "pretrained_part", None) is None:
         page.paragraph(
             f"{html.escape(config.model)} is representation-based: the query and the document are encoded separately, "
             "so there is no interaction matrix to show."
@@ -281,7 +283,12 @@ def _explain_section(page, reranker, collection, split, results: RunResults, del
     final_run = results.runs[results.final]
     page.paragraph(
         f"For the queries where {html.escape(results.final)} gained and lost most against BM25 (alternately), the "
-        "document it ranked first: the interaction matrix with the tokens the model read, then each stage of the model."
+        "document it ranked first: "
+        + (
+            "the word pieces and sequences the model read, and its score."
+            if matrixless
+            else "the interaction matrix with the tokens the model read, then each stage of the model."
+        )
     )
     for delta in chosen[:count]:
         ranked = sorted((r for r in final_run if r.query_id == delta.query_id), key=lambda r: -r.score)
