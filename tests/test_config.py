@@ -121,9 +121,10 @@ def test_a_models_section_gives_the_chosen_model_its_own_options(tmp_path):
 def test_the_precedence_of_model_options_and_training_options(tmp_path):
     path = tmp_path / "task.yaml"
     path.write_text(TASK)
-    # The file's model_config goes on top of the entry, the command line on top of both.
+    # The entry goes on top of the file's model_config (it is more specific), the command line on top of both.
     path.write_text(TASK.replace("model_config: {use_first_stage_score: true}", "model_config: {dropout: 0.0}"))
-    assert load_config(path).model_config["dropout"] == 0.0
+    assert load_config(path).model_config["dropout"] == 0.2  # knrm's entry
+    assert load_config(path, ["model=match_pyramid"]).model_config["dropout"] == 0.0  # no dropout in its entry
     assert load_config(path, ["model_config.dropout=0.4"]).model_config["dropout"] == 0.4
     assert load_config(path, ["models.knrm.n_kernels=7"]).model_config["n_kernels"] == 7
     # An entry's train section replaces the file's for that model only; train.KEY= on the command line wins.

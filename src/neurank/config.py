@@ -12,18 +12,19 @@ A task config may hold the options of several models in a ``models:`` section, s
 model without tripping over another model's options::
 
     model: match_pyramid
-    model_config: {use_first_stage_score: true}      # every model's, on top of its entry below
+    model_config: {use_first_stage_score: true}      # every model's, unless its entry below says otherwise
     models:
       match_pyramid: {interactions: [cosine, exact], dropout: 0.3}
       knrm: {tanh_output: false}
       compare_aggregate: {exact_match: true, train: {epochs: 20, patience: 20}}
       drmm: {}                                        # its own defaults
 
-Only the chosen model's entry is read. Precedence, lowest first: the model's own defaults, its entry in
-``models:``, the file's ``model_config``, then the command line (``model_config.KEY=``, or ``models.NAME.KEY=`` for
-the entry). An entry's ``train:`` holds training options for that model; they replace the file's ``train`` section
-and give way to ``train.KEY=`` on the command line. The resolved `ExperimentConfig` keeps only the chosen model's
-options (`model_config`), so it, and the checkpoints written from it, look as a single-model config would.
+Only the chosen model's entry is read. Precedence, lowest first: the model's own defaults, the file's
+``model_config`` (what every model of the file gets), its entry in ``models:`` (what this model gets), then the
+command line (``model_config.KEY=``, or ``models.NAME.KEY=`` for the entry). An entry's ``train:`` holds training
+options for that model; they replace the file's ``train`` section and give way to ``train.KEY=`` on the command
+line. The resolved `ExperimentConfig` keeps only the chosen model's options (`model_config`), so it, and the
+checkpoints written from it, look as a single-model config would.
 """
 
 from __future__ import annotations
@@ -361,12 +362,12 @@ def model_entries(values: dict, source: str = "config") -> dict[str, dict]:
 
 def select_model(values: dict, source: str = "config", command_line: dict | None = None) -> dict:
     """Raw config values with their ``models:`` section resolved for the chosen model: its options under
-    ``model_config`` (the file's ``model_config`` on top), its ``train`` entry over the ``train`` section, and the
-    section itself dropped. Values without a ``models:`` section come back as they are.
+    ``model_config`` (over the file's ``model_config``: an entry is more specific), its ``train`` entry over the
+    ``train`` section, and the section itself dropped. Values without a ``models:`` section come back as they are.
 
     Args:
-        command_line: the values the command line set (``apply_overrides({}, overrides)``): its ``train`` keys win
-            over the entry's, as a command line wins over a file.
+        command_line: the values the command line set (``apply_overrides({}, overrides)``): its ``train`` and
+            ``model_config`` keys win over the entry's, as a command line wins over a file.
     Raises:
         ConfigError: the section or an entry is malformed, or the chosen model has no entry (the message lists
             the entries).
@@ -393,7 +394,8 @@ def select_model(values: dict, source: str = "config", command_line: dict | None
     shared = values.get("model_config") or {}
     if not isinstance(shared, dict):
         raise ConfigError(f"{source}: model_config: expected a mapping of the model's options, found {shared!r}")
-    values["model_config"] = {**options, **shared}
+    pinned = dict((command_line or {}).get("model_config") or {})
+    values["model_config"] = {**shared, **options, **pinned}
     return values
 
 

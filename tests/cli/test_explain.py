@@ -6,6 +6,7 @@ import json
 
 from neurank.collections import Qrel, ScoredDoc
 from neurank.collections.trec import write_qrels, write_run
+from neurank.explain import figures
 from neurank.training import train
 
 
@@ -128,3 +129,23 @@ def test_report_command(cli, trained, tmp_path):
     assert "<h2>Inside the model</h2>" in (tmp_path / "report.html").read_text(encoding="utf-8")
     status, _, err = cli("report", tmp_path / "nothing")
     assert status == 2 and "checkpoint not found" in err
+
+
+def test_help_says_a_figure_neurank_wrote_is_replaced_and_overwrite_replaces_any_other(cli, tmp_path):
+    status, out, _ = cli("explain", "--help")
+    text = " ".join(out.replace("│", " ").split())  # rich boxes and wraps the help
+    assert status == 0 and "A figure neurank wrote (its writer field says neurank) is replaced" in text
+    assert "any other existing file needs --overwrite" in text and "carry no mark" not in text
+    # test_compare_two_runs shows a rerun replacing its figure and a user's PNG refused; here --overwrite on a user's.
+    write_qrels([Qrel("1", "a", 1)], tmp_path / "qrels")
+    write_run([ScoredDoc("1", "a", 1.0)], tmp_path / "a.run")
+    figure = tmp_path / "wl.svg"
+    figure.write_text("<svg>a user's own</svg>", encoding="utf-8")
+    compare = ["explain", "--compare", tmp_path / "a.run", tmp_path / "a.run", "--qrels", tmp_path / "qrels"]
+    status, _, err = cli(*compare, "--output", figure)
+    assert status == 2 and "was not written by neurank" in err and figure.read_text() == "<svg>a user's own</svg>"
+    status, _, err = cli(*compare, "--output", figure, "--overwrite")
+    assert status == 0, err
+    assert figures.is_neurank_figure(figure)
+    status, _, err = cli(*compare, "--output", figure)  # now neurank's own: a rerun replaces it
+    assert status == 0, err

@@ -253,3 +253,51 @@ def test_bad_passage_options_name_the_option():
     ]:
         with pytest.raises(ConfigError, match=f"^{key}: expected"):
             build_model("cross_encoder", 40, options)
+
+
+def _copy_folder(source, target, *names):
+    target.mkdir()
+    for name in names:
+        shutil.copy(source / name, target / name)
+    return target
+
+
+def test_a_folder_without_weights_or_tokenizer_is_refused_before_transformers_reads_it(
+    tiny_bert_folder, tmp_path, monkeypatch
+):
+    def loading(*args, **kwargs):
+        raise AssertionError("the weights were loaded before the folder was checked")
+
+    monkeypatch.setattr(transformers.AutoModel, "from_pretrained", loading)
+    # config.json alone: not transformers' OSError from deep inside from_pretrained, but what the folder lacks.
+    no_weights = _copy_folder(tiny_bert_folder, tmp_path / "no-weights", "config.json", "tokenizer.json")
+    with pytest.raises(FileNotFoundError, match=r"no-weights: no weights; .*model\.safetensors or pytorch_model\.bin"):
+        build_model("cross_encoder", 60, {"hf_model": str(no_weights)})
+    # Weights but no tokenizer: refused before the weights are read, naming the option.
+    no_tokenizer = _copy_folder(tiny_bert_folder, tmp_path / "no-tokenizer", "config.json", "model.safetensors")
+    with pytest.raises(FileNotFoundError, match=r"^hf_model: .*no-tokenizer: no tokenizer found"):
+        build_model("cross_encoder", 60, {"hf_model": str(no_tokenizer)})
+    # A sharded model's index counts as weights (what from_pretrained reads then is the index and its shards).
+    sharded = _copy_folder(tiny_bert_folder, tmp_path / "sharded", "config.json", "tokenizer.json")
+    (sharded / "model.safetensors.index.json").write_text('{"weight_map": {}}', encoding="utf-8")
+    with pytest.raises(AssertionError, match="the weights were loaded"):
+        build_model("cross_encoder", 60, {"hf_model": str(sharded)})
+
+
+@pytest.mark.parametrize("bars", [True, False], ids=["bars-on", "bars-off"])
+def test_loading_a_folder_shows_no_progress_bar_and_leaves_the_users_setting_alone(tiny_bert_folder, capfd, bars):
+    from huggingface_hub.utils import are_progress_bars_disabled
+
+    hf_logging = transformers.utils.logging
+    before = hf_logging.is_progress_bar_enabled()
+    try:
+        hf_logging.enable_progress_bar() if bars else hf_logging.disable_progress_bar()
+        hub_before = are_progress_bars_disabled()
+        capfd.readouterr()
+        build_model("cross_encoder", 60, {"hf_model": str(tiny_bert_folder)})
+        err = capfd.readouterr().err
+        assert "Loading weights" not in err and "%|" not in err, err
+        assert hf_logging.is_progress_bar_enabled() is bars  # as the user had it, not switched for good
+        assert are_progress_bars_disabled() is hub_before
+    finally:
+        hf_logging.enable_progress_bar() if before else hf_logging.disable_progress_bar()

@@ -36,6 +36,9 @@ def test_the_average_leaves_training_alone_and_is_what_is_saved(tiny_config, tmp
     assert averaged["ema_updates"] == result["steps"] > 0
     assert not torch.equal(averaged["state_dict"]["score.weight"], plain["state_dict"]["score.weight"])
     assert "training_state_dict" not in plain and "ema_updates" not in plain
+    # best.pt, the ranker, holds the average alone: the trained weights beside it are for resuming from last.pt.
+    best = load_checkpoint(tmp_path / "ema" / "best.pt")
+    assert "training_state_dict" not in best and "optimizers" not in best and best["ema_updates"] > 0
 
 
 def test_the_average_is_taken_after_every_step_by_hand(tiny_config, tmp_path, monkeypatch):

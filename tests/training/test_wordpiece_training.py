@@ -5,6 +5,7 @@ BERT the tests write themselves (2 layers, hidden 32, a word-piece vocabulary of
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import sys
 
@@ -55,6 +56,11 @@ def test_prepare_data_takes_the_folders_word_pieces(tiny_bert_folder, tiny_confi
         ("cross_encoder", "nowhere", "is not a folder"),
         ("cross_encoder", "empty", "has no config.json"),
         ("cross_encoder", "no-tokenizer", "no tokenizer found"),
+        (
+            "cross_encoder",
+            "no-weights",
+            r"has no weights; expected model\.safetensors or pytorch_model\.bin \(or a sharded",
+        ),
         ("cross_encoder", "no-transformers", "reading its other tokenizer files needs transformers"),
     ],
 )
@@ -70,6 +76,8 @@ def test_bad_hf_model_settings_fail_before_the_collection_is_read(
         monkeypatch.setitem(sys.modules, "transformers", None)
     if where in ("no-tokenizer", "no-transformers"):
         tokenizer_json.unlink()
+    if where == "no-weights":  # config.json and a tokenizer but no weights: transformers' OSError once, deep inside
+        (tiny_bert_folder / "model.safetensors").unlink()
     config = cross_encoder_config(tiny_config, places.get(where, tiny_bert_folder), model=model)
 
     def read(*args, **kwargs):
@@ -79,9 +87,25 @@ def test_bad_hf_model_settings_fail_before_the_collection_is_read(
     expected = ImportError if where == "no-transformers" else ConfigError
     with pytest.raises(expected, match=r"^model_config\.hf_model: .*" + message):
         prepare_data(config)
-    if where in ("folder", "nowhere", "empty"):  # check_data (what `neurank validate` runs) says the same
+    if where != "no-transformers":  # check_data (what `neurank validate` runs) says the same
         with pytest.raises(ConfigError, match=r"^model_config\.hf_model: .*" + message):
             check_data(config)
+
+
+@pytest.mark.parametrize("missing", ["model.safetensors", "tokenizer.json"])
+def test_the_model_check_refuses_a_folder_without_weights_or_tokenizer_before_loading_it(
+    tiny_bert_folder, tiny_config, monkeypatch, missing
+):
+    from neurank.training.checks import check_model
+
+    def loading(*args, **kwargs):
+        raise AssertionError("the weights were loaded before the folder was checked")
+
+    monkeypatch.setattr(transformers.AutoModel, "from_pretrained", loading)
+    (tiny_bert_folder / missing).unlink()
+    message = "has no weights" if missing == "model.safetensors" else "no tokenizer found"
+    with pytest.raises(ConfigError, match=rf"^model_config\.hf_model: {re.escape(str(tiny_bert_folder))}.* {message}"):
+        check_model(cross_encoder_config(tiny_config, tiny_bert_folder))
 
 
 def test_train_fine_tunes_it_and_best_pt_reranks_dev_as_training_scored_it(
@@ -116,6 +140,30 @@ def test_train_fine_tunes_it_and_best_pt_reranks_dev_as_training_scored_it(
     np.testing.assert_allclose([scores[key] for key in expected], list(expected.values()), rtol=0, atol=1e-5)
     qrels = collection.split(config.data.dev_split).qrels
     assert evaluate(run, qrels, [result["metric"]])[result["metric"]] == pytest.approx(result["best_metric"])
+
+
+def test_best_pt_goes_without_the_optimizer_state_that_only_resuming_reads(tiny_bert_folder, tiny_config, tmp_path):
+    import dataclasses
+
+    import torch
+
+    from neurank.inference.checkpoint import load_checkpoint, load_ranker
+    from neurank.training import train
+
+    config = cross_encoder_config(tiny_config, tiny_bert_folder)
+    train(dataclasses.replace(config, train=dataclasses.replace(config.train, epochs=1)), tmp_path, progress=False)
+    best, last = load_checkpoint(tmp_path / "best.pt"), load_checkpoint(tmp_path / "last.pt")
+    resume_only = {"optimizers", "schedulers", "rng", "grad_scaler"}
+    assert resume_only <= last.keys() and not resume_only & best.keys()
+    # Everything else stays: the ranker, its encoder, config and first stage, and the training record.
+    assert best.keys() == last.keys() - resume_only
+    for name, tensor in last["state_dict"].items():
+        assert torch.equal(best["state_dict"][name], tensor), name
+    assert (best["epoch"], best["best_epoch"], best["config"]) == (1, 1, last["config"])
+    # AdamW keeps two moments per weight: last.pt is about three times the weights, best.pt about the weights.
+    assert (tmp_path / "best.pt").stat().st_size < 0.5 * (tmp_path / "last.pt").stat().st_size
+    model, encoder, _ = load_ranker(tmp_path / "best.pt")
+    assert isinstance(encoder, WordPieceEncoder) and model.config.hf_config is not None
 
 
 def test_head_lr_trains_the_new_layers_faster_than_the_pretrained_transformer(tiny_bert_folder, tiny_config, tmp_path):

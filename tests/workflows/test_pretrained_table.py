@@ -214,7 +214,7 @@ def test_the_pretrained_benchmark_config_loads_and_quick_needs_no_model_folder()
         assert results_table.encoder_name(config) == "all-minilm-l6-v2"
         assert (config.data.max_query_len, config.data.max_doc_len) == (32, 96)
     fine_tuned = full.experiment_config("wikiqa", "cross_encoder").train
-    assert (fine_tuned.lr, fine_tuned.epochs, fine_tuned.batch_size, fine_tuned.warmup_steps) == (2e-5, 2, 16, 13)
+    assert (fine_tuned.lr, fine_tuned.epochs, fine_tuned.batch_size, fine_tuned.warmup_steps) == (3e-5, 2, 16, 20)
     compare_aggregate = full.experiment_config("wikiqa", "compare_aggregate")
     assert compare_aggregate.model_config["exact_match"] and compare_aggregate.train.epochs == 20
     assert results_table.encoder_name(compare_aggregate) == "word2vec"
@@ -327,8 +327,10 @@ def test_the_shipped_pretrained_table_has_a_zero_shot_row_and_a_fine_tuned_bi_en
         train = bi_encoder.train
         assert (train.lr, train.batch_size, train.warmup_steps, train.grad_clip, train.patience) == (2e-5, 16, 20, 1, 2)
         assert train.epochs == (1 if quick else 2)
-        # Every other model keeps the BM25 input answer_selection.yaml gives it.
-        others = [m for m in plan.models if m not in ("zero_shot", "pooled_cosine")]
+        # The cross-encoder reads no BM25 score either; every other model keeps the input answer_selection.yaml
+        # gives it.
+        assert plan.experiment_config("wikiqa", "cross_encoder").model_config["use_first_stage_score"] is False
+        others = [m for m in plan.models if m not in ("zero_shot", "pooled_cosine", "cross_encoder")]
         assert all(plan.experiment_config("wikiqa", m).model_config["use_first_stage_score"] for m in others)
 
 
@@ -466,7 +468,7 @@ def test_a_row_counts_as_a_transformer_by_its_registered_model():
     assert models[0].p_best_classic is not None and models[1].p_best_classic is None
 
 
-def test_a_task_config_entry_stays_under_its_model_config_as_neurank_train_has_it(tmp_path, tiny_config):
+def test_a_task_config_entry_wins_over_its_model_config_as_in_neurank_train(tmp_path, tiny_config):
     from neurank.config import load_config
 
     bench = write_rows(tmp_path, tiny_config, models=("zero_shot", "knrm"))
@@ -475,10 +477,10 @@ def test_a_task_config_entry_stays_under_its_model_config_as_neurank_train_has_i
     task["models"]["knrm"] = {"n_kernels": 5, "use_first_stage_score": False}  # the file's model_config says True
     task_path.write_text(yaml.safe_dump(task))
     trained = load_config(task_path, ["model=knrm"]).model_config
-    assert trained["use_first_stage_score"] is True
+    assert trained["use_first_stage_score"] is False  # the entry is more specific than the file's model_config
     plan = load_plan(bench)
     assert plan.experiment_config("wikiqa", "knrm").model_config == trained
-    # A row the benchmark config defines itself is more specific, and keeps its own value.
+    # A row the benchmark config defines itself keeps its own value too.
     assert plan.experiment_config("wikiqa", "zero_shot").model_config["use_first_stage_score"] is False
 
 

@@ -40,7 +40,8 @@ def explain_cmd(
         None,
         "--output",
         help="Figure to write: .png, .svg or .pdf (default: explain.png, or wins-losses.png with --compare). "
-        "Figures carry no mark of their writer: an existing file needs --overwrite.",
+        "A figure neurank wrote (its writer field says neurank) is replaced; any other existing file needs "
+        "--overwrite.",
     ),
     tokens_per_row: int | None = typer.Option(
         None, "--tokens-per-row", min=5, help="Document tokens per heatmap row before it wraps."

@@ -34,11 +34,19 @@ from neurank.config import ConfigError, ExperimentConfig
 from neurank.data import embeddings as embeddings_io
 from neurank.data.examples import QueryExample, build_examples
 from neurank.retrieval import bm25_run
-from neurank.text import Tokenizer, TokenizerConfig, Vocab, WordEncoder, WordPieceEncoder
+from neurank.text import Tokenizer, TokenizerConfig, Vocab, WordEncoder, WordPieceEncoder, check_hf_tokenizer_files
 from neurank.text.vocab import SPECIALS
 
 # The models that read a pretrained transformer from `model_config.hf_model`, and so take its word pieces.
 WORD_PIECE_MODELS = ("cross_encoder", "cedr_cnn_joint", "cedr_cnn", "cedr_knrm", "cedr_pacrr", "pooled_cosine")
+# The weights files a Hugging Face folder may hold, one of them at least (transformers' SAFE_WEIGHTS_NAME,
+# WEIGHTS_NAME and their sharded indexes); `neurank.models.cross_encoder` checks the same before loading.
+HF_WEIGHT_FILES = (
+    "model.safetensors",
+    "pytorch_model.bin",
+    "model.safetensors.index.json",
+    "pytorch_model.bin.index.json",
+)
 
 
 @dataclass
@@ -298,7 +306,8 @@ def word_piece_folder(config: ExperimentConfig) -> Path | None:
 
     Raises:
         ConfigError: the model reads no transformer (not one of `WORD_PIECE_MODELS`), or the value is not a folder
-            with a config.json; the message names `model_config.hf_model`.
+            with a config.json, a weights file (`HF_WEIGHT_FILES`) and a tokenizer file; the message names
+            `model_config.hf_model`. Only which files are there is checked: nothing is read.
     """
     hf_model = config.model_config.get("hf_model")
     if hf_model is None:
@@ -320,6 +329,15 @@ def word_piece_folder(config: ExperimentConfig) -> Path | None:
         )
     if not (folder / "config.json").is_file():
         raise ConfigError(f"model_config.hf_model: {folder} has no config.json; expected a Hugging Face model folder")
+    if not any((folder / name).is_file() for name in HF_WEIGHT_FILES):
+        raise ConfigError(
+            f"model_config.hf_model: {folder} has no weights; expected model.safetensors or pytorch_model.bin (or "
+            "a sharded model's index, such as model.safetensors.index.json, beside its shards) in the folder"
+        )
+    try:
+        check_hf_tokenizer_files(folder)
+    except FileNotFoundError as error:
+        raise ConfigError(f"model_config.hf_model: {error}") from None
     return folder
 
 

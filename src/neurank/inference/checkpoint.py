@@ -20,7 +20,9 @@ Format 2 (this neurank writes it; format 1, neurank 0.1, still loads, see below)
 - Training state, for resuming and for the record: ``config`` (`ExperimentConfig.to_dict`), ``optimizers``,
   ``schedulers``, ``rng`` (``{"torch", "python"}``), ``grad_scaler``, ``precision``, ``world_size``, ``epoch``,
   ``step``, ``best_metric`` (the model's own dev value), ``best_epoch``, ``bad_epochs``, ``metric``, ``seconds``;
-  with ``train.ema`` also ``training_state_dict`` and ``ema_updates``.
+  with ``train.ema`` also ``training_state_dict`` and ``ema_updates``. ``optimizers``, ``schedulers``, ``rng``,
+  ``grad_scaler`` and ``training_state_dict`` are in last.pt only (what resuming reads): best.pt, what re-ranks
+  and ships, leaves them out (for all-MiniLM-L6-v2, the AdamW state was twice the weights).
 
 Optional entries that later versions add within format 2, each read as "absent: the behaviour before it existed":
 - a pretrained text encoder (issue 20): ``text["kind"]`` names it and its own entries sit beside ``vocab`` /

@@ -30,7 +30,11 @@ registry's contract test builds, and a transformer trained from scratch on neura
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import importlib
+import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -252,8 +256,9 @@ def build_encoder(
         model_name: for messages.
         tiny: the configuration of the random transformer built when the config names none; None: `TINY_BERT`.
     Raises:
-        ImportError: no transformers. FileNotFoundError: `hf_model` is not a model folder. ValueError: ids the
-        transformer's vocabulary does not hold.
+        ImportError: no transformers. FileNotFoundError: `hf_model` is not a model folder (no config.json, no
+        weights, or no tokenizer when `cls_id` / `sep_id` are not given). ValueError: ids the transformer's
+        vocabulary does not hold.
     """
     encoder, config = _build_encoder(vocab_size, config, model_name, TINY_BERT if tiny is None else tiny)
     hf_config = encoder.config
@@ -267,6 +272,47 @@ def build_encoder(
     return encoder, config
 
 
+def _weight_files(transformers: Any) -> tuple[str, ...]:
+    # What `from_pretrained` reads from a folder, one of them at least: the weights or a sharded model's index.
+    utils = transformers.utils
+    return (utils.SAFE_WEIGHTS_NAME, utils.WEIGHTS_NAME, utils.SAFE_WEIGHTS_INDEX_NAME, utils.WEIGHTS_INDEX_NAME)
+
+
+def _folder_tokenizer(folder: Path) -> Any:
+    try:
+        return load_hf_tokenizer(folder)
+    except FileNotFoundError as error:
+        raise FileNotFoundError(f"hf_model: {error}") from None
+
+
+@contextlib.contextmanager
+def _no_progress_bars(transformers: Any) -> Iterator[None]:
+    """transformers' progress bars (its "Loading weights" bar on every `from_pretrained`) off while neurank loads a
+    folder, then as they were: a user's own settings are left alone."""
+    hf_logging = transformers.utils.logging
+    if not hf_logging.is_progress_bar_enabled():
+        yield
+        return
+    # disable/enable_progress_bar also switch huggingface_hub's bars, and enabling resets its per-group settings:
+    # those are put back as they were.
+    hub_tqdm = importlib.import_module("huggingface_hub.utils.tqdm")
+    hub_states = getattr(hub_tqdm, "progress_bar_states", None)
+    if not isinstance(hub_states, dict):  # a huggingface_hub without that table: nothing to put back
+        hub_states = {}
+    saved = dict(hub_states)
+    with warnings.catch_warnings():  # HF_HUB_DISABLE_PROGRESS_BARS=0 makes huggingface_hub warn; transformers' off
+        warnings.simplefilter("ignore")
+        hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            hf_logging.enable_progress_bar()
+        hub_states.clear()
+        hub_states.update(saved)
+
+
 def _build_encoder(vocab_size: int, config: Any, model_name: str, tiny: dict[str, Any]) -> tuple[Any, Any]:
     transformers = _transformers(model_name)
     if config.hf_config is not None:
@@ -277,15 +323,22 @@ def _build_encoder(vocab_size: int, config: Any, model_name: str, tiny: dict[str
         folder = Path(config.hf_model)
         if not (folder / "config.json").is_file():
             raise FileNotFoundError(f"{folder}: no config.json; hf_model must be a local Hugging Face model folder")
-        encoder = transformers.AutoModel.from_pretrained(str(folder), local_files_only=True)
-        hf_config = encoder.config
-        if config.cls_id is None or config.sep_id is None:
-            ids = special_token_ids(load_hf_tokenizer(folder), str(folder))
+        if not any((folder / name).is_file() for name in _weight_files(transformers)):
+            raise FileNotFoundError(
+                f"{folder}: no weights; hf_model must be a local Hugging Face model folder holding "
+                "model.safetensors or pytorch_model.bin (or a sharded model's index, such as "
+                "model.safetensors.index.json, beside its shards)"
+            )
+        if config.cls_id is None or config.sep_id is None:  # the tokenizer before the weights: it costs less
+            ids = special_token_ids(_folder_tokenizer(folder), str(folder))
             config = dataclasses.replace(
                 config,
                 cls_id=ids["cls"] if config.cls_id is None else config.cls_id,
                 sep_id=ids["sep"] if config.sep_id is None else config.sep_id,
             )
+        with _no_progress_bars(transformers):
+            encoder = transformers.AutoModel.from_pretrained(str(folder), local_files_only=True)
+        hf_config = encoder.config
     else:
         hf_config = transformers.AutoConfig.for_model(**{**tiny, "vocab_size": vocab_size + 2})
         encoder = transformers.AutoModel.from_config(hf_config)

@@ -277,6 +277,24 @@ _TOKENIZER_FILES = (
 )
 
 
+def check_hf_tokenizer_files(folder: str | Path) -> None:
+    """Refuse a folder that holds none of the tokenizer files `load_hf_tokenizer` reads, without reading any: a
+    check that costs nothing, for checking a configuration before a model is loaded.
+
+    Raises:
+        FileNotFoundError: no such folder, or no tokenizer file in it.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: not a folder; expected a Hugging Face model folder with tokenizer.json")
+    # transformers builds a tokenizer from config.json alone (an empty BERT one: every word unknown); refuse that.
+    if not any((folder / name).is_file() for name in _TOKENIZER_FILES):
+        raise FileNotFoundError(
+            f"{folder}: no tokenizer found (no tokenizer.json, nor any of {', '.join(_TOKENIZER_FILES[1:])}); "
+            "save the model's tokenizer in the folder"
+        )
+
+
 def load_hf_tokenizer(folder: str | Path) -> Any:
     """The `tokenizers.Tokenizer` of a local Hugging Face model folder: its `tokenizer.json`, or, without one,
     the fast tokenizer `transformers.AutoTokenizer` builds from the folder's other files (`local_files_only`).
@@ -288,21 +306,13 @@ def load_hf_tokenizer(folder: str | Path) -> Any:
     from tokenizers import Tokenizer as HFTokenizer
 
     folder = Path(folder)
-    if not folder.is_dir():
-        raise FileNotFoundError(f"{folder}: not a folder; expected a Hugging Face model folder with tokenizer.json")
+    check_hf_tokenizer_files(folder)
     path = folder / "tokenizer.json"
     if path.is_file():
         try:
             return HFTokenizer.from_file(str(path))
         except Exception as error:  # tokenizers raises its own Exception for malformed JSON
             raise ValueError(f"{path}: not a readable tokenizers file ({error})") from None
-    # transformers builds a tokenizer from config.json alone (an empty BERT one: every word unknown); refuse that.
-    found = [name for name in _TOKENIZER_FILES if (folder / name).is_file()]
-    if not found:
-        raise FileNotFoundError(
-            f"{folder}: no tokenizer found (no tokenizer.json, nor any of {', '.join(_TOKENIZER_FILES[1:])}); "
-            "save the model's tokenizer in the folder"
-        )
     try:
         import transformers
     except ImportError:

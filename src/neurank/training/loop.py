@@ -5,9 +5,9 @@ and resume exactly after a kill.
     result = train(load_config("wikiqa"), "runs/wikiqa")
 
 Determinism: one seed drives everything (parameter init, dropout, negative sampling, batch order). Negatives and
-batch order are functions of (seed, epoch) alone, and the checkpoint written at the end of every epoch holds the
+batch order are functions of (seed, epoch) alone, and last.pt, written at the end of every epoch, holds the
 optimizer, scheduler and torch/python random states, so `resume=True` after a kill ends with the same weights as an
-uninterrupted run.
+uninterrupted run. best.pt, the ranker that is shipped, goes without them (`ranker_payload`).
 
 `train.ema` keeps an exponential moving average of the weights beside the ones being trained (updated after every
 step); dev evaluation, model selection and the checkpoints then use the average, and the training is unchanged.
@@ -151,7 +151,8 @@ def _lr_lambda(schedule: str, warmup: int, total: int) -> Callable[[int], float]
 def checkpoint_payload(
     config, model, data: PreparedData, optimizers, schedulers, state: _TrainState, averaged: AveragedModel | None = None
 ) -> dict[str, Any]:
-    """What goes into best.pt / last.pt: enough to rebuild the ranker alone, and to resume training.
+    """What goes into last.pt: enough to rebuild the ranker alone, and to resume training (best.pt holds it less what
+    only resuming reads, `ranker_payload`).
 
     With a weight average (`train.ema`), "state_dict" holds the average, the weights that were evaluated and that
     the ranker uses; the trained weights and the number of averaged steps are kept beside it for resuming."""
@@ -171,6 +172,18 @@ def checkpoint_payload(
         "rng": {"torch": torch.get_rng_state(), "python": random.getstate()},
         **state,
     }
+
+
+# What only resuming reads, from last.pt: best.pt, what is re-ranked with, served, exported and shipped, goes
+# without it (for a MiniLM cross-encoder AdamW's state alone is twice the weights).
+RESUME_ONLY = ("optimizers", "schedulers", "rng", "grad_scaler", "training_state_dict")
+
+
+def ranker_payload(payload: dict[str, Any]) -> dict[str, Any]:
+    """`payload` (`checkpoint_payload`) as best.pt holds it: without the entries only resuming reads (`RESUME_ONLY`:
+    the optimizer, scheduler, random and loss-scaler states, and with `train.ema` the trained weights beside the
+    average); the ranker, its config, encoder, first stage and the training record stay."""
+    return {key: value for key, value in payload.items() if key not in RESUME_ONLY}
 
 
 def train(
@@ -385,7 +398,7 @@ def train(
             payload = checkpoint_payload(config, model, data, optimizers, schedulers, state, averaged)
             payload.update(grad_scaler=scaler.state_dict(), precision=precision, world_size=dist.world_size)
             if improved:
-                save_checkpoint(output_dir / "best.pt", payload)
+                save_checkpoint(output_dir / "best.pt", ranker_payload(payload))
             save_checkpoint(output_dir / "last.pt", payload)
             if fresh_metrics:
                 with atomic_write(metrics_path) as handle:

@@ -120,9 +120,6 @@ class BenchmarkPlan:
     task_configs: dict[str, str] = field(default_factory=dict)
     # Seeds of some models in place of `seeds` (the benchmark's `model_seeds`: fewer for a slow model).
     model_seeds: dict[str, list[int]] = field(default_factory=dict)
-    # Per collection, the rows whose options come from the task config's `models:` entries (not the benchmark's
-    # own): for them the task config's `model_config` goes on top, as `neurank train` puts it.
-    task_entry_rows: dict[str, set[str]] = field(default_factory=dict)
 
     def seeds_for(self, model: str) -> list[int]:
         """The seeds `model` is trained with: its own `model_seeds`, else `seeds`."""
@@ -145,10 +142,8 @@ class BenchmarkPlan:
     def experiment_config(self, collection: str, model: str) -> ExperimentConfig:
         """The config one model (a row of the table) is trained with on one collection: the collection's config
         with ``model`` the row's registered model (`registered_model`), the options every model gets there
-        (`shared_options`) under the row's own options where the benchmark config sets them (a choice for one model
-        there is more specific than the task config's default for all) and over them where they come from the task
-        config's `models:` entry (as `neurank train` merges them), and the collection's training options for that
-        row."""
+        (`shared_options`) under the row's own options (a choice for one model is more specific than a default for
+        all, as `neurank train` merges a task config's entry), and the collection's training options for that row."""
         base = self.collections[collection]
         train = base.train
         replaced = self.train_options(collection, model)
@@ -163,11 +158,7 @@ class BenchmarkPlan:
             shared = {"use_first_stage_score": base.model_config.get("use_first_stage_score", False)}
         options = self.model_options(collection, model)
         registered = options.pop("model", model)
-        if model in self.task_entry_rows.get(collection, set()):
-            options = {**options, **shared}
-        else:
-            options = {**shared, **options}
-        return dataclasses.replace(base, model=registered, train=train, model_config=options)
+        return dataclasses.replace(base, model=registered, train=train, model_config={**shared, **options})
 
 
 def load_plan(
@@ -244,7 +235,6 @@ def load_plan(
     collection_train: dict[str, dict[str, dict]] = {}
     shared_options: dict[str, dict] = {}
     task_configs: dict[str, str] = {}
-    task_entry_rows: dict[str, set[str]] = {}
     for name, entry in entries.items():
         unknown = set(entry) - {"config", "measures", "overrides", "models", "train"}
         if unknown:
@@ -289,7 +279,6 @@ def load_plan(
                         f"{', '.join(task_entries)}"
                     )
             options = {m: dict(own_models[m] or {}) if m in own_models else task_entries[m] for m in chosen}
-            task_entry_rows[name] = {m for m in chosen if m not in own_models}
             collection_models[name] = {m: {k: v for k, v in o.items() if k != "train"} for m, o in options.items()}
             collection_train[name] = {
                 m: {**dict(o.get("train") or {}), **dict(own_train.get(m) or {})} for m, o in options.items()
@@ -325,7 +314,6 @@ def load_plan(
         shared_options,
         task_configs,
         model_seeds,
-        task_entry_rows,
     )
     for name, own_train in collection_train.items():
         for model in own_train:
