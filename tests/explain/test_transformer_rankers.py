@@ -117,6 +117,19 @@ def test_joint_cedr_shows_each_layers_cosine_matrix_over_the_word_pieces(cli, ti
         np.testing.assert_allclose(np.asarray(ax.images[0].get_array()), matrices[channel], rtol=0, atol=1e-6)
 
 
+def first_test_pair(checkpoint, data_dir):
+    """The re-ranker of `checkpoint`, the tiny collection's test query 1 and its candidate 0, and their score."""
+    reranker = Reranker.from_checkpoint(checkpoint, device="cpu")
+    collection = load_collection("wikiqa", data_dir)
+    query, doc = collection.split("test").queries["1"].text, collection.doc_text("test", "1", "0")
+    return reranker, query, doc, float(reranker.predict([(query, doc)])[0])
+
+
+def collection_args(data_dir):
+    """`neurank explain`'s arguments for that pair."""
+    return ("--collection", "wikiqa", "--data-dir", data_dir, "--split", "test", "--query-id", "1", "--doc-id", "0")
+
+
 @pytest.mark.parametrize(
     ("model", "options", "reader_stages"),
     [
@@ -129,23 +142,8 @@ def test_frozen_cedr_explains_a_collections_pair_over_the_layers_it_reads(
     cli, tiny_bert_folder, tiny_config, tiny_data_dir, tmp_path, model, options, reader_stages
 ):
     checkpoint = train_checkpoint(tiny_config, tiny_bert_folder, tmp_path, model, layers=[0, 2], **options)
-    reranker = Reranker.from_checkpoint(checkpoint, device="cpu")
-    collection = load_collection("wikiqa", tiny_data_dir)
-    query, doc = collection.split("test").queries["1"].text, collection.doc_text("test", "1", "0")
-    predicted = float(reranker.predict([(query, doc)])[0])
-    args = (
-        "--collection",
-        "wikiqa",
-        "--data-dir",
-        tiny_data_dir,
-        "--split",
-        "test",
-        "--query-id",
-        "1",
-        "--doc-id",
-        "0",
-    )
-    lines, result = explain(cli, checkpoint, tmp_path, *args)
+    reranker, query, doc, predicted = first_test_pair(checkpoint, tiny_data_dir)
+    lines, result = explain(cli, checkpoint, tmp_path, *collection_args(tiny_data_dir))
 
     query_pieces = hf_pieces(tiny_bert_folder, query, tiny_config.data.max_query_len)
     doc_pieces = hf_pieces(tiny_bert_folder, doc, tiny_config.data.max_doc_len)
@@ -255,23 +253,8 @@ def test_cross_encoder_shows_the_window_cut_and_each_passage(write_tiny_bert, tm
 
 def test_pooled_cosine_shows_its_cosine_scale_and_bias(cli, tiny_bert_folder, tiny_config, tiny_data_dir, tmp_path):
     checkpoint = train_checkpoint(tiny_config, tiny_bert_folder, tmp_path, "pooled_cosine")
-    reranker = Reranker.from_checkpoint(checkpoint, device="cpu")
-    collection = load_collection("wikiqa", tiny_data_dir)
-    query, doc = collection.split("test").queries["1"].text, collection.doc_text("test", "1", "0")
-    predicted = float(reranker.predict([(query, doc)])[0])
-    args = (
-        "--collection",
-        "wikiqa",
-        "--data-dir",
-        tiny_data_dir,
-        "--split",
-        "test",
-        "--query-id",
-        "1",
-        "--doc-id",
-        "0",
-    )
-    lines, result = explain(cli, checkpoint, tmp_path, *args)
+    reranker, query, doc, predicted = first_test_pair(checkpoint, tiny_data_dir)
+    lines, result = explain(cli, checkpoint, tmp_path, *collection_args(tiny_data_dir))
 
     model = reranker.model
     query_ids = torch.tensor([reranker.encoder.encode_queries([query])[0]])
