@@ -501,3 +501,29 @@ def test_the_shipped_pretrained_table_runs_quick_on_wikiqa_without_the_model_fol
     assert "tiny random BERT" in table and "all-minilm" not in table
     for run in (tmp_path / "runs" / "wikiqa").glob("*/seed-1/seed.json"):
         assert "hf_model" not in json.dumps(json.loads(run.read_text())["config"]["model_config"])
+
+
+@pytest.mark.slow
+def test_compare_with_tests_every_row_against_the_rows_it_names(table, tmp_path):
+    runs = tmp_path / "runs"
+    shutil.copytree(table.tmp / "runs", runs)
+    values = yaml.safe_load((table.tmp / "bench.yaml").read_text())
+    values["compare_with"] = ["cross_encoder"]
+    (table.tmp / "compared.yaml").write_text(yaml.safe_dump(values))
+    plan = load_plan(table.tmp / "compared.yaml")
+    results = run_benchmark(plan, runs, log=lambda line: None)  # every seed read back
+    text = results_markdown(results, plan, "neurank benchmark compared.yaml", 1.0)
+    header = next(line for line in text.splitlines() if line.startswith("| model"))
+    assert "| p vs knrm | p vs cross_encoder |" in header
+    cross_encoder = averaged_ap([runs / "wikiqa" / "cross_encoder" / "seed-1"])
+    models = models_of(results)
+    assert "cross_encoder" not in models["cross_encoder"].p_vs
+    for name, seeds in (("knrm", [1, 2]), ("cedr_knrm", [1])):
+        own = averaged_ap([runs / "wikiqa" / name / f"seed-{seed}" for seed in seeds])
+        expected = compare_values("AP", cross_encoder, own).p_randomisation
+        assert models[name].p_vs["cross_encoder"] == pytest.approx(expected)
+    assert "p vs cross_encoder: the same test on AP against cross_encoder" in text
+    values["compare_with"] = ["bert"]
+    (table.tmp / "compared.yaml").write_text(yaml.safe_dump(values))
+    with pytest.raises(ConfigError, match="compare_with: expected a list of the benchmark's models"):
+        load_plan(table.tmp / "compared.yaml")

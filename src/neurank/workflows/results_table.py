@@ -85,6 +85,8 @@ class ModelResult:
     trainable_params: int | None = None
     # The randomisation test's p on the first measure against the collection's best word model (None: not compared).
     p_best_classic: float | None = None
+    # The same against each row the benchmark config names in `compare_with`, by that row's name.
+    p_vs: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -97,6 +99,8 @@ class CollectionResult:
     models: list[ModelResult] = field(default_factory=list)
     # The best word model (not in WORD_PIECE_MODELS) on the first measure, when the table also has a transformer.
     best_classic: str | None = None
+    # The rows of `compare_with` that this table has, each the baseline of a p-value column.
+    compared: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -120,6 +124,8 @@ class BenchmarkPlan:
     task_configs: dict[str, str] = field(default_factory=dict)
     # Seeds of some models in place of `seeds` (the benchmark's `model_seeds`: fewer for a slow model).
     model_seeds: dict[str, list[int]] = field(default_factory=dict)
+    # Rows every other row is tested against, each in a column of its own (the benchmark's `compare_with`).
+    compare_with: list[str] = field(default_factory=list)
 
     def seeds_for(self, model: str) -> list[int]:
         """The seeds `model` is trained with: its own `model_seeds`, else `seeds`."""
@@ -196,7 +202,7 @@ def load_plan(
     the benchmark file, else as a shipped config's name (``wikiqa.yaml`` or ``wikiqa``)."""
     path = resolve_config(path, "benchmark config")
     raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    unknown = set(raw) - {"collections", "models", "seeds", "model_seeds", "quick"}
+    unknown = set(raw) - {"collections", "models", "seeds", "model_seeds", "compare_with", "quick"}
     if unknown:
         raise ConfigError(
             f"{path}: unknown key {sorted(unknown)[0]!r}; valid keys: collections, model_seeds, models, quick, seeds"
@@ -220,6 +226,12 @@ def load_plan(
             raise ConfigError(f"{path}: model {missing[0]!r} is not in the benchmark config")
         chosen = {m: chosen[m] for m in models}
     model_seeds = _model_seeds(raw.get("model_seeds"), all_models, path)
+    compare_with = raw.get("compare_with") or []
+    if not isinstance(compare_with, list) or any(name not in all_models for name in compare_with):
+        raise ConfigError(
+            f"{path}: compare_with: expected a list of the benchmark's models ({', '.join(all_models)}), "
+            f"found {compare_with!r}"
+        )
     model_seeds = {} if every_model_seeds else {m: s for m, s in model_seeds.items() if m in chosen}
     entries = dict(raw.get("collections", {}))
     if collections:
@@ -314,6 +326,7 @@ def load_plan(
         shared_options,
         task_configs,
         model_seeds,
+        [str(name) for name in compare_with],
     )
     for name, own_train in collection_train.items():
         for model in own_train:
@@ -508,6 +521,7 @@ def run_benchmark(
                 )
             )
         _compare_with_best_classic(result, runs_of, registered)
+        _compare_with_rows(result, runs_of, plan.compare_with)
         results.append(result)
     return results
 
@@ -576,6 +590,20 @@ def _compare_with_best_classic(
             model.p_best_classic = summarise(runs_of[model.model], baseline, [measure])[3][measure]
 
 
+def _compare_with_rows(result: CollectionResult, runs_of: dict[str, list[SeedRun]], baselines: list[str]) -> None:
+    """Every row's p against each row of `baselines` this table trained (`ModelResult.p_vs`), as for the best word
+    model: the paired randomisation test of `summarise` on the first measure, per-query values averaged over seeds."""
+    measure = result.measures[0]
+    for name in baselines:
+        if name not in runs_of:
+            continue  # not among this run's models (--models)
+        result.compared.append(name)
+        baseline = {measure: _averaged(runs_of[name], measure)}
+        for model in result.models:
+            if model.model != name:
+                model.p_vs[name] = summarise(runs_of[model.model], baseline, [measure])[3][measure]
+
+
 def _earliest(times) -> float | None:
     known = [t for t in times if t is not None]
     return min(known) if len(known) else None
@@ -625,9 +653,10 @@ def results_markdown(
         first = result.measures[0]
         best = result.best_classic
         lines += [f"## {result.collection} ({result.split}, {result.queries} queries)", ""]
-        head = ["model", *result.measures, "encoder", "params", *([f"p vs {best}"] if best else [])]
+        versus = ([best] if best else []) + [name for name in result.compared if name != best]
+        head = ["model", *result.measures, "encoder", "params", *(f"p vs {name}" for name in versus)]
         lines.append("| " + " | ".join([*head, "train s/seed", "pairs/s"]) + " |")
-        lines.append("|---|" + "---:|" * len(result.measures) + "---|---:|" + "---:|" * (3 if best else 2))
+        lines.append("|---|" + "---:|" * len(result.measures) + "---|---:|" + "---:|" * (len(versus) + 2))
         bm25 = [f"{result.bm25[m]:.4f}" for m in result.measures]
         lines.append("| " + " | ".join(["BM25", *bm25, *[""] * (len(head) - len(bm25) + 1)]) + " |")
         for model in sorted(result.models, key=lambda r: -r.mean[first]):
@@ -638,6 +667,7 @@ def results_markdown(
             cells += [model.encoder, _parameters_cell(model)]
             if best:
                 cells.append("" if model.p_best_classic is None else _p_cell(model.p_best_classic))
+            cells += ["" if name not in model.p_vs else _p_cell(model.p_vs[name]) for name in versus if name != best]
             cells += [f"{model.train_seconds:.0f}", f"{model.pairs_per_second:,.0f}"]
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
@@ -645,6 +675,13 @@ def results_markdown(
             lines += [
                 f"p vs {best}: the p-value of the paired randomisation test on {first} against {best}, the best "
                 "model here on word vectors (per-query values averaged over seeds, as for BM25).",
+                "",
+            ]
+        others = [name for name in versus if name != best]
+        if others:
+            lines += [
+                "; ".join(f"p vs {name}" for name in others)
+                + f": the same test on {first} against {', '.join(others)} (the benchmark config's compare_with).",
                 "",
             ]
         fewer = [m for m in result.models if m.seeds and m.seeds != plan.seeds]
