@@ -370,21 +370,21 @@ def _check_rows(path: Path, collections: dict, models: dict[str, dict], register
             )
         if name in registered:
             continue
-        where = defined.get(name)
-        if not where:
+        rows_in = defined.get(name)
+        if not rows_in:
             raise ConfigError(
                 f"{path}: unknown model {name!r}; registered: {', '.join(sorted(registered))} (a row of another "
                 f"name needs `{name}: {{model: REGISTERED, ...}}` under every collection's `models:`)"
             )
-        lacking = [c for c in collections if c not in where]
+        lacking = [c for c in collections if c not in rows_in]
         if lacking:
             raise ConfigError(
                 f"{path}: collection {lacking[0]!r}: models: no entry {name!r} with `model: REGISTERED`; the row "
-                f"{name!r} (defined so under {', '.join(map(repr, where))}) runs on every collection of the benchmark"
+                f"{name!r} (defined so under {', '.join(map(repr, rows_in))}) runs on every collection of the benchmark"
             )
-        kinds = sorted(set(where.values()))
+        kinds = sorted(set(rows_in.values()))
         if len(kinds) > 1:
-            first, other = (next(c for c, m in where.items() if m == kind) for kind in kinds[:2])
+            first, other = (next(c for c, m in rows_in.items() if m == kind) for kind in kinds[:2])
             raise ConfigError(
                 f"{path}: models: {name}: the row is {kinds[0]!r} under collection {first!r} but {kinds[1]!r} under "
                 f"{other!r}; a row is one model on every collection (give the other model a row of its own)"
