@@ -41,7 +41,15 @@ def test_shipped_configs_load():
     from neurank.config import SHIPPED_CONFIGS, shipped_configs
     from neurank.workflows.results_table import load_plan
 
-    assert shipped_configs() == ["adhoc", "answer_selection", "benchmark", "benchmark_pretrained", "nfcorpus", "wikiqa"]
+    assert shipped_configs() == [
+        "adhoc",
+        "answer_selection",
+        "benchmark",
+        "benchmark_glove",
+        "benchmark_pretrained",
+        "nfcorpus",
+        "wikiqa",
+    ]
     for name in shipped_configs():
         if not name.startswith("benchmark"):  # the benchmark configs are not experiment configs
             assert load_config(name) == load_config(SHIPPED_CONFIGS / f"{name}.yaml")
@@ -68,7 +76,7 @@ def test_a_bare_name_finds_the_shipped_config_from_any_directory(tmp_path, monke
         with pytest.raises(
             FileNotFoundError,
             match=r"config file not found \(shipped configs, by name: adhoc, answer_selection, benchmark, "
-            r"benchmark_pretrained, nfcorpus",
+            r"benchmark_glove, benchmark_pretrained, nfcorpus",
         ):
             load_config(missing)
 

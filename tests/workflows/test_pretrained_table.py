@@ -527,3 +527,15 @@ def test_compare_with_tests_every_row_against_the_rows_it_names(table, tmp_path)
     (table.tmp / "compared.yaml").write_text(yaml.safe_dump(values))
     with pytest.raises(ConfigError, match="compare_with: expected a list of the benchmark's models"):
         load_plan(table.tmp / "compared.yaml")
+
+
+def test_the_shipped_glove_table_trains_the_classic_models_on_glove():
+    plan = load_plan("benchmark_glove")
+    assert list(plan.models) == [
+        "drmm", "knrm", "arci", "pacrr", "match_pyramid", "mvlstm", "duet", "conv_knrm", "tk", "compare_aggregate"
+    ]  # fmt: skip
+    for model in plan.models:
+        config = plan.experiment_config("wikiqa", model)
+        assert (config.embeddings.source, config.embeddings.dim) == ("glove-6b-50d", 50)
+        assert results_table.encoder_name(config) == "glove-6b-50d"
+    assert plan.experiment_config("wikiqa", "match_pyramid").model_config["interactions"] == ["cosine", "exact"]
