@@ -78,28 +78,12 @@ def test_compare_two_runs(cli, tmp_path):
     assert (result["wins"], result["losses"], result["ties"]) == (1, 1, 0)
     assert result["gained"][0]["query_id"] == "1" and result["lost"][0]["query_id"] == "2"
     assert (tmp_path / "wl.png").is_file()
-    status, out, _ = cli(
-        "explain",
-        "--compare",
-        tmp_path / "a.run",
-        tmp_path / "b.run",
-        "--qrels",
-        tmp_path / "qrels",
-        "--output",
-        tmp_path / "wl.png",  # the figure the first run wrote: its writer field says neurank, so a rerun replaces it
-    )
+    again = ("explain", "--compare", tmp_path / "a.run", tmp_path / "b.run", "--qrels", tmp_path / "qrels")
+    # The figure the first run wrote: its writer field says neurank, so a rerun replaces it.
+    status, out, _ = cli(*again, "--output", tmp_path / "wl.png")
     assert status == 0 and "1 wins, 1 losses, 0 ties over 2 queries" in out and "gained most" in out
     (tmp_path / "wl.png").write_bytes(b"\x89PNG not neurank's")  # a user's figure at the same path
-    status, _, err = cli(
-        "explain",
-        "--compare",
-        tmp_path / "a.run",
-        tmp_path / "b.run",
-        "--qrels",
-        tmp_path / "qrels",
-        "--output",
-        tmp_path / "wl.png",
-    )
+    status, _, err = cli(*again, "--output", tmp_path / "wl.png")
     assert status == 2 and "--overwrite" in err and (tmp_path / "wl.png").read_bytes() == b"\x89PNG not neurank's"
 
 

@@ -7,7 +7,6 @@ import pytest
 
 pytest.importorskip("onnxruntime")
 
-from neurank.cli import main  # noqa: E402
 from neurank.collections import load_collection  # noqa: E402
 from neurank.collections.trec import read_run  # noqa: E402
 from neurank.inference.checkpoint import CheckpointError  # noqa: E402
@@ -17,16 +16,6 @@ from neurank.inference.reranker import Reranker  # noqa: E402
 from neurank.models.match_pyramid import MatchPyramid  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::DeprecationWarning", "ignore::FutureWarning")
-
-
-def run_cli(capsys, *args):
-    try:
-        main([str(a) for a in args])
-        status = 0
-    except SystemExit as exit_:
-        status = exit_.code or 0
-    captured = capsys.readouterr()
-    return status, captured.out, captured.err
 
 
 @pytest.mark.slow
@@ -61,17 +50,14 @@ def test_onnx_reranker_ranks_as_the_checkpoint(fused_checkpoint, tmp_path, tiny_
 
 
 @pytest.mark.slow
-def test_export_and_rerank_from_the_command_line(capsys, fused_checkpoint, tmp_path, tiny_data_dir):
-    status, out, err = run_cli(
-        capsys, "export", fused_checkpoint, "--format", "onnx", "--output", tmp_path / "m.onnx", "--json"
-    )
+def test_export_and_rerank_from_the_command_line(cli, fused_checkpoint, tmp_path, tiny_data_dir):
+    status, out, err = cli("export", fused_checkpoint, "--format", "onnx", "--output", tmp_path / "m.onnx", "--json")
     assert status == 0, err
     result = json.loads(out)
     assert result["model"] == "match_pyramid" and result["max_difference"] < 1e-4
     runs = {}
     for name, model in (("pt", fused_checkpoint), ("onnx", tmp_path / "m.onnx")):
-        status, out, err = run_cli(
-            capsys,
+        status, out, err = cli(
             "rerank",
             model,
             "wikiqa",
@@ -91,14 +77,12 @@ def test_export_and_rerank_from_the_command_line(capsys, fused_checkpoint, tmp_p
     np.testing.assert_allclose([runs["onnx"][k] for k in runs["pt"]], list(runs["pt"].values()), atol=1e-4)
 
 
-def test_export_errors_are_one_line(capsys, fused_checkpoint, tmp_path, tiny_data_dir):
-    status, _, err = run_cli(
-        capsys, "export", fused_checkpoint, "--format", "tflite", "--output", tmp_path / "m.tflite"
-    )
+def test_export_errors_are_one_line(cli, fused_checkpoint, tmp_path, tiny_data_dir):
+    status, _, err = cli("export", fused_checkpoint, "--format", "tflite", "--output", tmp_path / "m.tflite")
     assert status == 2 and "unknown export format 'tflite'" in err
     (tmp_path / "fake.onnx").write_text("not a model")
-    status, _, err = run_cli(
-        capsys, "rerank", tmp_path / "fake.onnx", "wikiqa", "--output", tmp_path / "r", "--data-dir", tiny_data_dir
+    status, _, err = cli(
+        "rerank", tmp_path / "fake.onnx", "wikiqa", "--output", tmp_path / "r", "--data-dir", tiny_data_dir
     )
     assert status == 2 and "fake.onnx" in err and "Traceback" not in err
     with pytest.raises(CheckpointError, match="not a readable ONNX model"):
