@@ -295,3 +295,26 @@ def test_ids_are_never_labelled_with_the_tokens_of_another_vocabulary(tiny_bert_
     match_pyramid = build_model("match_pyramid", 50, {"embedding_dim": 8})
     with pytest.raises(ValueError, match="match_pyramid was built for 50 ids but this ranker's text encoder gives 74"):
         explain_pair(Reranker(match_pyramid, pieces, device="cpu"), QUERY, DOC, model_name="match_pyramid")
+
+
+def test_pooled_cosine_over_passages_shows_each_passage_alone_and_its_score(tiny_bert_folder):
+    encoder = WordPieceEncoder.from_folder(tiny_bert_folder)
+    options = {"hf_model": str(tiny_bert_folder), "passages": "maxp", "passage_len": 3, "passage_stride": 2}
+    maxp = Reranker(build_model("pooled_cosine", encoder.vocab_size, options), encoder, device="cpu")
+    pair = explain_pair(maxp, QUERY, DOC, model_name="pooled_cosine")
+    assert pair.sequences == {
+        "query, alone": ["[CLS]", *QUERY_PIECES, "[SEP]"],
+        "passage 1, alone (document word pieces 1-3)": ["[CLS]", "ham", "##let", "is", "[SEP]"],
+        "passage 2, alone (document word pieces 3-5)": ["[CLS]", "is", "the", "play", "[SEP]"],
+        "passage 3, alone (document word pieces 5-7)": ["[CLS]", "play", "of", "paris", "[SEP]"],
+    }
+    passages = pair.stages["passages"]
+    assert pair.labels["passages"]["passage"] == ["1", "2", "3"]
+    predicted = float(maxp.predict([(QUERY, DOC)])[0])
+    assert pair.score == pytest.approx(predicted, abs=1e-6)
+    assert float(passages.max()) == pytest.approx(predicted, abs=1e-6)
+    best = int(passages[0].argmax())
+    assert f"MaxP: the best passage's score is the document's; passage {best + 1} of 3 gives it" in pair.notes
+    parts = pair.score_parts
+    assert parts["scale"] * parts["cosine"] + parts["bias"] == pytest.approx(predicted, abs=1e-5)
+    assert pair.doc_read == [True] * 7

@@ -242,7 +242,7 @@ def test_a_transformer_without_a_folder_reads_no_word_vectors(tiny_config):
 
     words = SimpleNamespace(embeddings=torch.zeros(3, 2), embedding_report={"coverage": 1.0})
     words = dataclasses.make_dataclass("Data", ["embeddings", "embedding_report"])(**vars(words))
-    prepared = {None: words}
+    prepared = {(None, tiny_config.data): words}  # by folder and data section
     knrm = dataclasses.replace(tiny_config, model="knrm", model_config={})
     cedr = dataclasses.replace(tiny_config, model="cedr_knrm", model_config={})
     assert _data_for(knrm, tiny_config, prepared) is words
@@ -365,7 +365,7 @@ def test_own_options_winning_leaves_the_shipped_table_as_it_was():
             ["zero_shot", "knrm"],
             {"wikiqa": {"zero_shot": ZERO_SHOT}, "nfcorpus": {"knrm": {}}},
             r": collection 'nfcorpus': models: no entry 'zero_shot' with `model: REGISTERED`; the row 'zero_shot' "
-            r"\(defined so under 'wikiqa'\) runs on every collection of the benchmark",
+            r"\(defined so under 'wikiqa'\) runs on every collection whose rows: name it",
         ),
         (
             ["zero_shot"],
@@ -539,3 +539,63 @@ def test_the_shipped_glove_table_trains_the_classic_models_on_glove():
         assert (config.embeddings.source, config.embeddings.dim) == ("glove-6b-50d", 50)
         assert results_table.encoder_name(config) == "glove-6b-50d"
     assert plan.experiment_config("wikiqa", "match_pyramid").model_config["interactions"] == ["cosine", "exact"]
+
+
+def with_collection_keys(path, **keys):
+    """The benchmark at `path` with more keys under collections: {name: {key: value}}."""
+    plan = yaml.safe_load(path.read_text())
+    for name, extra in keys.items():
+        plan["collections"][name].update(extra)
+    path.write_text(yaml.safe_dump(plan, sort_keys=False))
+    return path
+
+
+def test_a_collections_rows_and_data_say_what_it_trains_and_on_what(tmp_path, tiny_config):
+    # zero_shot is defined for wikiqa only: nfcorpus does not train it, so it needs no entry there.
+    path = write_rows(tmp_path, tiny_config, collections={"wikiqa": {"zero_shot": ZERO_SHOT}, "nfcorpus": {}})
+    with_collection_keys(path, nfcorpus={"rows": ["knrm", "pooled_cosine"], "data": {"knrm": {"max_doc_len": 7}}})
+    plan = load_plan(path)
+    assert plan.rows("wikiqa") == ["zero_shot", "pooled_cosine", "knrm"]
+    assert plan.rows("nfcorpus") == ["pooled_cosine", "knrm"]  # the benchmark's order
+    assert plan.experiment_config("nfcorpus", "knrm").data.max_doc_len == 7
+    assert plan.experiment_config("nfcorpus", "pooled_cosine").data == plan.collections["nfcorpus"].data
+    assert plan.experiment_config("wikiqa", "knrm").data.max_doc_len == tiny_config.data.max_doc_len
+    assert load_plan(path, models=["zero_shot"]).rows("nfcorpus") == []
+
+
+@pytest.mark.parametrize(
+    "keys, message",
+    [
+        ({"rows": ["knrm", "bm42"]}, r"collection 'nfcorpus': rows: expected a list of the benchmark's models"),
+        ({"rows": []}, r"collection 'nfcorpus': rows: expected a list of the benchmark's models"),
+        (
+            {"rows": ["knrm"], "data": {"bm42": {"max_doc_len": 7}}},
+            r"collection 'nfcorpus' sets data options of 'bm42'",
+        ),
+        ({"rows": ["knrm"], "data": {"knrm": {"max_doc_lenght": 7}}}, r"max_doc_lenght"),
+        ({"rows": ["knrm"], "data": {"knrm": {"max_doc_len": 0}}}, r"max_doc_len: expected an integer 1 or more"),
+        ({"rows": ["knrm", "zero_shot"]}, r"collection 'nfcorpus': models: no entry 'zero_shot' with `model:"),
+    ],
+)
+def test_a_collections_rows_and_data_are_checked(tmp_path, tiny_config, keys, message):
+    path = write_rows(tmp_path, tiny_config, collections={"wikiqa": {"zero_shot": ZERO_SHOT}, "nfcorpus": {}})
+    with pytest.raises(ConfigError, match=message) as error:
+        load_plan(with_collection_keys(path, nfcorpus=keys))
+    assert str(error.value).startswith(f"{path}: ")
+
+
+@pytest.mark.slow  # two tiny models, one seed each (a few seconds)
+def test_only_a_collections_rows_train_each_on_its_own_data(tmp_path, tiny_config):
+    path = write_rows(tmp_path, tiny_config)
+    with_collection_keys(path, wikiqa={"rows": ["pooled_cosine", "knrm"], "data": {"knrm": {"max_doc_len": 7}}})
+    plan = load_plan(path)
+    results = run_benchmark(plan, tmp_path / "runs", log=lambda line: None)
+    runs = tmp_path / "runs" / "wikiqa"
+    assert sorted(p.name for p in runs.iterdir()) == ["knrm", "pooled_cosine"]
+    assert list(models_of(results)) == ["pooled_cosine", "knrm"]
+    saved = {
+        m: json.loads((runs / m / "seed-1" / "seed.json").read_text())["config"]["data"] for m in models_of(results)
+    }
+    assert saved["knrm"]["max_doc_len"] == 7 and saved["pooled_cosine"]["max_doc_len"] == tiny_config.data.max_doc_len
+    text = results_markdown(results, plan, "neurank benchmark bench.yaml", 1.0)
+    assert "knrm with options n_kernels 5; data max_doc_len 7" in text

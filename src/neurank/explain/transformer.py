@@ -12,7 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from neurank.models import Stage
@@ -127,9 +126,12 @@ def transformer_view(
         )
     else:
         view.query_read = read(join_single(query, query_mask, cls_id, sep_id, window)[3], len(query_ids))
-        view.doc_read = read(join_single(doc, doc_mask, cls_id, sep_id, window)[3], len(doc_ids))
         view.sequences["query, alone"] = sequence((query_tokens, view.query_read))
-        view.sequences["document, alone"] = sequence((doc_tokens, view.doc_read))
+        if isinstance(model, PooledCosine) and model.config.passages != "none":
+            _pooled_passages(model, view, query, doc, query_mask, doc_mask, doc_tokens, sequence)
+        else:
+            view.doc_read = read(join_single(doc, doc_mask, cls_id, sep_id, window)[3], len(doc_ids))
+            view.sequences["document, alone"] = sequence((doc_tokens, view.doc_read))
     matrix = isinstance(model, ContextualRanker)
     for kind, tokens_read, cut in (("query", view.query_read, query_cut), ("document", view.doc_read, len(doc_ids))):
         past = sum(not is_read for is_read in tokens_read[:cut])
@@ -176,12 +178,41 @@ def _passages(model, view, query, doc, query_mask, doc_mask, query_tokens, doc_t
     )
 
 
+def _pooled_passages(model, view, query, doc, query_mask, doc_mask, doc_tokens, sequence):
+    """A pooled cosine over passages (MaxP, FirstP): each passage it encoded alone, and each passage's score."""
+    config = model.config
+    passage_ids, passage_mask, _ = split_passages(doc, doc_mask, config.passage_len, config.passage_stride)
+    cosines, valid = model.passage_cosines(query, doc, query_mask, doc_mask)  # (1, P): the model's own
+    count = int(valid[0].sum())  # valid passages come first: each one starts inside the document
+    doc_read = [False] * len(doc_tokens)
+    for p in range(count):
+        kept = join_single(passage_ids[:, p], passage_mask[:, p], config.cls_id, config.sep_id, model.max_positions)[3]
+        start = p * config.passage_stride
+        stop = start + int(passage_mask[0, p].sum())
+        for offset, is_read in enumerate(kept[0].tolist()):
+            if is_read:
+                doc_read[start + offset] = True
+        passage_tokens = doc_tokens[start:stop]
+        view.sequences[f"passage {p + 1}, alone (document word pieces {start + 1}-{stop})"] = sequence(
+            (passage_tokens, kept[0].tolist()[: len(passage_tokens)])
+        )
+    view.doc_read = doc_read
+    scores = (model.scale * cosines + model.bias)[:, :count]  # (1, count)
+    best = int(scores[0].argmax())
+    mode = "MaxP: the best passage's score" if config.passages == "maxp" else "FirstP: the first passage's score"
+    view.notes.append(f"{mode} is the document's; passage {best + 1} of {count} gives it")
+    view.stages["passages"] = Stage(
+        scores.detach(), ("passage",), f"each passage's score ({mode})", {"passage": [str(p + 1) for p in range(count)]}
+    )
+
+
 def _pooled_cosine_parts(model, query, doc, query_mask, doc_mask, first_stage_score) -> dict[str, float]:
-    # The pooled vectors are the model's own (`text_vectors`, from its cache when frozen); the cosine is its forward's.
-    query_vector = F.normalize(model.text_vectors(query, query_mask), dim=-1)  # (1, H)
-    doc_vector = F.normalize(model.text_vectors(doc, doc_mask), dim=-1)  # (1, H)
+    # The pooled vectors are the model's own (`text_vectors`, from its cache when frozen); the cosine is its forward's
+    # (over passages: the passage that gives the score).
+    cosines, valid = model.passage_cosines(query, doc, query_mask, doc_mask)  # (1, P)
+    scores = (model.scale * cosines + model.bias).masked_fill(~valid, float("-inf"))
     parts = {
-        "cosine": float((query_vector * doc_vector).sum()),
+        "cosine": float(cosines[0, int(scores[0].argmax())]),
         "scale": float(model.scale),
         "bias": float(model.bias),
     }

@@ -292,6 +292,9 @@ class TransformerRanker(Ranker):
 
     frozen = False
     pretrained_part = "encoder"
+    # Whether a trainable (not frozen) transformer's values are cached too while it scores in eval mode without
+    # gradients: right where one text's values do not depend on the text it is paired with (the pooled cosine).
+    caches_in_inference = False
 
     def __init__(self, vocab_size: int, config: Any, embeddings: Tensor | None, name: str, frozen: bool | None = None):
         super().__init__()
@@ -351,7 +354,7 @@ class TransformerRanker(Ranker):
     def clear_cache(self) -> None:
         """Forget every cached text: the shared store this model reads is dropped, for every model sharing it (see
         `cached_rows`), so each encodes its texts again."""
-        if self.frozen and getattr(self.config, "cache", False):
+        if (self.frozen or self.caches_in_inference) and getattr(self.config, "cache", False):
             _drop_stores(self._weights_digest())
         self._store_key = None
 
@@ -378,9 +381,12 @@ class TransformerRanker(Ranker):
         return _SHARED_STORES.get(self._store_key)
 
     def caching(self) -> bool:
-        """Whether texts go through the cache now: a frozen transformer with `cache` on, not being exported."""
-        config = self.config
-        if not (self.frozen and getattr(config, "cache", False)):
+        """Whether texts go through the cache now: `cache` on, not being exported, and a frozen transformer, or
+        (for a class with `caches_in_inference`) one that scores in eval mode without gradients."""
+        if not getattr(self.config, "cache", False):
+            return False
+        scoring = self.caches_in_inference and not self.training and not torch.is_grad_enabled()
+        if not (self.frozen or scoring):
             return False
         return not (torch.compiler.is_exporting() or torch.compiler.is_compiling() or torch.jit.is_tracing())
 

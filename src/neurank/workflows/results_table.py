@@ -27,6 +27,7 @@ from neurank.collections import ANSWER_SELECTION
 from neurank.collections.textio import atomic_write, marked_by
 from neurank.config import (
     ConfigError,
+    DataConfig,
     ExperimentConfig,
     TrainConfig,
     apply_overrides,
@@ -126,6 +127,19 @@ class BenchmarkPlan:
     model_seeds: dict[str, list[int]] = field(default_factory=dict)
     # Rows every other row is tested against, each in a column of its own (the benchmark's `compare_with`).
     compare_with: list[str] = field(default_factory=list)
+    # Per collection that trains only some of the benchmark's rows (its `rows:`), those rows.
+    collection_rows: dict[str, list[str]] = field(default_factory=dict)
+    # Per collection, data options (the `data` section) that replace the collection's for one row there.
+    collection_data: dict[str, dict[str, dict]] = field(default_factory=dict)
+
+    def rows(self, collection: str) -> list[str]:
+        """The rows a collection's table trains, in the benchmark's order: its `rows:` (all when it has none)."""
+        only = self.collection_rows.get(collection)
+        return [m for m in self.models if only is None or m in only]
+
+    def data_options(self, collection: str, model: str) -> dict:
+        """The data options a collection gives one row in place of its own (empty: the collection's)."""
+        return dict(self.collection_data.get(collection, {}).get(model, {}))
 
     def seeds_for(self, model: str) -> list[int]:
         """The seeds `model` is trained with: its own `model_seeds`, else `seeds`."""
@@ -162,9 +176,15 @@ class BenchmarkPlan:
         shared = self.shared_options.get(collection)
         if shared is None:
             shared = {"use_first_stage_score": base.model_config.get("use_first_stage_score", False)}
+        data = base.data
+        own_data = self.data_options(collection, model)
+        if own_data:
+            data = build_section(
+                DataConfig, {**dataclasses.asdict(base.data), **own_data}, f"{collection}: data: {model}"
+            )
         options = self.model_options(collection, model)
         registered = options.pop("model", model)
-        return dataclasses.replace(base, model=registered, train=train, model_config={**shared, **options})
+        return dataclasses.replace(base, model=registered, data=data, train=train, model_config={**shared, **options})
 
 
 def load_plan(
@@ -179,7 +199,9 @@ def load_plan(
     ``{name: options}``), ``seeds``, ``model_seeds: {name: [seeds]}`` (some models' seeds in place of ``seeds``),
     and ``quick: {seeds, overrides}`` applied with `quick`. A collection entry may carry its own ``overrides``
     (dotted ``key=value``, applied before the quick ones) to size that collection's training for the table, its own
-    ``models: {name: options}`` and ``train: {name: training options}``.
+    ``models: {name: options}``, ``train: {name: training options}`` and ``data: {name: data options}`` (one row's
+    data limits in place of the collection's: a transformer's word pieces beside a word model's words), and
+    ``rows: [name, ...]``: the benchmark's models that this collection's table trains (all when absent).
 
     Seeds given here (`seeds`: ``--seeds``), or by the quick section, are every model's: ``model_seeds`` then does
     not apply. With `quick`, no model reads a pretrained transformer: ``hf_model`` is dropped from every model's
@@ -242,21 +264,28 @@ def load_plan(
             )
         entries = {c: entries[c] for c in collections}
     configs: dict[str, ExperimentConfig] = {}
+    collection_rows: dict[str, list[str]] = {}
+    collection_data: dict[str, dict[str, dict]] = {}
     measures: dict[str, list[str]] = {}
     collection_models: dict[str, dict[str, dict]] = {}
     collection_train: dict[str, dict[str, dict]] = {}
     shared_options: dict[str, dict] = {}
     task_configs: dict[str, str] = {}
     for name, entry in entries.items():
-        unknown = set(entry) - {"config", "measures", "overrides", "models", "train"}
+        unknown = set(entry) - {"config", "measures", "overrides", "models", "train", "data", "rows"}
         if unknown:
             raise ConfigError(
                 f"{path}: collection {name!r}: unknown key {sorted(unknown)[0]!r}; "
-                "valid keys: config, measures, models, overrides, train"
+                "valid keys: config, data, measures, models, overrides, rows, train"
             )
         own_models = dict(entry.get("models") or {})
         own_train = dict(entry.get("train") or {})
-        for part, given in (("options", own_models), ("training options", own_train)):
+        own_data = dict(entry.get("data") or {})
+        rows = _collection_rows(path, name, entry, all_models)
+        here = {m: o for m, o in chosen.items() if rows is None or m in rows}  # this collection's rows to train
+        if rows is not None:
+            collection_rows[name] = rows
+        for part, given in (("options", own_models), ("training options", own_train), ("data options", own_data)):
             strangers = [m for m in given if m not in all_models]
             if strangers:
                 raise ConfigError(
@@ -284,13 +313,13 @@ def load_plan(
                     f"{path}: models: {with_options[0]!r} has options here, but the task config of {name!r} has a "
                     "models: section, which holds them; set them there, or under the collection's own `models:`"
                 )
-            for model in chosen:
+            for model in here:
                 if model not in task_entries and model not in own_models:
                     raise ConfigError(
                         f"{task_source}: models: no entry for model {model!r}; the config has options for "
                         f"{', '.join(task_entries)}"
                     )
-            options = {m: dict(own_models[m] or {}) if m in own_models else task_entries[m] for m in chosen}
+            options = {m: dict(own_models[m] or {}) if m in own_models else task_entries[m] for m in here}
             collection_models[name] = {m: {k: v for k, v in o.items() if k != "train"} for m, o in options.items()}
             collection_train[name] = {
                 m: {**dict(o.get("train") or {}), **dict(own_train.get(m) or {})} for m, o in options.items()
@@ -302,9 +331,10 @@ def load_plan(
                 select_model(values, task_source, apply_overrides({}, own + overrides)), task_source
             )
         else:
-            collection_models[name] = {m: dict(o or {}) for m, o in own_models.items() if m in chosen}
-            collection_train[name] = {m: dict(o or {}) for m, o in own_train.items() if m in chosen}
+            collection_models[name] = {m: dict(o or {}) for m, o in own_models.items() if m in here}
+            collection_train[name] = {m: dict(o or {}) for m, o in own_train.items() if m in here}
             configs[name] = config_from_dict(values, task_source)
+        collection_data[name] = {m: dict(o) for m, o in own_data.items() if m in here and o}
         measures[name] = list(entry.get("measures", []))
     quick_train = apply_overrides({}, list(quick_part.get("overrides", []))).get("train", {})
     if quick:  # a smoke test in CI time, without the model folders: every transformer is the tiny random one
@@ -327,6 +357,8 @@ def load_plan(
         task_configs,
         model_seeds,
         [str(name) for name in compare_with],
+        collection_rows,
+        collection_data,
     )
     for name, own_train in collection_train.items():
         for model in own_train:
@@ -335,7 +367,34 @@ def load_plan(
             except ConfigError as error:
                 raise ConfigError(f"{path}: {error}") from None
             own_train[model] = {key: getattr(built.train, key) for key in own_train[model]}  # "3e-4" read as 0.0003
+    for name, own_data in collection_data.items():
+        for model in own_data:
+            try:
+                built = plan.experiment_config(name, model)
+            except ConfigError as error:
+                raise ConfigError(f"{path}: {error}") from None
+            own_data[model] = {key: getattr(built.data, key) for key in own_data[model]}
     return plan
+
+
+def _trains_row(entry, name: str) -> bool:
+    """Whether a collection entry's table trains the row `name`: its ``rows:`` names it, or it has none (a bad
+    ``rows:`` is refused later, by `_collection_rows`)."""
+    rows = entry.get("rows") if isinstance(entry, dict) else None
+    return not isinstance(rows, list) or name in rows
+
+
+def _collection_rows(path: Path, name: str, entry: dict, models: dict[str, dict]) -> list[str] | None:
+    """A collection's ``rows:``, checked: a list of the benchmark's models; None when it has none (all of them)."""
+    if "rows" not in entry:
+        return None
+    rows = entry["rows"]
+    if not isinstance(rows, list) or not rows or any(not isinstance(r, str) or r not in models for r in rows):
+        raise ConfigError(
+            f"{path}: collection {name!r}: rows: expected a list of the benchmark's models ({', '.join(models)}), "
+            f"found {rows!r}"
+        )
+    return list(rows)
 
 
 def _check_rows(path: Path, collections: dict, models: dict[str, dict], registered: set[str]) -> None:
@@ -376,11 +435,12 @@ def _check_rows(path: Path, collections: dict, models: dict[str, dict], register
                 f"{path}: unknown model {name!r}; registered: {', '.join(sorted(registered))} (a row of another "
                 f"name needs `{name}: {{model: REGISTERED, ...}}` under every collection's `models:`)"
             )
-        lacking = [c for c in collections if c not in rows_in]
+        lacking = [c for c, entry in collections.items() if c not in rows_in and _trains_row(entry, name)]
         if lacking:
             raise ConfigError(
                 f"{path}: collection {lacking[0]!r}: models: no entry {name!r} with `model: REGISTERED`; the row "
-                f"{name!r} (defined so under {', '.join(map(repr, rows_in))}) runs on every collection of the benchmark"
+                f"{name!r} (defined so under {', '.join(map(repr, rows_in))}) runs on every collection whose "
+                "rows: name it (all, when a collection has no rows:)"
             )
         kinds = sorted(set(rows_in.values()))
         if len(kinds) > 1:
@@ -448,7 +508,7 @@ def run_benchmark(
     (`CollectionResult.best_classic`, `ModelResult.p_best_classic`)."""
     output_dir = Path(output_dir)
     for name in plan.collections:
-        for model_name in plan.models:
+        for model_name in plan.rows(name):
             config = plan.experiment_config(name, model_name)
             try:
                 check_settings(config)
@@ -462,7 +522,7 @@ def run_benchmark(
     for name, base in plan.collections.items():
         # Prepared only when a seed has to be trained: the word vocabulary, examples and vectors (from `base`, as
         # every word model shares them), and each transformer folder's word pieces (`None`: the word data).
-        prepared: dict[Path | None, PreparedData] = {}
+        prepared: dict[tuple[Path | None, DataConfig], PreparedData] = {}
         collection = load_configured_collection(base)
         split = collection.split(base.data.test_split)
         measures = plan.measures[name] or list(collection.measures)
@@ -474,7 +534,7 @@ def run_benchmark(
         )
         runs_of: dict[str, list[SeedRun]] = {}
         registered: dict[str, str] = {}  # row name -> the registered model it trains (`config.model`)
-        for model_name in plan.models:
+        for model_name in plan.rows(name):
             config = plan.experiment_config(name, model_name)
             registered[model_name] = config.model
             runs = runs_of[model_name] = []
@@ -527,13 +587,16 @@ def run_benchmark(
 
 
 def _data_for(config: ExperimentConfig, base: ExperimentConfig, prepared: dict) -> PreparedData:
-    """The prepared data `config` trains on, prepared once per collection and kind (see `run_benchmark`)."""
+    """The prepared data `config` trains on, prepared once per collection, kind and data section (see
+    `run_benchmark`)."""
     folder = word_piece_folder(config)
-    if folder not in prepared:
-        # The word data from `base` without a folder, whichever model the collection's task config starts with.
-        words = dataclasses.replace(base, model_config=_without_hf_model(base.model_config))
-        prepared[folder] = prepare_data(words if folder is None else config)
-    data = prepared[folder]
+    key = (folder, config.data)
+    if key not in prepared:
+        # The word data from `base` (with the row's data section) without a folder, whichever model the
+        # collection's task config starts with.
+        words = dataclasses.replace(base, data=config.data, model_config=_without_hf_model(base.model_config))
+        prepared[key] = prepare_data(words if folder is None else config)
+    data = prepared[key]
     if config.model in WORD_PIECE_MODELS and data.embeddings is not None:
         # A transformer built without a folder (a tiny random BERT over the word vocabulary) reads no word vectors.
         data = dataclasses.replace(data, embeddings=None, embedding_report=None)
@@ -735,7 +798,9 @@ def _collection_choices(plan: BenchmarkPlan, collection: str, models: list[str])
     for model in models:
         options = plan.collection_models.get(collection, {}).get(model, {})
         train = plan.collection_train.get(collection, {}).get(model, {})
+        data = plan.data_options(collection, model)
         said = ([f"options {text(options)}"] if options else []) + ([f"training {text(train)}"] if train else [])
+        said += [f"data {text(data)}"] if data else []
         if said:
             parts.append(f"{model} with " + "; ".join(said))
     return "; ".join(parts)
