@@ -34,7 +34,7 @@ from inference import onnx_option  # noqa: E402
 from neurank.text import WordPieceEncoder  # noqa: E402
 
 MODELS = ["cross_encoder", "pooled_cosine", "cedr_cnn_joint"]
-COLUMNS = ["model", "torch pairs/s", "onnx pairs/s", "onnx / torch", "max |diff|", "export s"]
+COLUMNS = ["model", "torch pairs/s", "onnx pairs/s", "onnx / torch", "max abs diff", "export s"]
 
 
 def model_options(name: str, folder: Path | None) -> dict:
@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> dict:
             "torch pairs/s": f"{row['torch_pairs_per_s']:,.1f}",
             "onnx pairs/s": f"{row['onnx_pairs_per_s']:,.1f}",
             "onnx / torch": f"{row['onnx_speedup']:.2f}",
-            "max |diff|": f"{row['max_score_difference']:.1e}",
+            "max abs diff": f"{row['max_score_difference']:.1e}",
             "export s": f"{row['export_seconds']:.1f}",
         }
         for row in rows

@@ -318,3 +318,26 @@ def test_pooled_cosine_over_passages_shows_each_passage_alone_and_its_score(tiny
     parts = pair.score_parts
     assert parts["scale"] * parts["cosine"] + parts["bias"] == pytest.approx(predicted, abs=1e-5)
     assert pair.doc_read == [True] * 7
+
+
+def test_pooled_cosine_over_passages_adds_the_first_stage_term_and_names_firstp(tiny_bert_folder):
+    encoder = WordPieceEncoder.from_folder(tiny_bert_folder)
+    options = {"hf_model": str(tiny_bert_folder), "passages": "maxp", "passage_len": 3, "passage_stride": 2}
+    model = build_model("pooled_cosine", encoder.vocab_size, {**options, "use_first_stage_score": True})
+    with torch.no_grad():
+        model.first_stage_weight.fill_(0.5)
+    maxp = Reranker(model, encoder, device="cpu")
+    pair = explain_pair(maxp, QUERY, DOC, first_stage_score=0.8, model_name="pooled_cosine")
+    query_ids = torch.tensor(encoder.encode_queries([QUERY]))
+    doc_ids = torch.tensor(encoder.encode_docs([DOC]))
+    with torch.no_grad():
+        predicted = float(model.eval()(query_ids, doc_ids, None, None, torch.tensor([0.8]))[0])
+    assert float(pair.stages["passages"].max()) == pytest.approx(predicted, abs=1e-5)  # 0.5 x 0.8 included
+    assert pair.score == pytest.approx(predicted, abs=1e-5)
+
+    firstp = {**options, "passages": "firstp"}
+    first = Reranker(build_model("pooled_cosine", encoder.vocab_size, firstp), encoder, device="cpu")
+    pair = explain_pair(first, QUERY, DOC, model_name="pooled_cosine")
+    assert "document: 4 word pieces after the first passage not read (FirstP)" in pair.notes
+    assert not any("window" in note for note in pair.notes)
+    assert pair.doc_read == [True] * 3 + [False] * 4

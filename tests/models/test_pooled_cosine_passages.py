@@ -144,3 +144,64 @@ def test_flops_count_each_passage_a_maxp_document_has(tiny_bert_folder):
     # 20 pieces: passages at 0, 4, 8, 12 (the one at 12 reaches the end)
     per_passage = whole.flops_per_pair(4, 8) - whole.flops_per_pair(4, 0) + whole.flops_per_pair(0, 0) // 2
     assert maxp.flops_per_pair(4, 20) == whole.flops_per_pair(4, 8) + 3 * per_passage
+
+
+def test_a_fine_tuned_models_stores_go_with_it_and_a_frozen_ones_stay(tiny_bert_folder):
+    import gc
+
+    from neurank.models import cedr
+
+    encoder = WordPieceEncoder.from_folder(tiny_bert_folder)
+    batch = encode(encoder, PAIRS)
+    model = fine_tuned(tiny_bert_folder, encoder.vocab_size).eval()
+    with torch.no_grad():
+        model(*batch)
+    assert len(cedr._SHARED_STORES) == 1
+    del model
+    gc.collect()
+    assert cedr._SHARED_STORES == {}  # nothing else reads those weights
+
+    frozen = fine_tuned(tiny_bert_folder, encoder.vocab_size, freeze=True).eval()
+    with torch.no_grad():
+        expected = frozen(*batch)
+    del frozen
+    gc.collect()
+    tuned = fine_tuned(tiny_bert_folder, encoder.vocab_size).eval()  # the same starting weights: the same store
+    with torch.no_grad():
+        tuned(*batch)
+    optimizer = torch.optim.SGD(tuned.parameters(), lr=1.0)
+    tuned.train()
+    tuned(*batch).sum().backward()
+    optimizer.step()
+    tuned.eval()
+    with torch.no_grad():
+        tuned(*batch)  # new weights: a store of its own; the frozen model's store stays
+    del tuned
+    gc.collect()
+    again = fine_tuned(tiny_bert_folder, encoder.vocab_size, freeze=True).eval()
+    calls = encoder_calls(again)
+    with torch.no_grad():
+        assert torch.equal(again(*batch), expected) and calls == []
+    assert len(cedr._SHARED_STORES) == 1  # the trained weights' store went with the model
+
+
+def test_weights_changed_without_a_version_count_are_hashed_again_at_the_next_pass(tiny_bert_folder):
+    encoder = WordPieceEncoder.from_folder(tiny_bert_folder)
+    batch = encode(encoder, PAIRS)
+    model = fine_tuned(tiny_bert_folder, encoder.vocab_size).eval()
+    with torch.no_grad():
+        model(*batch)
+    model.train()
+    for parameter in model.encoder.parameters():
+        parameter.data.add_(0.01)  # through .data: no version count moves (a fused optimiser's step does the same)
+    model.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(model(*batch), uncached_twin(model)(*batch), atol=1e-6, rtol=0)
+
+
+def test_a_passage_longer_than_the_window_is_refused(tiny_bert_folder):
+    encoder = WordPieceEncoder.from_folder(tiny_bert_folder)
+    window = fine_tuned(tiny_bert_folder, encoder.vocab_size).max_positions
+    fine_tuned(tiny_bert_folder, encoder.vocab_size, passages="maxp", passage_len=window - 2, passage_stride=8)
+    with pytest.raises(ConfigError, match=rf"passage_len: {window - 1} word pieces do not fit .* at most {window - 2}"):
+        fine_tuned(tiny_bert_folder, encoder.vocab_size, passages="maxp", passage_len=window - 1, passage_stride=8)

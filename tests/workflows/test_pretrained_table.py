@@ -201,8 +201,18 @@ def test_the_pretrained_benchmark_config_loads_and_quick_needs_no_model_folder()
         "cedr_pacrr",
     ]
     full = load_plan("benchmark_pretrained")
-    assert list(full.models) == [*transformers, "compare_aggregate"] and list(full.collections) == ["wikiqa"]
+    assert list(full.models) == [*transformers, "compare_aggregate", "tk"]
+    assert list(full.collections) == ["wikiqa", "nfcorpus"]
+    assert full.rows("wikiqa") == [*transformers, "compare_aggregate"]
+    assert full.rows("nfcorpus") == ["zero_shot", "pooled_cosine", "cedr_cnn", "tk"]
     assert full.seeds == [1, 2, 3] and full.measures["wikiqa"] == ["AP", "RR"]
+    assert full.measures["nfcorpus"] == ["nDCG@10", "AP"]
+    # tk, the best word model of benchmark.yaml's NFCorpus table, trains here as there (its seeds are the same runs).
+    assert full.experiment_config("nfcorpus", "tk") == load_plan("benchmark").experiment_config("nfcorpus", "tk")
+    for model in ("zero_shot", "pooled_cosine", "cedr_cnn"):
+        config = full.experiment_config("nfcorpus", model)
+        assert config.model_config["hf_model"] == "models/all-minilm-l6-v2"
+        assert (config.data.max_query_len, config.data.max_doc_len) == (32, 128)
     assert {m: full.seeds_for(m) for m in ("zero_shot", "cross_encoder", "cedr_cnn_joint", "cedr_knrm")} == {
         "zero_shot": [1, 2, 3, 4, 5],
         "cross_encoder": [1],
@@ -226,11 +236,12 @@ def test_the_pretrained_benchmark_config_loads_and_quick_needs_no_model_folder()
         [quick.models, quick.collection_models, quick.shared_options]
         + [c.to_dict() for c in quick.collections.values()]
     )
-    for model in quick.models:
-        config = quick.experiment_config("wikiqa", model)
-        assert "hf_model" not in config.model_config and config.train.epochs == 1
-        expected = "random" if model == "compare_aggregate" else TINY_ENCODER
-        assert results_table.encoder_name(config) == expected
+    for collection in quick.collections:
+        for model in quick.rows(collection):
+            config = quick.experiment_config(collection, model)
+            assert "hf_model" not in config.model_config and config.train.epochs == 1
+            expected = "random" if model in ("compare_aggregate", "tk") else TINY_ENCODER
+            assert results_table.encoder_name(config) == expected
 
 
 def test_a_transformer_without_a_folder_reads_no_word_vectors(tiny_config):
@@ -575,6 +586,22 @@ def test_a_collections_rows_and_data_say_what_it_trains_and_on_what(tmp_path, ti
         ({"rows": ["knrm"], "data": {"knrm": {"max_doc_lenght": 7}}}, r"max_doc_lenght"),
         ({"rows": ["knrm"], "data": {"knrm": {"max_doc_len": 0}}}, r"max_doc_len: expected an integer 1 or more"),
         ({"rows": ["knrm", "zero_shot"]}, r"collection 'nfcorpus': models: no entry 'zero_shot' with `model:"),
+        (
+            {"rows": ["knrm"], "data": {"pooled_cosine": {"max_doc_len": 7}}},
+            r"collection 'nfcorpus' sets data options of 'pooled_cosine', which its rows: \(knrm\) does not train",
+        ),
+        (
+            {"rows": ["knrm"], "train": {"pooled_cosine": {"lr": 0.1}}},
+            r"sets training options of 'pooled_cosine', which its rows: \(knrm\) does not train",
+        ),
+        (
+            {"rows": ["knrm"], "data": {"knrm": {"candidates": 5}}},
+            r"collection 'nfcorpus': data: knrm: 'candidates' cannot differ between the rows of one table",
+        ),
+        (
+            {"rows": ["knrm"], "data": {"knrm": {"test_split": "dev"}}},
+            r"data: knrm: 'test_split' cannot differ between the rows of one table",
+        ),
     ],
 )
 def test_a_collections_rows_and_data_are_checked(tmp_path, tiny_config, keys, message):
@@ -586,7 +613,7 @@ def test_a_collections_rows_and_data_are_checked(tmp_path, tiny_config, keys, me
 
 @pytest.mark.slow  # two tiny models, one seed each (a few seconds)
 def test_only_a_collections_rows_train_each_on_its_own_data(tmp_path, tiny_config):
-    path = write_rows(tmp_path, tiny_config)
+    path = write_rows(tmp_path, tiny_config, models=("pooled_cosine", "knrm", "drmm"), collections={"wikiqa": {}})
     with_collection_keys(path, wikiqa={"rows": ["pooled_cosine", "knrm"], "data": {"knrm": {"max_doc_len": 7}}})
     plan = load_plan(path)
     results = run_benchmark(plan, tmp_path / "runs", log=lambda line: None)
@@ -599,3 +626,13 @@ def test_only_a_collections_rows_train_each_on_its_own_data(tmp_path, tiny_confi
     assert saved["knrm"]["max_doc_len"] == 7 and saved["pooled_cosine"]["max_doc_len"] == tiny_config.data.max_doc_len
     text = results_markdown(results, plan, "neurank benchmark bench.yaml", 1.0)
     assert "knrm with options n_kernels 5; data max_doc_len 7" in text
+
+
+def test_quick_limits_win_over_a_rows_own_data():
+    plan = load_plan("benchmark_pretrained", quick=True, data_dir="/nowhere")
+    for row in ("zero_shot", "pooled_cosine", "cedr_cnn"):
+        data = plan.experiment_config("nfcorpus", row).data
+        assert (data.max_doc_len, data.max_train_queries, data.data_dir) == (40, 300, "/nowhere")
+        assert data.max_query_len == 32  # the row's own, which quick does not set
+    full = load_plan("benchmark_pretrained").experiment_config("nfcorpus", "pooled_cosine").data
+    assert (full.max_doc_len, full.max_train_queries) == (128, 250)

@@ -17,6 +17,7 @@ from torch import Tensor
 from neurank.models import Stage
 from neurank.models.cedr import ContextualRanker, TransformerRanker, join_single
 from neurank.models.cross_encoder import CrossEncoder, join_pair, split_passages
+from neurank.models.layers import first_stage_column
 from neurank.models.pooled_cosine import PooledCosine
 from neurank.text import WordPieceEncoder
 
@@ -128,14 +129,17 @@ def transformer_view(
         view.query_read = read(join_single(query, query_mask, cls_id, sep_id, window)[3], len(query_ids))
         view.sequences["query, alone"] = sequence((query_tokens, view.query_read))
         if isinstance(model, PooledCosine) and model.config.passages != "none":
-            _pooled_passages(model, view, query, doc, query_mask, doc_mask, doc_tokens, sequence)
+            _pooled_passages(model, view, query, doc, query_mask, doc_mask, doc_tokens, first_stage_score, sequence)
         else:
             view.doc_read = read(join_single(doc, doc_mask, cls_id, sep_id, window)[3], len(doc_ids))
             view.sequences["document, alone"] = sequence((doc_tokens, view.doc_read))
     matrix = isinstance(model, ContextualRanker)
+    firstp = getattr(model.config, "passages", "none") == "firstp"
     for kind, tokens_read, cut in (("query", view.query_read, query_cut), ("document", view.doc_read, len(doc_ids))):
         past = sum(not is_read for is_read in tokens_read[:cut])
-        if past and window is not None:
+        if past and kind == "document" and firstp:
+            notes.append(f"document: {past} word pieces after the first passage not read (FirstP)")
+        elif past and window is not None:
             zero = " (0 in the matrices)" if matrix else ""
             notes.append(
                 f"{kind}: {past} word pieces past the transformer's window of {window} positions not read{zero}"
@@ -178,7 +182,7 @@ def _passages(model, view, query, doc, query_mask, doc_mask, query_tokens, doc_t
     )
 
 
-def _pooled_passages(model, view, query, doc, query_mask, doc_mask, doc_tokens, sequence):
+def _pooled_passages(model, view, query, doc, query_mask, doc_mask, doc_tokens, first_stage_score, sequence):
     """A pooled cosine over passages (MaxP, FirstP): each passage it encoded alone, and each passage's score."""
     config = model.config
     passage_ids, passage_mask, _ = split_passages(doc, doc_mask, config.passage_len, config.passage_stride)
@@ -198,6 +202,8 @@ def _pooled_passages(model, view, query, doc, query_mask, doc_mask, doc_tokens, 
         )
     view.doc_read = doc_read
     scores = (model.scale * cosines + model.bias)[:, :count]  # (1, count)
+    if model.first_stage_weight is not None:  # the document's first-stage term, added to each passage's score
+        scores = scores + model.first_stage_weight * first_stage_column(first_stage_score, model.config, scores)
     best = int(scores[0].argmax())
     mode = "MaxP: the best passage's score" if config.passages == "maxp" else "FirstP: the first passage's score"
     view.notes.append(f"{mode} is the document's; passage {best + 1} of {count} gives it")

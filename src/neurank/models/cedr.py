@@ -327,6 +327,10 @@ class TransformerRanker(Ranker):
         super().train(mode)
         if self.frozen:
             self.encoder.eval()  # no dropout: a frozen text's vectors are the same every time (and cacheable)
+        elif self.caches_in_inference:
+            # Trainable weights: hash them again at the next cached pass (about 50 ms for MiniLM), whatever changed
+            # them in between; a fused optimiser or a write through `.data` leaves no version count to notice.
+            self._weights = _WeightsSeen()
         return self
 
     def _apply(self, fn: Any, recurse: bool = True) -> TransformerRanker:
@@ -447,6 +451,15 @@ class TransformerRanker(Ranker):
                 _release(self._store_key.split("/")[0], self)  # the weights changed: the old store may be unused now
             _STORE_USERS.setdefault(digest, weakref.WeakSet()).add(self)
             store = _SHARED_STORES.setdefault(key, _Store())
+            if self.frozen:
+                _READ_FROZEN.add(digest)
+            else:
+                # A trainable model's stores go with it (a frozen model's outlive it, for the next seed to read).
+                holder = self.__dict__.get("_last_digest")
+                if holder is None or holder[1] != id(self):
+                    holder = self.__dict__["_last_digest"] = [digest, id(self)]
+                    weakref.finalize(self, _forget_trainable, holder)
+                holder[0] = digest
         self._store_key = key
         return store
 
@@ -523,6 +536,7 @@ def _unchanged(tensor: Tensor, seen: Tensor, version: int | None) -> bool:
 # The shared stores, by "weights digest/autocast state", and the live models reading each digest's stores.
 _SHARED_STORES: dict[str, _Store] = {}
 _STORE_USERS: dict[str, weakref.WeakSet] = {}
+_READ_FROZEN: set[str] = set()  # the digests a frozen model has read: their stores outlive a trainable reader
 _SHARED_LOCK = threading.RLock()
 
 
@@ -537,6 +551,7 @@ def clear_shared_caches() -> int:
         stores = list(_SHARED_STORES.values())
         _SHARED_STORES.clear()
         _STORE_USERS.clear()
+        _READ_FROZEN.clear()
     freed = 0
     for store in stores:
         with store.lock:
@@ -557,12 +572,28 @@ def _drop_stores(digest: str) -> None:
 
 def _release(digest: str, model: TransformerRanker) -> None:
     # A model whose weights changed leaves its old digest; the old stores go when no live model reads them (a model
-    # whose frozen encoder is trained anyway would otherwise leave one store per step behind).
+    # whose frozen encoder is trained anyway would otherwise leave one store per step behind), except that a
+    # trainable model never drops what a frozen one has read: a fine-tuned bi-encoder starts from the weights of the
+    # frozen zero-shot model, whose store is kept for that model's next seed.
     users = _STORE_USERS.get(digest)
     if users is not None:
         users.discard(model)
         if not users:
             del _STORE_USERS[digest]
+            if model.frozen or digest not in _READ_FROZEN:
+                _READ_FROZEN.discard(digest)
+                _drop_stores(digest)
+
+
+def _forget_trainable(holder: list) -> None:
+    # A trainable model was collected: its last weights' stores go unless a live model or a frozen one reads them.
+    digest = holder[0]
+    with _SHARED_LOCK:
+        users = _STORE_USERS.get(digest)
+        if users is not None and any(True for _ in users):
+            return
+        _STORE_USERS.pop(digest, None)
+        if digest not in _READ_FROZEN:
             _drop_stores(digest)
 
 

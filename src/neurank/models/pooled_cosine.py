@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from neurank.config import ConfigError
 from neurank.models.cedr import TransformerRanker, join_single
 from neurank.models.cross_encoder import check_passage_options, check_transformer_options, split_passages
 from neurank.models.layers import first_stage_column, resolve_masks
@@ -106,6 +107,12 @@ class PooledCosine(TransformerRanker):
     def __init__(self, vocab_size: int, config: PooledCosineConfig | None = None, embeddings: Tensor | None = None):
         config = config or PooledCosineConfig()
         super().__init__(vocab_size, config, embeddings, "pooled_cosine", frozen=config.freeze)
+        window = self.max_positions
+        if config.passages != "none" and window is not None and config.passage_len > window - 2:
+            raise ConfigError(
+                f"passage_len: {config.passage_len} word pieces do not fit the transformer's window of {window} "
+                f"positions with [CLS] and [SEP]; expected at most {window - 2}"
+            )
         # Built as the identity on the cosine, so an untrained model ranks as the encoder does.
         self.scale = nn.Parameter(torch.tensor(float(config.scale)))
         self.bias = nn.Parameter(torch.zeros(()))

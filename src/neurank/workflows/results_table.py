@@ -61,6 +61,19 @@ from neurank.workflows.experiment import (
 )
 from neurank.workflows.reuse import add_to_seed_result, read_seed_file, why_retrained
 
+# The data options one row of a table may set for itself (`data:` under a collection): limits and text processing,
+# never what the rows are compared on (the collection, its splits, BM25's candidates).
+ROW_DATA_KEYS = (
+    "max_query_len",
+    "max_doc_len",
+    "max_train_queries",
+    "min_relevance",
+    "min_freq",
+    "max_vocab",
+    "stopwords",
+    "stemmer",
+)
+
 # What the encoder column says for a transformer model built without `hf_model` (`neurank.models.cross_encoder`).
 TINY_ENCODER = "tiny random BERT"
 
@@ -131,6 +144,8 @@ class BenchmarkPlan:
     collection_rows: dict[str, list[str]] = field(default_factory=dict)
     # Per collection, data options (the `data` section) that replace the collection's for one row there.
     collection_data: dict[str, dict[str, dict]] = field(default_factory=dict)
+    # Data options that win over a row's own (--quick's and --data-dir's), as `final_train` for training.
+    final_data: dict = field(default_factory=dict)
 
     def rows(self, collection: str) -> list[str]:
         """The rows a collection's table trains, in the benchmark's order: its `rows:` (all when it has none)."""
@@ -180,7 +195,9 @@ class BenchmarkPlan:
         own_data = self.data_options(collection, model)
         if own_data:
             data = build_section(
-                DataConfig, {**dataclasses.asdict(base.data), **own_data}, f"{collection}: data: {model}"
+                DataConfig,
+                {**dataclasses.asdict(base.data), **own_data, **self.final_data},
+                f"{collection}: data: {model}",
             )
         options = self.model_options(collection, model)
         registered = options.pop("model", model)
@@ -286,6 +303,13 @@ def load_plan(
         if rows is not None:
             collection_rows[name] = rows
         for part, given in (("options", own_models), ("training options", own_train), ("data options", own_data)):
+            if rows is not None:
+                idle = [m for m in given if m in all_models and m not in rows]
+                if idle:
+                    raise ConfigError(
+                        f"{path}: collection {name!r} sets {part} of {idle[0]!r}, which its rows: "
+                        f"({', '.join(rows)}) does not train; add it there or remove its entry"
+                    )
             strangers = [m for m in given if m not in all_models]
             if strangers:
                 raise ConfigError(
@@ -334,9 +358,18 @@ def load_plan(
             collection_models[name] = {m: dict(o or {}) for m, o in own_models.items() if m in here}
             collection_train[name] = {m: dict(o or {}) for m, o in own_train.items() if m in here}
             configs[name] = config_from_dict(values, task_source)
+        for model, given in own_data.items():
+            odd = sorted(set(given or {}) - set(ROW_DATA_KEYS))
+            if odd:
+                raise ConfigError(
+                    f"{path}: collection {name!r}: data: {model}: {odd[0]!r} cannot differ between the rows of one "
+                    f"table (the collection, its splits and BM25's candidates are the table's); a row may set "
+                    f"{', '.join(ROW_DATA_KEYS)}"
+                )
         collection_data[name] = {m: dict(o) for m, o in own_data.items() if m in here and o}
         measures[name] = list(entry.get("measures", []))
     quick_train = apply_overrides({}, list(quick_part.get("overrides", []))).get("train", {})
+    final_data = apply_overrides({}, overrides).get("data", {})  # quick's data limits and --data-dir
     if quick:  # a smoke test in CI time, without the model folders: every transformer is the tiny random one
         chosen = {m: _without_hf_model(o) for m, o in chosen.items()}
         collection_models = {c: {m: _without_hf_model(o) for m, o in g.items()} for c, g in collection_models.items()}
@@ -359,6 +392,7 @@ def load_plan(
         [str(name) for name in compare_with],
         collection_rows,
         collection_data,
+        final_data,
     )
     for name, own_train in collection_train.items():
         for model in own_train:
