@@ -201,15 +201,17 @@ def test_the_pretrained_benchmark_config_loads_and_quick_needs_no_model_folder()
         "cedr_pacrr",
     ]
     full = load_plan("benchmark_pretrained")
-    assert list(full.models) == [*transformers, "compare_aggregate", "tk"]
+    assert list(full.models) == [transformers[0], "zero_shot_fused", *transformers[1:], "compare_aggregate", "tk"]
     assert list(full.collections) == ["wikiqa", "nfcorpus"]
     assert full.rows("wikiqa") == [*transformers, "compare_aggregate"]
-    assert full.rows("nfcorpus") == ["zero_shot", "pooled_cosine", "cedr_cnn", "tk"]
+    assert full.rows("nfcorpus") == ["zero_shot", "zero_shot_fused", "pooled_cosine", "cedr_cnn", "tk"]
+    fused, alone = (full.experiment_config("nfcorpus", row) for row in ("zero_shot_fused", "zero_shot"))
+    assert fused.model_config == alone.model_config and (fused.train.fusion, alone.train.fusion) == (True, False)
     assert full.seeds == [1, 2, 3] and full.measures["wikiqa"] == ["AP", "RR"]
     assert full.measures["nfcorpus"] == ["nDCG@10", "AP"]
     # tk, the best word model of benchmark.yaml's NFCorpus table, trains here as there (its seeds are the same runs).
     assert full.experiment_config("nfcorpus", "tk") == load_plan("benchmark").experiment_config("nfcorpus", "tk")
-    for model in ("zero_shot", "pooled_cosine", "cedr_cnn"):
+    for model in ("zero_shot", "zero_shot_fused", "pooled_cosine", "cedr_cnn"):
         config = full.experiment_config("nfcorpus", model)
         assert config.model_config["hf_model"] == "models/all-minilm-l6-v2"
         assert (config.data.max_query_len, config.data.max_doc_len) == (32, 128)
@@ -329,7 +331,7 @@ def test_quick_drops_a_rows_model_folder_and_keeps_its_model(tmp_path, tiny_conf
 def test_the_shipped_pretrained_table_has_a_zero_shot_row_and_a_fine_tuned_bi_encoder():
     for quick in (False, True):
         plan = load_plan("benchmark_pretrained", quick=quick)
-        assert list(plan.models)[:2] == ["zero_shot", "pooled_cosine"]
+        assert plan.rows("wikiqa")[:2] == ["zero_shot", "pooled_cosine"]
         zero_shot, bi_encoder = (plan.experiment_config("wikiqa", m) for m in ("zero_shot", "pooled_cosine"))
         folder = {} if quick else {"hf_model": "models/all-minilm-l6-v2"}
         assert zero_shot.model == bi_encoder.model == "pooled_cosine"
@@ -342,7 +344,7 @@ def test_the_shipped_pretrained_table_has_a_zero_shot_row_and_a_fine_tuned_bi_en
         # The cross-encoder reads no BM25 score either; every other model keeps the input answer_selection.yaml
         # gives it.
         assert plan.experiment_config("wikiqa", "cross_encoder").model_config["use_first_stage_score"] is False
-        others = [m for m in plan.models if m not in ("zero_shot", "pooled_cosine", "cross_encoder")]
+        others = [m for m in plan.rows("wikiqa") if m not in ("zero_shot", "pooled_cosine", "cross_encoder")]
         assert all(plan.experiment_config("wikiqa", m).model_config["use_first_stage_score"] for m in others)
 
 
@@ -498,7 +500,7 @@ def test_a_task_config_entry_wins_over_its_model_config_as_in_neurank_train(tmp_
 
 @pytest.mark.integration
 @pytest.mark.slow
-def test_the_shipped_pretrained_table_runs_quick_on_wikiqa_without_the_model_folder(cli, shared_data, tmp_path):
+def test_the_shipped_pretrained_table_runs_quick_without_the_model_folder(cli, shared_data, tmp_path):
     # --quick: every transformer a tiny random BERT over the word ids, so neither models/ nor a download is needed.
     status, out, err = cli(
         "benchmark", "benchmark_pretrained", "--quick", "--data-dir", shared_data,
@@ -510,8 +512,15 @@ def test_the_shipped_pretrained_table_runs_quick_on_wikiqa_without_the_model_fol
     assert {"BM25", "zero_shot", "pooled_cosine", "cross_encoder", "cedr_cnn_joint", "cedr_cnn"} <= rows
     assert "| compare_aggregate |" in table and "p vs compare_aggregate" in table
     assert "tiny random BERT" in table and "all-minilm" not in table
-    for run in (tmp_path / "runs" / "wikiqa").glob("*/seed-1/seed.json"):
+    for run in (tmp_path / "runs").glob("*/*/seed-1/seed.json"):
         assert "hf_model" not in json.dumps(json.loads(run.read_text())["config"]["model_config"])
+    # NFCorpus trains its rows: only, each with its own data limits under quick's.
+    nfcorpus = table[table.index("## nfcorpus (") :]
+    assert "| tk |" in nfcorpus and "| zero_shot_fused |" in nfcorpus and "p vs tk" in nfcorpus
+    assert "| cross_encoder |" not in nfcorpus
+    assert sorted(p.name for p in (tmp_path / "runs" / "nfcorpus").iterdir()) == sorted(
+        ["zero_shot", "zero_shot_fused", "pooled_cosine", "cedr_cnn", "tk"]
+    )
 
 
 @pytest.mark.slow
@@ -630,7 +639,7 @@ def test_only_a_collections_rows_train_each_on_its_own_data(tmp_path, tiny_confi
 
 def test_quick_limits_win_over_a_rows_own_data():
     plan = load_plan("benchmark_pretrained", quick=True, data_dir="/nowhere")
-    for row in ("zero_shot", "pooled_cosine", "cedr_cnn"):
+    for row in ("zero_shot", "zero_shot_fused", "pooled_cosine", "cedr_cnn"):
         data = plan.experiment_config("nfcorpus", row).data
         assert (data.max_doc_len, data.max_train_queries, data.data_dir) == (40, 300, "/nowhere")
         assert data.max_query_len == 32  # the row's own, which quick does not set
