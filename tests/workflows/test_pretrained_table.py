@@ -645,3 +645,18 @@ def test_quick_limits_win_over_a_rows_own_data():
         assert data.max_query_len == 32  # the row's own, which quick does not set
     full = load_plan("benchmark_pretrained").experiment_config("nfcorpus", "pooled_cosine").data
     assert (full.max_doc_len, full.max_train_queries) == (128, 250)
+
+
+def test_a_collections_model_seeds_win_there_only(tmp_path, tiny_config):
+    path = write_rows(
+        tmp_path, tiny_config, collections={"wikiqa": {"zero_shot": ZERO_SHOT}, "nfcorpus": {}},
+        model_seeds={"knrm": [1, 2]},
+    )  # fmt: skip
+    with_collection_keys(path, nfcorpus={"rows": ["knrm", "pooled_cosine"], "model_seeds": {"pooled_cosine": [4]}})
+    plan = load_plan(path)
+    assert plan.seeds_for("pooled_cosine", "nfcorpus") == [4] and plan.seeds_for("pooled_cosine", "wikiqa") == [1]
+    assert plan.seeds_for("knrm", "nfcorpus") == plan.seeds_for("knrm", "wikiqa") == [1, 2]
+    assert load_plan(path, seeds=[7]).seeds_for("pooled_cosine", "nfcorpus") == [7]  # --seeds: every model's
+    with_collection_keys(path, nfcorpus={"model_seeds": {"pooled_cosine": ["4"]}})
+    with pytest.raises(ConfigError, match=r"bench.yaml: collection 'nfcorpus': model_seeds: pooled_cosine: expected"):
+        load_plan(path)

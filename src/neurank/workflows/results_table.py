@@ -146,6 +146,8 @@ class BenchmarkPlan:
     collection_data: dict[str, dict[str, dict]] = field(default_factory=dict)
     # Data options that win over a row's own (--quick's and --data-dir's), as `final_train` for training.
     final_data: dict = field(default_factory=dict)
+    # Per collection, seeds of some rows in place of `model_seeds` (a collection's own `model_seeds:`).
+    collection_model_seeds: dict[str, dict[str, list[int]]] = field(default_factory=dict)
 
     def rows(self, collection: str) -> list[str]:
         """The rows a collection's table trains, in the benchmark's order: its `rows:` (all when it has none)."""
@@ -156,9 +158,11 @@ class BenchmarkPlan:
         """The data options a collection gives one row in place of its own (empty: the collection's)."""
         return dict(self.collection_data.get(collection, {}).get(model, {}))
 
-    def seeds_for(self, model: str) -> list[int]:
-        """The seeds `model` is trained with: its own `model_seeds`, else `seeds`."""
-        return list(self.model_seeds.get(model, self.seeds))
+    def seeds_for(self, model: str, collection: str | None = None) -> list[int]:
+        """The seeds `model` is trained with (on `collection`): the collection's own `model_seeds` for it, else the
+        benchmark's, else `seeds`."""
+        own = self.collection_model_seeds.get(collection, {}) if collection is not None else {}
+        return list(own.get(model, self.model_seeds.get(model, self.seeds)))
 
     def model_options(self, collection: str, model: str) -> dict:
         """A model's options on a collection: its own, with the collection's replacements (a row of another name
@@ -282,6 +286,7 @@ def load_plan(
         entries = {c: entries[c] for c in collections}
     configs: dict[str, ExperimentConfig] = {}
     collection_rows: dict[str, list[str]] = {}
+    collection_model_seeds: dict[str, dict[str, list[int]]] = {}
     collection_data: dict[str, dict[str, dict]] = {}
     measures: dict[str, list[str]] = {}
     collection_models: dict[str, dict[str, dict]] = {}
@@ -289,12 +294,15 @@ def load_plan(
     shared_options: dict[str, dict] = {}
     task_configs: dict[str, str] = {}
     for name, entry in entries.items():
-        unknown = set(entry) - {"config", "measures", "overrides", "models", "train", "data", "rows"}
+        unknown = set(entry) - {"config", "measures", "overrides", "models", "train", "data", "rows", "model_seeds"}
         if unknown:
             raise ConfigError(
                 f"{path}: collection {name!r}: unknown key {sorted(unknown)[0]!r}; "
-                "valid keys: config, data, measures, models, overrides, rows, train"
+                "valid keys: config, data, measures, model_seeds, models, overrides, rows, train"
             )
+        if not every_model_seeds:
+            own_seeds = _model_seeds(entry.get("model_seeds"), all_models, Path(f"{path}: collection {name!r}"))
+            collection_model_seeds[name] = {m: seeds_ for m, seeds_ in own_seeds.items() if m in chosen}
         own_models = dict(entry.get("models") or {})
         own_train = dict(entry.get("train") or {})
         own_data = dict(entry.get("data") or {})
@@ -393,6 +401,7 @@ def load_plan(
         collection_rows,
         collection_data,
         final_data,
+        collection_model_seeds,
     )
     for name, own_train in collection_train.items():
         for model in own_train:
@@ -573,7 +582,7 @@ def run_benchmark(
             registered[model_name] = config.model
             runs = runs_of[model_name] = []
             counts = []
-            for seed in plan.seeds_for(model_name):
+            for seed in plan.seeds_for(model_name, name):
                 run_dir = output_dir / name / model_name / f"seed-{seed}"
                 done = load_seed_run(run_dir, with_seed(config, seed), measures) if reuse else None
                 if done is not None:
