@@ -146,24 +146,28 @@ def test_flops_count_each_passage_a_maxp_document_has(tiny_bert_folder):
     assert maxp.flops_per_pair(4, 20) == whole.flops_per_pair(4, 8) + 3 * per_passage
 
 
+def scored(folder, **options):
+    """The encoder, PAIRS' batch, and a model in eval mode that has scored it once (its store filled), its scores."""
+    encoder = WordPieceEncoder.from_folder(folder)
+    batch = encode(encoder, PAIRS)
+    model = fine_tuned(folder, encoder.vocab_size, **options).eval()
+    with torch.no_grad():
+        scores = model(*batch)
+    return encoder, batch, model, scores
+
+
 def test_a_fine_tuned_models_stores_go_with_it_and_a_frozen_ones_stay(tiny_bert_folder):
     import gc
 
     from neurank.models import cedr
 
-    encoder = WordPieceEncoder.from_folder(tiny_bert_folder)
-    batch = encode(encoder, PAIRS)
-    model = fine_tuned(tiny_bert_folder, encoder.vocab_size).eval()
-    with torch.no_grad():
-        model(*batch)
+    encoder, batch, model, _ = scored(tiny_bert_folder)
     assert len(cedr._SHARED_STORES) == 1
     del model
     gc.collect()
     assert cedr._SHARED_STORES == {}  # nothing else reads those weights
 
-    frozen = fine_tuned(tiny_bert_folder, encoder.vocab_size, freeze=True).eval()
-    with torch.no_grad():
-        expected = frozen(*batch)
+    _, _, frozen, expected = scored(tiny_bert_folder, freeze=True)
     del frozen
     gc.collect()
     tuned = fine_tuned(tiny_bert_folder, encoder.vocab_size).eval()  # the same starting weights: the same store
@@ -186,11 +190,7 @@ def test_a_fine_tuned_models_stores_go_with_it_and_a_frozen_ones_stay(tiny_bert_
 
 
 def test_weights_changed_without_a_version_count_are_hashed_again_at_the_next_pass(tiny_bert_folder):
-    encoder = WordPieceEncoder.from_folder(tiny_bert_folder)
-    batch = encode(encoder, PAIRS)
-    model = fine_tuned(tiny_bert_folder, encoder.vocab_size).eval()
-    with torch.no_grad():
-        model(*batch)
+    _, batch, model, _ = scored(tiny_bert_folder)
     model.train()
     for parameter in model.encoder.parameters():
         parameter.data.add_(0.01)  # through .data: no version count moves (a fused optimiser's step does the same)
