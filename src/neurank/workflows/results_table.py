@@ -222,7 +222,8 @@ def load_plan(
     (dotted ``key=value``, applied before the quick ones) to size that collection's training for the table, its own
     ``models: {name: options}``, ``train: {name: training options}`` and ``data: {name: data options}`` (one row's
     data limits in place of the collection's: a transformer's word pieces beside a word model's words), and
-    ``rows: [name, ...]``: the benchmark's models that this collection's table trains (all when absent).
+    ``rows: [name, ...]``: the benchmark's models that this collection's table trains (all when absent), and
+    ``model_seeds: {name: [seeds]}``, which wins over the benchmark's ``model_seeds`` on that collection.
 
     Seeds given here (`seeds`: ``--seeds``), or by the quick section, are every model's: ``model_seeds`` then does
     not apply. With `quick`, no model reads a pretrained transformer: ``hf_model`` is dropped from every model's
