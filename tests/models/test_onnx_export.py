@@ -35,6 +35,8 @@ VARIANTS = [
     # Passages: the number of passages follows the padded document length inside the graph.
     ("cross_encoder", {"passages": "maxp", "passage_len": 8, "passage_stride": 4}),
     ("cross_encoder", {"passages": "firstp", "passage_len": 8, "passage_stride": 4}),
+    ("pooled_cosine", {"passages": "maxp", "passage_len": 8, "passage_stride": 4}),
+    ("pooled_cosine", {"passages": "firstp", "passage_len": 8, "passage_stride": 4}),
     # float16 vectors: a score can move by one float16 rounding step (about 1e-3 of a vector entry).
     ("cedr_knrm", {"cache_dtype": "float16"}),
 ]
